@@ -1,0 +1,101 @@
+// Every error stargz-get raises carries a stable `code`: callers and tests match on the
+// code, never on the message. The CLI maps codes to exit statuses and a one-line hint.
+
+export const ErrorCodes = {
+  /** A command-line option or argument is malformed or contradicts another. */
+  USAGE: 'ERR_USAGE',
+  /** An image reference (`host/repo:tag@digest/path`) cannot be parsed. */
+  REFERENCE_INVALID: 'ERR_REFERENCE_INVALID',
+  /** No connection to the registry (refused, DNS, TLS, reset before any answer). */
+  REGISTRY_UNREACHABLE: 'ERR_REGISTRY_UNREACHABLE',
+  /** The registry refused our credentials, or wants credentials we do not have. */
+  REGISTRY_AUTH: 'ERR_REGISTRY_AUTH',
+  /** The repository, tag, manifest or blob does not exist. */
+  REGISTRY_NOT_FOUND: 'ERR_REGISTRY_NOT_FOUND',
+  /** 429 Too Many Requests, still after our retries. */
+  REGISTRY_RATE_LIMITED: 'ERR_REGISTRY_RATE_LIMITED',
+  /** 5xx, still after our retries. */
+  REGISTRY_SERVER: 'ERR_REGISTRY_SERVER',
+  /** The registry answered something the protocol does not allow (bad Content-Range, short body...). */
+  REGISTRY_PROTOCOL: 'ERR_REGISTRY_PROTOCOL',
+  /** A request took longer than its deadline. */
+  TIMEOUT: 'ERR_TIMEOUT',
+  /** A manifest media type or layer media type we cannot read. */
+  MANIFEST_UNSUPPORTED: 'ERR_MANIFEST_UNSUPPORTED',
+  /** An image index has no manifest for the requested platform. */
+  PLATFORM_NOT_FOUND: 'ERR_PLATFORM_NOT_FOUND',
+  /** Bytes do not hash to the digest that names them (manifest, TOC, chunk, blob). */
+  DIGEST_MISMATCH: 'ERR_DIGEST_MISMATCH',
+  /** A layer is not eStargz: no valid footer. */
+  NOT_ESTARGZ: 'ERR_NOT_ESTARGZ',
+  /** A TOC (or a plain layer's tar) is malformed, inconsistent or hostile. */
+  TOC_INVALID: 'ERR_TOC_INVALID',
+  /** Compressed data does not inflate (corrupt gzip/zstd member). */
+  CORRUPT_DATA: 'ERR_CORRUPT_DATA',
+  /** The requested path does not exist in the image. */
+  PATH_NOT_FOUND: 'ERR_PATH_NOT_FOUND',
+  /** A name in the image would escape the destination (`..`, absolute, symlinked parent). */
+  UNSAFE_PATH: 'ERR_UNSAFE_PATH',
+  /** The destination cannot be written as asked (exists with another type, not writable...). */
+  DEST_CONFLICT: 'ERR_DEST_CONFLICT',
+  /** --offline, and what is needed is not in the cache. */
+  OFFLINE_MISS: 'ERR_OFFLINE_MISS',
+  /** The on-disk cache cannot be opened or used. */
+  CACHE: 'ERR_CACHE',
+  /** Mounting or unmounting failed. */
+  FUSE: 'ERR_FUSE',
+  /** The operation was cancelled (Ctrl-C, SIGTERM, AbortSignal). */
+  ABORTED: 'ERR_ABORTED',
+  /** A local I/O failure we did not expect. */
+  IO: 'ERR_IO',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export interface StargzErrorOptions {
+  /** True when the same request may succeed if tried again (network blips, 429, 5xx). */
+  retryable?: boolean;
+  /** Seconds the server asked us to wait before retrying (Retry-After). */
+  retryAfterSeconds?: number;
+  /** HTTP status, when the error came from a response. */
+  status?: number;
+  cause?: unknown;
+}
+
+export class StargzError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly retryAfterSeconds: number | undefined;
+  readonly status: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options: StargzErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'StargzError';
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.status = options.status;
+  }
+}
+
+export function isStargzError(err: unknown, code?: ErrorCode): err is StargzError {
+  return err instanceof StargzError && (code === undefined || err.code === code);
+}
+
+/** Wraps anything thrown into a StargzError, keeping a StargzError as it is. */
+export function toStargzError(err: unknown, fallback: ErrorCode = ErrorCodes.IO): StargzError {
+  if (err instanceof StargzError) return err;
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e && e.name === 'AbortError') return new StargzError(ErrorCodes.ABORTED, 'operation aborted', { cause: err });
+  const message = e && typeof e.message === 'string' ? e.message : String(err);
+  return new StargzError(fallback, message, { cause: err });
+}
+
+/** Strips credentials from text that may end up in a log or an error message. */
+export function redact(text: string): string {
+  return text
+    .replace(/(authorization:\s*)(basic|bearer)\s+[^\s"',]+/gi, '$1$2 <redacted>')
+    .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/g, '$1 <redacted>')
+    .replace(/("?(?:access_token|token|refresh_token|password)"?\s*[:=]\s*"?)[^"&\s,}]+/gi, '$1<redacted>')
+    .replace(/(\/\/[^/\s:@]+:)[^@/\s]+@/g, '$1<redacted>@');
+}
