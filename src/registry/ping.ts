@@ -1,0 +1,43 @@
+// GET /v2/ once per registry: learns which scheme answers and which auth the registry wants
+// (go-containerregistry transport/ping.go).
+import { isLoopbackRegistry } from '../reference/reference.js';
+import { parseWwwAuthenticate, type Challenge } from './challenge.js';
+import { httpStatusError, readBoundedText } from './errors.js';
+import { header, type Transport } from './transport.js';
+
+export interface PingResult {
+  /** 'https://host:port' or 'http://host:port' */
+  baseUrl: string;
+  /** Empty when the registry lets anyone in. */
+  challenges: Challenge[];
+}
+
+async function pingOnce(transport: Transport, baseUrl: string, signal?: AbortSignal): Promise<PingResult> {
+  const res = await transport.send({ url: new URL('/v2/', baseUrl), signal });
+  if (res.status === 401) {
+    res.body.dump().catch(() => undefined);
+    return { baseUrl, challenges: parseWwwAuthenticate(res.headers['www-authenticate']) };
+  }
+  // Some registries answer /v2/ with 404 yet serve the API: treat like 200 (no auth asked).
+  if ((res.status >= 200 && res.status < 300) || res.status === 404) {
+    res.body.dump().catch(() => undefined);
+    return { baseUrl, challenges: [] };
+  }
+  const text = await readBoundedText(res.body);
+  throw httpStatusError(res.status, `ping ${baseUrl}/v2/`, text, header(res.headers, 'retry-after'));
+}
+
+/**
+ * Pings `apiHost`. With plainHttp, HTTP only. Loopback registries are tried over HTTPS first
+ * and then over plain HTTP, as Docker does for insecure registries; others need HTTPS.
+ */
+export async function ping(transport: Transport, apiHost: string, plainHttp: boolean, signal?: AbortSignal): Promise<PingResult> {
+  if (plainHttp) return pingOnce(transport, `http://${apiHost}`, signal);
+  if (!isLoopbackRegistry(apiHost)) return pingOnce(transport, `https://${apiHost}`, signal);
+  try {
+    return await pingOnce(transport, `https://${apiHost}`, signal);
+  } catch (httpsErr) {
+    if (signal?.aborted) throw httpsErr;
+    return pingOnce(transport, `http://${apiHost}`, signal);
+  }
+}
