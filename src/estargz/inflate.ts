@@ -1,0 +1,115 @@
+// Inflating one chunk: the compressed extent [chunk.offset, chunk.end) starts with the member
+// (gzip) or frame (zstd) holding the chunk; the chunk's bytes start `innerOffset` bytes into its
+// output. The member usually goes on with tar padding and the next entries' headers, which we
+// do not need: we stop early when that tail is large, and check the gzip CRC when it is small.
+import { createHash } from 'node:crypto';
+import { constants as bufferConstants } from 'node:buffer';
+import zlib from 'node:zlib';
+import { ErrorCodes, StargzError } from '../errors.js';
+import type { Compression } from './footer.js';
+import { checkGzipTrailer, gzipHeaderLength } from './gzip-member.js';
+import { decodeZstdFrame, readZstdFrame } from './zstd-frame.js';
+
+/** Decoded bytes past the chunk we accept to decode in order to verify the member's CRC. */
+const TAIL_SLACK = 32 * 1024;
+/** zstd frames that declare up to this much past the chunk are decoded whole (fzstd's fastest path). */
+const ZSTD_WHOLE_FRAME_SLACK = 1024 * 1024;
+/** Cap on one zlib output buffer (bigger chunks arrive in several pieces). */
+const MAX_OUTPUT_PIECE = 64 * 1024 * 1024;
+
+function corrupt(message: string, cause?: unknown): StargzError {
+  return new StargzError(ErrorCodes.CORRUPT_DATA, message, cause === undefined ? {} : { cause });
+}
+
+/**
+ * Inflate one chunk's compressed bytes (exactly [chunk.offset, chunk.end) of the blob) and return
+ * its `size` uncompressed bytes starting at innerOffset. Async (zlib on the libuv threadpool;
+ * zstd is decoded by pure-JS fzstd on the calling thread, ~150 MiB/s). Trailing data after the member (e.g. the next tar header's gzip member) is ignored.
+ * Corrupt data -> CORRUPT_DATA.
+ */
+export async function inflateChunk(
+  compressed: Buffer,
+  compression: Compression,
+  innerOffset: number,
+  size: number,
+): Promise<Buffer> {
+  const need = innerOffset + size;
+  if (!Number.isSafeInteger(innerOffset) || !Number.isSafeInteger(size) || innerOffset < 0 || size < 0 || need > bufferConstants.MAX_LENGTH) {
+    throw new StargzError(ErrorCodes.TOC_INVALID, `chunk extent innerOffset=${innerOffset} size=${size} is invalid`);
+  }
+  if (size === 0) return Buffer.alloc(0);
+  if (compression === 'gzip') return inflateGzip(compressed, innerOffset, need);
+  return inflateZstd(compressed, innerOffset, need);
+}
+
+function inflateGzip(compressed: Buffer, innerOffset: number, need: number): Promise<Buffer> {
+  const start = gzipHeaderLength(compressed);
+  const body = compressed.subarray(start);
+  const chunkSize = Math.min(need + TAIL_SLACK, MAX_OUTPUT_PIECE);
+  return new Promise<Buffer>((resolve, reject) => {
+    const z = zlib.createInflateRaw({ chunkSize });
+    const parts: Buffer[] = [];
+    let got = 0;
+    let settled = false;
+    const settle = (err: StargzError | undefined): void => {
+      if (settled) return;
+      settled = true;
+      if (err) return reject(err);
+      resolve(compact(parts.length === 1 ? parts[0]!.subarray(innerOffset, need) : Buffer.concat(parts, need).subarray(innerOffset)));
+    };
+    z.on('data', (d: Buffer) => {
+      if (settled) return;
+      parts.push(d);
+      got += d.length;
+      // A long tail (several files packed in one member): stop without decoding the rest.
+      if (got >= need + TAIL_SLACK) {
+        z.destroy();
+        settle(undefined);
+      }
+    });
+    z.on('end', () => {
+      if (settled) return;
+      try {
+        checkGzipTrailer(body, z.bytesWritten, parts, got);
+      } catch (err) {
+        return settle(err as StargzError);
+      }
+      settle(got < need ? corrupt(`gzip member holds ${got} bytes, the chunk needs ${need}`) : undefined);
+    });
+    z.on('error', (err: Error) => settle(corrupt('gzip member does not inflate: ' + err.message, err)));
+    z.end(body);
+  });
+}
+
+async function inflateZstd(compressed: Buffer, innerOffset: number, need: number): Promise<Buffer> {
+  const frame = readZstdFrame(compressed);
+  const out = decodeZstdFrame(compressed, frame, need, need + ZSTD_WHOLE_FRAME_SLACK);
+  if (out.length < need) throw corrupt(`zstd frame holds ${out.length} bytes, the chunk needs ${need}`);
+  return compact(Buffer.from(out.buffer, out.byteOffset + innerOffset, need - innerOffset));
+}
+
+/** Small results cut from a much larger output buffer get their own copy, so callers that cache them do not pin the rest. */
+function compact(b: Buffer): Buffer {
+  return b.length * 2 < b.buffer.byteLength ? Buffer.from(b) : b;
+}
+
+/** 'sha256:<hex>' of `data`. */
+export function sha256Digest(data: Buffer): string {
+  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+}
+
+const DIGEST_ALGORITHMS = new Set(['sha256', 'sha384', 'sha512']);
+
+/** Throws DIGEST_MISMATCH (message names what, expected and actual) when the chunk's digest does not match. */
+export function verifyChunk(data: Buffer, expected: string | undefined, what: string): void {
+  if (expected === undefined) return;
+  const colon = expected.indexOf(':');
+  const algorithm = colon > 0 ? expected.slice(0, colon) : '';
+  if (!DIGEST_ALGORITHMS.has(algorithm)) {
+    throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${what}: cannot verify digest ${JSON.stringify(expected)} (unsupported algorithm)`);
+  }
+  const actual = algorithm + ':' + createHash(algorithm).update(data).digest('hex');
+  if (actual !== expected) {
+    throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${what}: digest mismatch, expected ${expected}, got ${actual}`);
+  }
+}
