@@ -1,0 +1,66 @@
+// Random access to one blob. The layer code reads through this interface only, so it can
+// be served by a registry (range GETs) or by a local file (an OCI layout, tests) alike.
+import { open } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import type { RegistryClient } from '../registry/client.js';
+import { ErrorCodes, StargzError } from '../errors.js';
+
+export interface BlobSource {
+  readonly digest: string;
+  readonly size: number;
+  /** Exactly bytes [offset, offset + length). */
+  readRange(offset: number, length: number, signal?: AbortSignal): Promise<Buffer>;
+  /** The whole blob as a stream (plain tar+gzip layers); the caller verifies the digest. */
+  openStream(signal?: AbortSignal): Promise<Readable>;
+}
+
+function checkBounds(offset: number, length: number, size: number, digest: string): void {
+  if (offset < 0 || length < 0 || offset + length > size) {
+    throw new StargzError(ErrorCodes.TOC_INVALID, `range ${offset}+${length} lies outside blob ${digest} (${size} bytes)`);
+  }
+}
+
+export class RegistryBlobSource implements BlobSource {
+  constructor(
+    private readonly client: RegistryClient,
+    private readonly repository: string,
+    readonly digest: string,
+    readonly size: number,
+  ) {}
+
+  readRange(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    checkBounds(offset, length, this.size, this.digest);
+    if (length === 0) return Promise.resolve(Buffer.alloc(0));
+    return this.client.readBlobRange(this.repository, this.digest, offset, length, signal);
+  }
+
+  async openStream(signal?: AbortSignal): Promise<Readable> {
+    return (await this.client.openBlobStream(this.repository, this.digest, signal)) as Readable;
+  }
+}
+
+export class FileBlobSource implements BlobSource {
+  constructor(
+    private readonly path: string,
+    readonly digest: string,
+    readonly size: number,
+  ) {}
+
+  async readRange(offset: number, length: number): Promise<Buffer> {
+    checkBounds(offset, length, this.size, this.digest);
+    const fh = await open(this.path, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(length);
+      const { bytesRead } = await fh.read(buf, 0, length, offset);
+      if (bytesRead !== length) throw new StargzError(ErrorCodes.IO, `short read from ${this.path}`);
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async openStream(): Promise<Readable> {
+    return createReadStream(this.path);
+  }
+}

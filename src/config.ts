@@ -1,0 +1,60 @@
+// Every tunable of stargz-get in one typed object, with its default stated once here.
+// The CLI fills it from flags; library users pass a Partial and get the rest filled in.
+import { ErrorCodes, StargzError } from './errors.js';
+
+export interface Options {
+  /** Parallel range requests to one registry (all layers share them). */
+  concurrency: number;
+  /** On-disk cache directory ($XDG_CACHE_HOME/stargz-get when unset). */
+  cacheDir?: string;
+  /** Upper bound of the on-disk chunk cache, bytes. */
+  cacheMaxBytes: number;
+  /** Upper bound of inflated chunks kept in memory, bytes. */
+  memoryCacheBytes: number;
+  /** Use only the cache: the last tag resolution and cached TOCs/chunks. */
+  offline: boolean;
+  /** 'os/arch[/variant]'; default this host's linux/arch. */
+  platform?: string;
+  /** Merge chunk extents separated by at most this many bytes into one request. */
+  maxGapBytes: number;
+  /** Upper bound of one merged range request, bytes. */
+  maxRangeBytes: number;
+}
+
+export const DEFAULT_OPTIONS: Options = {
+  concurrency: 8,
+  cacheMaxBytes: 10 * 1024 ** 3,
+  memoryCacheBytes: 256 * 1024 ** 2,
+  offline: false,
+  maxGapBytes: 64 * 1024,
+  maxRangeBytes: 8 * 1024 ** 2,
+};
+
+/** Fills defaults and rejects contradictory or unbounded values when options are built. */
+export function resolveOptions(partial: Partial<Options> = {}): Options {
+  const o: Options = { ...DEFAULT_OPTIONS };
+  for (const [k, v] of Object.entries(partial)) if (v !== undefined) (o as unknown as Record<string, unknown>)[k] = v;
+  const positiveInt = (name: keyof Options, max: number): void => {
+    const v = o[name];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
+      throw new StargzError(ErrorCodes.USAGE, `${name} must be an integer between 1 and ${max}, got ${String(v)}`);
+    }
+  };
+  positiveInt('concurrency', 256);
+  positiveInt('cacheMaxBytes', Number.MAX_SAFE_INTEGER);
+  positiveInt('memoryCacheBytes', 64 * 1024 ** 3);
+  positiveInt('maxRangeBytes', 1024 ** 3);
+  if (!Number.isInteger(o.maxGapBytes) || o.maxGapBytes < 0) throw new StargzError(ErrorCodes.USAGE, 'maxGapBytes must be >= 0');
+  if (o.memoryCacheBytes < 4 * 1024 * 1024) {
+    throw new StargzError(ErrorCodes.USAGE, 'the memory cache must hold at least 4 MiB (one chunk)');
+  }
+  return o;
+}
+
+/** Parses sizes like 512M, 2G, 10GiB, 1048576. */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(text);
+  if (!m) throw new StargzError(ErrorCodes.USAGE, `not a size: ${JSON.stringify(text)} (examples: 512M, 2G)`);
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  return Math.floor(parseFloat(m[1]!) * unit);
+}

@@ -1,0 +1,106 @@
+// Opens an image for reading: resolves the reference (or, offline, the cached resolution),
+// opens every layer's index at once (TOCs fetched in parallel), and merges them into the
+// one VFS that `sync`, `ls` and `mount` all use.
+import { ErrorCodes, StargzError } from '../errors.js';
+import { resolveOptions, type Options } from '../config.js';
+import { formatReference, type ImageReference } from '../reference/reference.js';
+import { RegistryClient, type RegistryClientOptions } from '../registry/client.js';
+import { defaultPlatform, formatPlatform, parseManifest, parsePlatform, type Descriptor, type ImageManifest } from '../registry/manifest.js';
+import { MemoryChunkCache } from '../cache/memory-cache.js';
+import { DiskCache, defaultCacheDir } from '../cache/disk-cache.js';
+import { ChunkCache } from '../cache/chunk-cache.js';
+import { RegistryBlobSource } from '../blob/blob-source.js';
+import { Limiter } from '../util/limiter.js';
+import { newFetchStats, type Layer, type LayerContext } from '../layer/layer.js';
+import { openLayer } from '../layer/open-layer.js';
+import { MergedFs } from '../vfs/merged-fs.js';
+
+export interface OpenImageOptions extends Partial<Options> {
+  registry?: RegistryClientOptions;
+  notice?: (message: string) => void;
+  /** Do not download layers that are not eStargz (they get an empty index): for `info`. */
+  probePlainLayers?: boolean;
+}
+
+export interface OpenedImage {
+  ref: ImageReference;
+  manifestDigest: string;
+  manifest: ImageManifest;
+  platform: string;
+  layers: Layer[];
+  fs: MergedFs;
+  client: RegistryClient;
+  ctx: LayerContext;
+  disk: DiskCache;
+  close(): Promise<void>;
+}
+
+export async function openImage(ref: ImageReference, options: OpenImageOptions = {}): Promise<OpenedImage> {
+  const opts = resolveOptions(options);
+  const notice = options.notice ?? (() => undefined);
+  const platform = opts.platform ? parsePlatform(opts.platform) : defaultPlatform();
+  const disk = DiskCache.open({ dir: opts.cacheDir ?? defaultCacheDir(), maxBytes: opts.cacheMaxBytes });
+  const client = new RegistryClient(ref.registry, { ...options.registry, maxConnectionsPerHost: Math.max(opts.concurrency, options.registry?.maxConnectionsPerHost ?? 0) });
+  try {
+    const resolutionKey = `${formatReference(ref)}|${formatPlatform(platform)}`;
+    let manifestDigest: string;
+    let manifest: ImageManifest;
+    if (opts.offline) {
+      const known = ref.digest ?? disk.getTagResolution(resolutionKey)?.digest;
+      const bytes = known ? disk.getManifest(known) : undefined;
+      if (!known || !bytes) {
+        throw new StargzError(ErrorCodes.OFFLINE_MISS, `${formatReference(ref)} has not been resolved before; run once without --offline`);
+      }
+      const parsed = parseManifest(bytes);
+      if (parsed.kind !== 'manifest') {
+        throw new StargzError(ErrorCodes.OFFLINE_MISS, `${formatReference(ref)}: the cached manifest is an index; run once without --offline`);
+      }
+      manifestDigest = known;
+      manifest = parsed.manifest;
+    } else {
+      const resolved = await client.resolveImage(ref, platform);
+      manifestDigest = resolved.manifestDigest;
+      manifest = resolved.manifest;
+      disk.putManifest(manifestDigest, resolved.manifestBytes);
+      disk.putTagResolution(resolutionKey, manifestDigest);
+    }
+
+    const ctx: LayerContext = {
+      cache: new ChunkCache(new MemoryChunkCache(opts.memoryCacheBytes), disk),
+      disk,
+      limiter: new Limiter(opts.concurrency),
+      tuning: { maxGap: opts.maxGapBytes, maxRangeBytes: opts.maxRangeBytes, tocTailGuess: 32 * 1024 },
+      stats: newFetchStats(),
+      offline: opts.offline,
+      notice,
+    };
+    const layers = await Promise.all(
+      manifest.layers.map((desc: Descriptor) =>
+        openLayer(desc, opts.offline ? undefined : new RegistryBlobSource(client, ref.repository, desc.digest, desc.size), ctx, {
+          probePlainLayers: options.probePlainLayers,
+        }),
+      ),
+    );
+    const fs = new MergedFs(layers);
+    for (const w of fs.warnings) notice(w);
+    return {
+      ref,
+      manifestDigest,
+      manifest,
+      platform: formatPlatform(platform),
+      layers,
+      fs,
+      client,
+      ctx,
+      disk,
+      async close() {
+        await client.close();
+        disk.close();
+      },
+    };
+  } catch (err) {
+    await client.close().catch(() => undefined);
+    disk.close();
+    throw err;
+  }
+}

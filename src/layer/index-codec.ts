@@ -1,0 +1,83 @@
+// Building a LayerIndex from tar headers (plain layers), and its compact cache encoding.
+import { ErrorCodes, StargzError } from '../errors.js';
+import type { IndexEntry, LayerIndex } from '../estargz/index.js';
+
+const MAX_NAME = 4096;
+
+/** Normalizes a tar member name; refuses names that could escape the root. */
+export function normalizeMemberName(name: string): string {
+  if (name.length > MAX_NAME || name.includes('\0')) throw new StargzError(ErrorCodes.TOC_INVALID, `invalid entry name ${JSON.stringify(name.slice(0, 200))}`);
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new StargzError(ErrorCodes.TOC_INVALID, `entry name escapes the root: ${JSON.stringify(name)}`);
+  return parts.join('/');
+}
+
+export class LayerIndexBuilder {
+  private readonly entries = new Map<string, IndexEntry>();
+
+  add(raw: IndexEntry): void {
+    const path = normalizeMemberName(raw.path);
+    const entry: IndexEntry = { ...raw, path, linkName: raw.type === 'hardlink' ? normalizeMemberName(raw.linkName) : raw.linkName };
+    this.ensureParents(path);
+    this.entries.set(path, entry);
+  }
+
+  private ensureParents(path: string): void {
+    if (!this.entries.has('')) this.entries.set('', implicitDir(''));
+    let i = path.indexOf('/');
+    while (i >= 0) {
+      const dir = path.slice(0, i);
+      if (!this.entries.has(dir) || this.entries.get(dir)!.type !== 'dir') this.entries.set(dir, implicitDir(dir));
+      i = path.indexOf('/', i + 1);
+    }
+  }
+
+  finish(): LayerIndex {
+    if (!this.entries.has('')) this.entries.set('', implicitDir(''));
+    const children = new Map<string, string[]>();
+    for (const path of this.entries.keys()) {
+      if (path === '') continue;
+      const i = path.lastIndexOf('/');
+      const parent = i < 0 ? '' : path.slice(0, i);
+      let list = children.get(parent);
+      if (!list) children.set(parent, (list = []));
+      list.push(path.slice(i + 1));
+    }
+    for (const list of children.values()) list.sort();
+    return { entries: this.entries, children, noPrefetch: true, compression: 'gzip', tocOffset: 0 };
+  }
+}
+
+function implicitDir(path: string): IndexEntry {
+  return { path, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtimeMs: 0, size: 0, linkName: '', devMajor: 0, devMinor: 0, xattrs: {}, chunks: [], implicit: true };
+}
+
+const CODEC_VERSION = 1;
+
+export function encodeLayerIndex(index: LayerIndex): Buffer {
+  const entries = [...index.entries.values()].map((e) => ({
+    ...e,
+    xattrs: Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [k, (v as Buffer).toString('base64')])),
+  }));
+  return Buffer.from(JSON.stringify({ v: CODEC_VERSION, entries }));
+}
+
+/** The decoded index, or undefined when the cached bytes are from another version or damaged. */
+export function decodeLayerIndex(data: Buffer): LayerIndex | undefined {
+  try {
+    const doc = JSON.parse(data.toString('utf8')) as { v: number; entries: Array<IndexEntry & { xattrs: Record<string, string> }> };
+    if (doc.v !== CODEC_VERSION || !Array.isArray(doc.entries)) return undefined;
+    const builder = new LayerIndexBuilder();
+    for (const e of doc.entries) {
+      const xattrs = Object.fromEntries(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v as string, 'base64')]));
+      if (e.path === '') continue;
+      builder.add({ ...e, xattrs });
+    }
+    const index = builder.finish();
+    const root = doc.entries.find((e) => e.path === '');
+    if (root && !root.implicit) index.entries.set('', { ...root, xattrs: {} });
+    return index;
+  } catch {
+    return undefined;
+  }
+}

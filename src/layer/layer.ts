@@ -1,0 +1,72 @@
+// A layer as the VFS sees it: a file index plus a way to get the bytes of file chunks.
+// eStargz layers fetch chunks lazily by range; plain tar+gzip layers are streamed whole
+// once and served from the cache afterwards. Both look the same from above.
+import type { ChunkRef, LayerIndex } from '../estargz/index.js';
+import type { Descriptor } from '../registry/manifest.js';
+import type { ChunkCache } from '../cache/chunk-cache.js';
+import type { DiskCache } from '../cache/disk-cache.js';
+import type { Limiter, Priority } from '../util/limiter.js';
+
+export interface ReadOptions {
+  /** Background prefetch runs at 'low' so on-demand reads overtake it. */
+  priority?: Priority;
+  signal?: AbortSignal;
+}
+
+export type ChunkSink = (ref: ChunkRef, data: Buffer) => void | Promise<void>;
+
+export interface Layer {
+  readonly descriptor: Descriptor;
+  /** True for eStargz (range-fetched on demand), false for a plain layer fetched whole. */
+  readonly lazy: boolean;
+  readonly format: 'estargz' | 'estargz-legacy' | 'estargz-zstd' | 'tar+gzip';
+  readonly index: LayerIndex;
+  /** Delivers every chunk in `refs` to `sink` (in no particular order), fetching what the cache lacks. */
+  readChunks(refs: readonly ChunkRef[], sink: ChunkSink, options?: ReadOptions): Promise<void>;
+}
+
+export interface FetchTuning {
+  /** Merge extents separated by at most this many bytes into one request. */
+  maxGap: number;
+  /** Upper bound of one merged range request. */
+  maxRangeBytes: number;
+  /** First guess of how many tail bytes hold footer + TOC (one request when it is enough). */
+  tocTailGuess: number;
+}
+
+export const DEFAULT_FETCH_TUNING: FetchTuning = {
+  maxGap: 64 * 1024,
+  maxRangeBytes: 8 * 1024 * 1024,
+  tocTailGuess: 32 * 1024,
+};
+
+export interface FetchStats {
+  /** Chunks served from memory or disk cache. */
+  chunkCacheHits: number;
+  /** Chunks fetched from the registry and inflated. */
+  chunksFetched: number;
+  /** Compressed bytes requested from the registry for chunks and TOCs. */
+  bytesRequested: number;
+  rangeRequests: number;
+}
+
+/** What every layer of one image shares: caches, the connection limiter, tuning, a logger. */
+export interface LayerContext {
+  cache: ChunkCache;
+  disk?: DiskCache;
+  limiter: Limiter;
+  tuning: FetchTuning;
+  stats: FetchStats;
+  /** True with --offline: nothing may be fetched. */
+  offline: boolean;
+  notice(message: string): void;
+}
+
+export function newFetchStats(): FetchStats {
+  return { chunkCacheHits: 0, chunksFetched: 0, bytesRequested: 0, rangeRequests: 0 };
+}
+
+/** The cache key of a chunk: its content digest, so identical chunks anywhere are stored once. */
+export function chunkKey(layerDigest: string, ref: ChunkRef): string {
+  return ref.digest ?? `${layerDigest}@${ref.offset}+${ref.innerOffset}`;
+}

@@ -1,0 +1,42 @@
+// Pure planning of range requests: neighbouring compressed extents are merged into one
+// request, because registries punish many small GETs and every request costs a round trip.
+
+export interface Extent {
+  /** Compressed start in the blob. */
+  offset: number;
+  /** Compressed end (exclusive). */
+  end: number;
+}
+
+export interface PlannedRange<T extends Extent> {
+  offset: number;
+  end: number;
+  items: T[];
+}
+
+export interface RangePlanOptions {
+  /** Merge two extents when the bytes between them are at most this many (fetched and dropped). */
+  maxGap: number;
+  /** Never grow a merged request beyond this many bytes (a single larger extent stays whole). */
+  maxRangeBytes: number;
+}
+
+export function planRanges<T extends Extent>(items: readonly T[], options: RangePlanOptions): PlannedRange<T>[] {
+  const sorted = [...items].sort((a, b) => a.offset - b.offset || a.end - b.end);
+  const ranges: PlannedRange<T>[] = [];
+  let current: PlannedRange<T> | undefined;
+  for (const item of sorted) {
+    if (
+      current &&
+      item.offset - current.end <= options.maxGap &&
+      Math.max(current.end, item.end) - current.offset <= options.maxRangeBytes
+    ) {
+      current.end = Math.max(current.end, item.end);
+      current.items.push(item);
+    } else {
+      current = { offset: item.offset, end: item.end, items: [item] };
+      ranges.push(current);
+    }
+  }
+  return ranges;
+}

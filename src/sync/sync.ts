@@ -1,0 +1,361 @@
+// `sync`: materializes one path of the merged image into a local directory exactly as an
+// OCI unpacker would, fetching only the chunks that path needs. Files are written at a
+// temporary name with positional writes as chunks arrive (in any order), and renamed to
+// their final name only once complete and verified; directory metadata is applied last,
+// deepest first, so that restrictive modes and mtimes are not disturbed by our own writes.
+import { constants as fsc } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { createHash } from 'node:crypto';
+import { ErrorCodes, StargzError, toStargzError } from '../errors.js';
+import type { ChunkRef } from '../estargz/index.js';
+import type { Layer } from '../layer/layer.js';
+import type { MergedFs } from '../vfs/merged-fs.js';
+import { visibleXattrs, type Inode, type VNode } from '../vfs/node.js';
+import { posixExtra } from '../util/native.js';
+import { allSettledOrThrow, mapConcurrent } from '../util/concurrent.js';
+import { safeChildPath, tempSibling } from './dest-path.js';
+
+export interface SyncOptions {
+  /** Set owners (default: only when running as root, like tar). */
+  preserveOwners?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (progress: SyncProgress) => void;
+  /** Non-fatal problems (not root: owners and device nodes skipped...). */
+  warn?: (message: string) => void;
+}
+
+export interface SyncProgress {
+  filesDone: number;
+  filesTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+export interface SyncSummary {
+  /** Where the synced path landed. */
+  target: string;
+  directories: number;
+  files: number;
+  symlinks: number;
+  hardlinks: number;
+  specials: number;
+  bytesWritten: number;
+}
+
+interface FileJob {
+  inode: Inode;
+  finalPath: string;
+  tmpPath: string;
+  handle?: fsp.FileHandle;
+  opening?: Promise<fsp.FileHandle>;
+  remaining: number;
+  /** Other paths in the synced tree that are hardlinks to this file. */
+  links: string[];
+  done: boolean;
+}
+
+const S_IFIFO = 0o010000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+
+export async function syncPath(fs: MergedFs, imagePath: string, dest: string, options: SyncOptions = {}): Promise<SyncSummary> {
+  const run = new SyncRun(fs, options);
+  return run.run(imagePath, dest);
+}
+
+class SyncRun {
+  private readonly preserveOwners: boolean;
+  private readonly warned = new Set<string>();
+  private readonly tmpFiles = new Set<string>();
+  private readonly summary: SyncSummary = { target: '', directories: 0, files: 0, symlinks: 0, hardlinks: 0, specials: 0, bytesWritten: 0 };
+  private readonly progress: SyncProgress = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 };
+
+  constructor(
+    private readonly fs: MergedFs,
+    private readonly options: SyncOptions,
+  ) {
+    const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+    this.preserveOwners = options.preserveOwners ?? isRoot;
+  }
+
+  async run(imagePath: string, dest: string): Promise<SyncSummary> {
+    const top = this.fs.resolve(imagePath, false);
+    // Like `cp -a`: a directory becomes DEST; anything else lands in DEST when DEST is an
+    // existing directory, else becomes DEST.
+    let target = dest;
+    if (!top.children) {
+      const st = await fsp.stat(dest).catch(() => undefined);
+      if (st?.isDirectory()) target = safeChildPath(dest, top.name === '' ? 'root' : top.name);
+      else await fsp.mkdir(dirname(dest), { recursive: true });
+    }
+    this.summary.target = target;
+    try {
+      await this.materialize(top, target);
+    } catch (err) {
+      await this.removeTemporaries();
+      throw toStargzError(err);
+    }
+    return this.summary;
+  }
+
+  private async materialize(top: VNode, target: string): Promise<void> {
+    // Plan: destination path of every node, files grouped by inode (hardlinks).
+    const dirs: Array<{ node: VNode; path: string }> = [];
+    const others: Array<{ node: VNode; path: string }> = [];
+    const jobs = new Map<Inode, FileJob>();
+    const plan = (node: VNode, path: string): void => {
+      if (node.children) {
+        dirs.push({ node, path });
+        for (const child of this.fs.readdir(node)) plan(child, safeChildPath(path, child.name));
+        return;
+      }
+      const type = node.inode.entry.type;
+      if (type === 'reg' || type === 'hardlink') {
+        const job = jobs.get(node.inode);
+        if (job) {
+          job.links.push(path);
+          return;
+        }
+        jobs.set(node.inode, {
+          inode: node.inode,
+          finalPath: path,
+          tmpPath: tempSibling(dirname(path), basename(path)),
+          remaining: node.inode.entry.chunks.length,
+          links: [],
+          done: false,
+        });
+        this.progress.filesTotal++;
+        this.progress.bytesTotal += node.inode.entry.size;
+        return;
+      }
+      others.push({ node, path });
+    };
+    plan(top, target);
+
+    // 1. Directories, parents first, writable by us until their metadata is applied at the end.
+    for (const { path } of dirs) await this.makeDir(path);
+    this.summary.directories = dirs.length;
+
+    // 2. Symlinks, device nodes, fifos.
+    for (const { node, path } of others) await this.makeSpecial(node, path);
+
+    // 3. Regular files: all chunks of a layer in one call, so neighbouring chunks of
+    //    different files share range requests.
+    await this.writeFiles([...jobs.values()]);
+
+    // 4. Directory metadata, deepest first (creating children changes a directory's mtime).
+    for (let i = dirs.length - 1; i >= 0; i--) {
+      const { node, path } = dirs[i]!;
+      if (node.inode.entry.implicit) {
+        // No entry in any layer (the image root, usually): a plain 0755 directory, as unpackers make it.
+        await fsp.chmod(path, 0o755);
+        continue;
+      }
+      await this.applyMetadata(node.inode, path);
+    }
+  }
+
+  private async makeDir(path: string): Promise<void> {
+    const st = await fsp.lstat(path).catch(() => undefined);
+    if (st?.isDirectory()) return;
+    if (st) await fsp.rm(path, { recursive: true, force: true }); // a file or symlink in the way: replace it, never follow it
+    await fsp.mkdir(path, { recursive: false, mode: 0o700 }).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') await fsp.mkdir(path, { recursive: true, mode: 0o700 });
+      else throw err;
+    });
+  }
+
+  private async makeSpecial(node: VNode, path: string): Promise<void> {
+    const entry = node.inode.entry;
+    const tmp = tempSibling(dirname(path), basename(path));
+    this.tmpFiles.add(tmp);
+    if (entry.type === 'symlink') {
+      await fsp.symlink(entry.linkName, tmp);
+      if (this.preserveOwners) await fsp.lchown(tmp, entry.uid, entry.gid);
+      const t = entry.mtimeMs / 1000;
+      await fsp.lutimes(tmp, t, t);
+      this.summary.symlinks++;
+    } else {
+      const native = posixExtra();
+      const typeBits = entry.type === 'fifo' ? S_IFIFO : entry.type === 'char' ? S_IFCHR : S_IFBLK;
+      if (!native) {
+        this.warnOnce('native', `native addon missing: ${entry.type} entries skipped (run npm run build:native)`);
+        this.tmpFiles.delete(tmp);
+        return;
+      }
+      try {
+        native.mknod(tmp, typeBits | (entry.mode & 0o7777), entry.devMajor, entry.devMinor);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EPERM') {
+          this.tmpFiles.delete(tmp);
+          this.warnOnce('mknod', `not permitted to create device nodes (not root): ${entry.type} entries skipped`);
+          return;
+        }
+        throw err;
+      }
+      await this.applyMetadata(node.inode, tmp);
+      this.summary.specials++;
+    }
+    await this.replace(tmp, path);
+    this.tmpFiles.delete(tmp);
+  }
+
+  private async writeFiles(jobs: FileJob[]): Promise<void> {
+    const byLayer = new Map<Layer, { refs: ChunkRef[]; owner: Map<ChunkRef, FileJob> }>();
+    const empty: FileJob[] = [];
+    for (const job of jobs) {
+      if (job.remaining === 0) {
+        empty.push(job);
+        continue;
+      }
+      let group = byLayer.get(job.inode.layer);
+      if (!group) byLayer.set(job.inode.layer, (group = { refs: [], owner: new Map() }));
+      for (const ref of job.inode.entry.chunks) {
+        group.refs.push(ref);
+        group.owner.set(ref, job);
+      }
+    }
+    await mapConcurrent(empty, 16, async (job) => {
+      await this.openJob(job);
+      await this.finishJob(job);
+    });
+    let failed = false;
+    await allSettledOrThrow(
+      [...byLayer].map(([layer, group]) =>
+        layer.readChunks(
+          group.refs,
+          async (ref, data) => {
+            // Once anything failed, no new file is started: the run is being abandoned.
+            if (failed) throw new StargzError(ErrorCodes.ABORTED, 'sync abandoned');
+            const job = group.owner.get(ref)!;
+            const fh = await this.openJob(job);
+            await writeFully(fh, data, ref.fileOffset);
+            this.summary.bytesWritten += data.length;
+            this.progress.bytesDone += data.length;
+            if (--job.remaining === 0) await this.finishJob(job);
+          },
+          { signal: this.options.signal },
+        ).catch((err: unknown) => {
+          failed = true;
+          throw err;
+        }),
+      ),
+    );
+  }
+
+  private openJob(job: FileJob): Promise<fsp.FileHandle> {
+    if (job.handle) return Promise.resolve(job.handle);
+    if (!job.opening) {
+      this.tmpFiles.add(job.tmpPath);
+      job.opening = fsp.open(job.tmpPath, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY | fsc.O_NOFOLLOW, 0o600).then((fh) => {
+        job.handle = fh;
+        return fh;
+      });
+    }
+    return job.opening;
+  }
+
+  private async finishJob(job: FileJob): Promise<void> {
+    const fh = job.handle!;
+    const entry = job.inode.entry;
+    try {
+      await fh.truncate(entry.size);
+      // Every chunk was verified against its chunk digest as it arrived; a TOC without
+      // chunk digests gets the whole-file digest checked instead.
+      if (entry.digest && entry.chunks.some((c) => !c.digest)) await verifyFileDigest(fh, entry.digest, job.finalPath);
+    } finally {
+      await fh.close();
+      job.handle = undefined;
+    }
+    await this.applyMetadata(job.inode, job.tmpPath);
+    await this.replace(job.tmpPath, job.finalPath);
+    this.tmpFiles.delete(job.tmpPath);
+    this.summary.files++;
+    for (const link of job.links) {
+      const tmp = tempSibling(dirname(link), basename(link));
+      this.tmpFiles.add(tmp);
+      await fsp.link(job.finalPath, tmp);
+      await this.replace(tmp, link);
+      this.tmpFiles.delete(tmp);
+      this.summary.hardlinks++;
+    }
+    this.progress.filesDone++;
+    this.options.onProgress?.(this.progress);
+  }
+
+  /** Owner, then mode (chown clears setuid), xattrs, and mtime last. */
+  private async applyMetadata(inode: Inode, path: string): Promise<void> {
+    const entry = inode.entry;
+    if (this.preserveOwners) await fsp.lchown(path, entry.uid, entry.gid);
+    else if ((entry.uid !== 0 || entry.gid !== 0) && !this.warned.has('owner')) {
+      this.warnOnce('owner', 'not running as root: file owners are not preserved');
+    }
+    await fsp.chmod(path, entry.mode & 0o7777);
+    const xattrs = visibleXattrs(entry);
+    const names = Object.keys(xattrs);
+    if (names.length > 0) {
+      const native = posixExtra();
+      if (!native) this.warnOnce('xattr', 'native addon missing: extended attributes skipped');
+      else {
+        for (const name of names) {
+          try {
+            native.lsetxattr(path, name, xattrs[name]!);
+          } catch (err) {
+            const code = (err as NodeJS.ErrnoException).code;
+            if (code === 'EPERM' || code === 'ENOTSUP') this.warnOnce('xattr:' + name.split('.')[0], `cannot set ${name.split('.')[0]}.* xattrs here (${code}): skipped`);
+            else throw err;
+          }
+        }
+      }
+    }
+    const t = entry.mtimeMs / 1000;
+    await fsp.utimes(path, t, t);
+  }
+
+  /** Atomically puts tmp at path; a directory in the way is removed first. */
+  private async replace(tmp: string, path: string): Promise<void> {
+    try {
+      await fsp.rename(tmp, path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw err;
+      await fsp.rm(path, { recursive: true, force: true });
+      await fsp.rename(tmp, path);
+    }
+  }
+
+  private async removeTemporaries(): Promise<void> {
+    await Promise.all([...this.tmpFiles].map((p) => fsp.rm(p, { force: true }).catch(() => undefined)));
+    this.tmpFiles.clear();
+  }
+
+  private warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.options.warn?.(message);
+  }
+}
+
+async function writeFully(fh: fsp.FileHandle, data: Buffer, position: number): Promise<void> {
+  let off = 0;
+  while (off < data.length) {
+    const { bytesWritten } = await fh.write(data, off, data.length - off, position + off);
+    off += bytesWritten;
+  }
+}
+
+async function verifyFileDigest(fh: fsp.FileHandle, expected: string, path: string): Promise<void> {
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (let pos = 0; ; ) {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    if (bytesRead === 0) break;
+    hash.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+  const actual = 'sha256:' + hash.digest('hex');
+  if (actual !== expected) {
+    throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${path}: content has digest ${actual}, the TOC says ${expected}`);
+  }
+}

@@ -1,0 +1,161 @@
+// Applies image layers bottom to top the way the OCI image spec (and umoci) does:
+// later layers win, `.wh.NAME` deletes NAME from the layers below, `.wh..wh..opq` empties
+// its directory of everything below (whatever its position in the layer), a path that
+// changes type replaces the old subtree, and hardlinks share their target's inode.
+import { ErrorCodes, StargzError } from '../errors.js';
+import type { IndexEntry } from '../estargz/index.js';
+import type { Layer } from '../layer/layer.js';
+import type { Inode, VNode } from './node.js';
+
+export const WHITEOUT_PREFIX = '.wh.';
+export const OPAQUE_WHITEOUT = '.wh..wh..opq';
+
+export interface MergeResult {
+  root: VNode;
+  /** Every node by absolute path. */
+  byPath: Map<string, VNode>;
+  /** Hardlinks whose target was missing: skipped, reported once. */
+  warnings: string[];
+}
+
+function splitPath(path: string): { parent: string; name: string } {
+  const i = path.lastIndexOf('/');
+  return i < 0 ? { parent: '', name: path } : { parent: path.slice(0, i), name: path.slice(i + 1) };
+}
+
+function newInode(entry: IndexEntry, layer: Layer): Inode {
+  return { ino: 0, entry, layer, nlink: 1 };
+}
+
+export function mergeLayers(layers: readonly Layer[]): MergeResult {
+  if (layers.length === 0) throw new StargzError(ErrorCodes.MANIFEST_UNSUPPORTED, 'the image has no layers');
+  const warnings: string[] = [];
+  const rootEntry = layers[0]!.index.entries.get('') ?? syntheticRoot();
+  const root: VNode = { name: '', path: '/', inode: newInode(rootEntry, layers[0]!), children: new Map() };
+
+  // Relative path ('' = root) -> node, kept in step with the tree while merging.
+  const find = (rel: string): VNode | undefined => {
+    if (rel === '') return root;
+    let node: VNode | undefined = root;
+    for (const part of rel.split('/')) {
+      node = node?.children?.get(part);
+      if (!node) return undefined;
+    }
+    return node;
+  };
+
+  for (const layer of layers) {
+    const paths = sortParentsFirst([...layer.index.entries.keys()]);
+    // Pass 1: opaque directories and whiteouts hide what the layers below put there.
+    for (const rel of paths) {
+      const { parent, name } = splitPath(rel);
+      if (name === OPAQUE_WHITEOUT) {
+        const dir = find(parent);
+        if (dir?.children) dir.children.clear();
+      } else if (name.startsWith(WHITEOUT_PREFIX)) {
+        find(parent)?.children?.delete(name.slice(WHITEOUT_PREFIX.length));
+      }
+    }
+    // Pass 2: this layer's entries, parents before children.
+    for (const rel of paths) {
+      const entry = layer.index.entries.get(rel)!;
+      const { parent, name } = splitPath(rel);
+      if (name.startsWith(WHITEOUT_PREFIX)) continue;
+      if (rel === '') {
+        if (!entry.implicit) root.inode = newInode(entry, layer);
+        continue;
+      }
+      const dir = find(parent);
+      if (!dir?.children) continue; // parent replaced by a non-directory in this same layer
+      const existing = dir.children.get(name);
+      const path = dir.path === '/' ? '/' + name : dir.path + '/' + name;
+      if (entry.type === 'dir') {
+        if (existing?.children) {
+          // A directory again: keep its children, take the new metadata unless merely implied.
+          if (!entry.implicit) existing.inode = newInode(entry, layer);
+        } else {
+          dir.children.set(name, { name, path, inode: newInode(entry, layer), children: new Map() });
+        }
+      } else if (entry.type === 'hardlink') {
+        continue; // pass 3: the target may sort after the link
+      } else {
+        dir.children.set(name, { name, path, inode: newInode(entry, layer) });
+      }
+    }
+    // Pass 3: hardlinks share the inode their target has once this layer is applied.
+    for (const rel of paths) {
+      const entry = layer.index.entries.get(rel)!;
+      if (entry.type !== 'hardlink') continue;
+      const { parent, name } = splitPath(rel);
+      const dir = find(parent);
+      const target = find(entry.linkName);
+      if (!dir?.children || !target || target.children) {
+        warnings.push(`hardlink /${rel} -> /${entry.linkName}: target missing, skipped`);
+        continue;
+      }
+      const path = dir.path === '/' ? '/' + name : dir.path + '/' + name;
+      dir.children.set(name, { name, path, inode: target.inode });
+    }
+  }
+
+  const byPath = new Map<string, VNode>();
+  numberInodes(root, byPath);
+  return { root, byPath, warnings };
+}
+
+/** Sorted pre-order numbering: the same image always gets the same inode numbers. */
+function numberInodes(root: VNode, byPath: Map<string, VNode>): void {
+  let next = 1;
+  const links = new Map<Inode, number>();
+  const visit = (node: VNode): void => {
+    byPath.set(node.path, node);
+    if (node.inode.ino === 0) node.inode.ino = next++;
+    if (!node.children) {
+      links.set(node.inode, (links.get(node.inode) ?? 0) + 1);
+      return;
+    }
+    let subdirs = 0;
+    for (const name of [...node.children.keys()].sort()) {
+      const child = node.children.get(name)!;
+      // Re-home children moved under a replaced directory inode.
+      child.path = node.path === '/' ? '/' + name : node.path + '/' + name;
+      if (child.children) subdirs++;
+      visit(child);
+    }
+    node.inode.nlink = 2 + subdirs;
+  };
+  visit(root);
+  for (const [inode, count] of links) inode.nlink = count;
+}
+
+function syntheticRoot(): IndexEntry {
+  return {
+    path: '',
+    type: 'dir',
+    mode: 0o755,
+    uid: 0,
+    gid: 0,
+    mtimeMs: 0,
+    size: 0,
+    linkName: '',
+    devMajor: 0,
+    devMinor: 0,
+    xattrs: {},
+    chunks: [],
+    implicit: true,
+  };
+}
+
+/** Orders paths so that every directory comes before what it contains. */
+function sortParentsFirst(paths: string[]): string[] {
+  const depth = (p: string): number => {
+    if (p === '') return 0;
+    let d = 1;
+    for (let i = 0; i < p.length; i++) if (p.charCodeAt(i) === 47) d++;
+    return d;
+  };
+  return paths
+    .map((p) => ({ p, d: depth(p) }))
+    .sort((a, b) => a.d - b.d || (a.p < b.p ? -1 : a.p > b.p ? 1 : 0))
+    .map((x) => x.p);
+}
