@@ -1,0 +1,43 @@
+import { resolve as resolvePath } from 'node:path';
+import { parseReferenceWithPath, formatReference } from '../../reference/reference.js';
+import { openImage } from '../../image/open-image.js';
+import { syncPath } from '../../sync/sync.js';
+import { openOptionsFrom, type CommonFlags } from '../common.js';
+import { ProgressLine, transferLine } from '../progress.js';
+import { formatBytes } from '../format.js';
+import type { CliIo } from '../io.js';
+
+export async function syncCommand(source: string, dest: string, flags: CommonFlags, io: CliIo): Promise<void> {
+  const { ref, path } = parseReferenceWithPath(source);
+  const progress = new ProgressLine(io.errStream, flags.quiet);
+  const notice = (m: string): void => {
+    progress.clear();
+    io.notice(m);
+  };
+  const image = await openImage(ref, await openOptionsFrom(flags, ref, notice));
+  try {
+    const started = Date.now();
+    const summary = await syncPath(image.fs, path, resolvePath(dest), {
+      signal: io.signal,
+      warn: notice,
+      onProgress: (p) => progress.update(transferLine(p.bytesDone, p.bytesTotal, image.client.stats.blobBytesReceived, p.filesDone, p.filesTotal)),
+    });
+    progress.clear();
+    if (flags.quiet) return;
+    const fetched = image.client.stats.blobBytesReceived;
+    const fullLayers = image.manifest.layers.reduce((n, l) => n + l.size, 0);
+    const saved = fullLayers > 0 ? Math.max(0, 100 * (1 - fetched / fullLayers)) : 0;
+    const secs = ((Date.now() - started) / 1000).toFixed(2);
+    io.err(
+      `synced ${formatReference(ref)}${path === '/' ? '' : path} -> ${summary.target}: ` +
+        `${summary.files} files, ${summary.directories} dirs, ${summary.symlinks} symlinks, ${summary.hardlinks} hardlinks, ` +
+        `${summary.specials} special; ${formatBytes(summary.bytesWritten)} written in ${secs}s`,
+    );
+    io.err(
+      `fetched ${formatBytes(fetched)} in ${image.client.stats.requests} requests ` +
+        `(full layers: ${formatBytes(fullLayers)}, saved ${saved.toFixed(1)}%; ${image.ctx.stats.chunkCacheHits} chunks from cache)`,
+    );
+  } finally {
+    await image.close();
+  }
+}

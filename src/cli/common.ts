@@ -1,0 +1,66 @@
+// Options every image command shares, and their translation into library options.
+import { Command, Option } from 'commander';
+import { parseSize, type Options } from '../config.js';
+import type { OpenImageOptions } from '../image/open-image.js';
+import { resolveCredentials, type CredentialFlags } from './credentials.js';
+import type { ImageReference } from '../reference/reference.js';
+
+export interface CommonFlags extends CredentialFlags {
+  platform?: string;
+  plainHttp?: boolean;
+  insecure?: boolean;
+  concurrency?: string;
+  cacheDir?: string;
+  cacheSize?: string;
+  memoryCache?: string;
+  offline?: boolean;
+  quiet?: boolean;
+  retries?: string;
+}
+
+export function addImageOptions(cmd: Command): Command {
+  return cmd
+    .option('-u, --username <user>', 'registry user name')
+    .option('-p, --password <password>', 'registry password (prefer --password-stdin)')
+    .option('--password-stdin', 'read the registry password from standard input')
+    .option('--credential <user:password>', 'registry credentials in one argument')
+    .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this host)')
+    .option('--plain-http', 'talk HTTP, not HTTPS, to the registry')
+    .option('--insecure', 'do not verify the registry TLS certificate')
+    .option('--concurrency <n>', 'parallel range requests (default 8)')
+    .option('--retries <n>', 'retries of a failed request before giving up (default 5)')
+    .option('--cache-dir <dir>', 'on-disk chunk cache (default $XDG_CACHE_HOME/stargz-get)')
+    .option('--cache-size <size>', 'bound of the on-disk cache, e.g. 10G (default 10G)')
+    .option('--memory-cache <size>', 'bound of the in-memory chunk cache, e.g. 256M (default 256M)')
+    .option('--offline', 'use only the cache: the last resolution of the tag, cached TOCs and chunks')
+    .addOption(new Option('-q, --quiet', 'no progress display and no summary'));
+}
+
+function int(text: string | undefined, name: string): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n)) throw Object.assign(new Error(`${name} must be an integer`), { usage: true });
+  return n;
+}
+
+export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, notice: (m: string) => void): Promise<OpenImageOptions> {
+  const credentials = await resolveCredentials(flags, ref.registry);
+  const options: Partial<Options> = {
+    concurrency: int(flags.concurrency, '--concurrency'),
+    cacheDir: flags.cacheDir,
+    cacheMaxBytes: flags.cacheSize !== undefined ? parseSize(flags.cacheSize) : undefined,
+    memoryCacheBytes: flags.memoryCache !== undefined ? parseSize(flags.memoryCache) : undefined,
+    offline: flags.offline ?? false,
+    platform: flags.platform,
+  };
+  return {
+    ...options,
+    notice,
+    registry: {
+      credentials,
+      plainHttp: flags.plainHttp ?? false,
+      insecure: flags.insecure ?? false,
+      retries: int(flags.retries, '--retries'),
+    },
+  };
+}

@@ -1,0 +1,39 @@
+// Exit statuses and one-line hints per error code: scripts can branch on the status,
+// people read the hint.
+import { ErrorCodes, type ErrorCode } from '../errors.js';
+
+export const EXIT_OK = 0;
+
+const TABLE: Record<ErrorCode, { status: number; hint?: string }> = {
+  [ErrorCodes.USAGE]: { status: 2, hint: 'see stargz-get --help' },
+  [ErrorCodes.REFERENCE_INVALID]: { status: 2, hint: 'a reference looks like registry.example.com/repo:tag[/path] or repo@sha256:<digest>[/path]' },
+  [ErrorCodes.PATH_NOT_FOUND]: { status: 3 },
+  [ErrorCodes.REGISTRY_NOT_FOUND]: { status: 3, hint: 'check the repository name and tag' },
+  [ErrorCodes.PLATFORM_NOT_FOUND]: { status: 3, hint: 'pick one of the listed platforms with --platform' },
+  [ErrorCodes.MANIFEST_UNSUPPORTED]: { status: 3 },
+  [ErrorCodes.REGISTRY_AUTH]: { status: 4, hint: 'pass --username with --password-stdin (or --credential USER:PASSWORD)' },
+  [ErrorCodes.REGISTRY_UNREACHABLE]: { status: 5, hint: 'is the registry up? for a plain-HTTP registry add --plain-http' },
+  [ErrorCodes.TIMEOUT]: { status: 5 },
+  [ErrorCodes.REGISTRY_RATE_LIMITED]: { status: 5, hint: 'the registry is rate limiting; try again later or lower --concurrency' },
+  [ErrorCodes.REGISTRY_SERVER]: { status: 5 },
+  [ErrorCodes.REGISTRY_PROTOCOL]: { status: 5 },
+  [ErrorCodes.DIGEST_MISMATCH]: { status: 6, hint: 'the registry served bytes that do not match their digest; nothing wrong was written' },
+  [ErrorCodes.NOT_ESTARGZ]: { status: 6 },
+  [ErrorCodes.TOC_INVALID]: { status: 6, hint: 'the layer table of contents is malformed or hostile; nothing was written from it' },
+  [ErrorCodes.CORRUPT_DATA]: { status: 6 },
+  [ErrorCodes.UNSAFE_PATH]: { status: 6 },
+  [ErrorCodes.OFFLINE_MISS]: { status: 7, hint: 'run once without --offline to fill the cache' },
+  [ErrorCodes.CACHE]: { status: 8, hint: 'check --cache-dir, or clear it with stargz-get cache clear' },
+  [ErrorCodes.DEST_CONFLICT]: { status: 8 },
+  [ErrorCodes.IO]: { status: 8 },
+  [ErrorCodes.FUSE]: { status: 9, hint: 'is /dev/fuse available and fusermount installed (Debian: fuse3)?' },
+  [ErrorCodes.ABORTED]: { status: 130 },
+};
+
+export function exitStatusFor(code: ErrorCode): number {
+  return TABLE[code]?.status ?? 1;
+}
+
+export function hintFor(code: ErrorCode): string | undefined {
+  return TABLE[code]?.hint;
+}

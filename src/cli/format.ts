@@ -1,0 +1,39 @@
+// Human-readable numbers and `ls -l` style lines.
+import type { VStat } from '../vfs/node.js';
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+const TYPE_CHARS: Record<number, string> = { 0o040000: 'd', 0o100000: '-', 0o120000: 'l', 0o020000: 'c', 0o060000: 'b', 0o010000: 'p' };
+
+export function modeString(mode: number): string {
+  const t = TYPE_CHARS[mode & 0o170000] ?? '?';
+  const rwx = (bits: number, special: boolean, ch: string): string =>
+    (bits & 4 ? 'r' : '-') + (bits & 2 ? 'w' : '-') + (special ? (bits & 1 ? ch : ch.toUpperCase()) : bits & 1 ? 'x' : '-');
+  return (
+    t +
+    rwx((mode >> 6) & 7, (mode & 0o4000) !== 0, 's') +
+    rwx((mode >> 3) & 7, (mode & 0o2000) !== 0, 's') +
+    rwx(mode & 7, (mode & 0o1000) !== 0, 't')
+  );
+}
+
+export function formatTime(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+export function longListing(st: VStat, name: string, linkTarget?: string): string {
+  const size = (st.mode & 0o170000) === 0o020000 || (st.mode & 0o170000) === 0o060000
+    ? `${(st.rdev >> 8) & 0xfff}, ${(st.rdev & 0xff) | ((st.rdev >> 12) & ~0xff)}`
+    : String(st.size);
+  const link = linkTarget !== undefined ? ` -> ${linkTarget}` : '';
+  return `${modeString(st.mode)} ${String(st.nlink).padStart(3)} ${String(st.uid).padStart(5)} ${String(st.gid).padStart(5)} ${size.padStart(10)} ${formatTime(st.mtimeMs)} ${name}${link}`;
+}

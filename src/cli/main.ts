@@ -1,0 +1,140 @@
+// The stargz-get command line. Commands are thin: parse, call the library, print.
+// Only this module exits the process.
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { ErrorCodes, StargzError, redact, toStargzError } from '../errors.js';
+import { exitStatusFor, hintFor } from './exit-codes.js';
+import { addImageOptions, type CommonFlags } from './common.js';
+import type { CliIo } from './io.js';
+import { syncCommand } from './commands/sync.js';
+import { lsCommand, type LsFlags } from './commands/ls.js';
+import { infoCommand, type InfoFlags } from './commands/info.js';
+import { cacheClearCommand, cacheInfoCommand, cachePruneCommand, type CacheFlags } from './commands/cache.js';
+import type { MountFlags } from './commands/mount.js';
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('stargz-get')
+    .description('Get files out of eStargz container images without pulling them.')
+    .version(version())
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => process.stdout.write(s),
+      writeErr: (s) => process.stderr.write(s),
+      outputError: (s, write) => write(`stargz-get: ${ErrorCodes.USAGE}: ${s.replace(/^error: /, '')}`),
+    });
+
+  addImageOptions(
+    program
+      .command('sync')
+      .description('materialize REF[/PATH] into DEST exactly as an OCI unpacker would, fetching only what PATH needs')
+      .argument('<source>', 'image reference with an optional path, e.g. ghcr.io/org/img:tag/etc')
+      .argument('<dest>', 'destination (a directory PATH becomes DEST; a file lands in DEST if it is a directory)'),
+  ).action((source: string, dest: string, flags: CommonFlags) => syncCommand(source, dest, flags, io));
+
+  addImageOptions(
+    program
+      .command('ls')
+      .description('list REF[/PATH] from the TOCs alone')
+      .argument('<source>', 'image reference with an optional path')
+      .option('-l, --long', 'long listing: mode, links, owner, size, mtime')
+      .option('-R, --recursive', 'list the whole subtree')
+      .option('--json', 'machine-readable output'),
+  ).action((source: string, flags: LsFlags) => lsCommand(source, flags, io));
+
+  addImageOptions(
+    program
+      .command('info')
+      .description('show the image: manifest, platform, layers (format, lazy or not, sizes, file counts)')
+      .argument('<ref>', 'image reference')
+      .option('--json', 'machine-readable output'),
+  ).action((ref: string, flags: InfoFlags) => infoCommand(ref, flags, io));
+
+  addImageOptions(
+    program
+      .command('mount')
+      .description('mount the image read-only at MOUNTPOINT; reads fetch only the chunks they touch')
+      .argument('<ref>', 'image reference')
+      .argument('<mountpoint>', 'an existing empty directory')
+      .option('-d, --detach', 'return once the mount is ready; serve it from a background process')
+      .option('--allow-other', 'let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root)')
+      .option('--prefetch <mode>', 'background prefetch: none, landmark (the image author\'s prioritized files) or all', 'landmark')
+      .option('--log-file <file>', 'where a detached mount logs (default: <cache-dir>/mounts/<name>.log)'),
+  ).action(async (ref: string, mountpoint: string, flags: MountFlags) => {
+    // Loaded on demand: fuse-native is only needed by mount.
+    const { mountCommand } = await import('./commands/mount.js');
+    await mountCommand(ref, mountpoint, flags, io);
+  });
+
+  program
+    .command('umount')
+    .alias('unmount')
+    .description('unmount a stargz-get mount')
+    .argument('<mountpoint>')
+    .action(async (mountpoint: string) => {
+      const { umountCommand } = await import('./commands/mount.js');
+      await umountCommand(mountpoint, io);
+    });
+
+  const cache = program.command('cache').description('inspect and manage the on-disk chunk cache');
+  cache
+    .command('info')
+    .description('what the cache holds')
+    .option('--cache-dir <dir>', 'cache directory')
+    .option('--json', 'machine-readable output')
+    .action((flags: CacheFlags) => cacheInfoCommand(flags, io));
+  cache
+    .command('prune')
+    .description('evict least-recently-used chunks until the cache holds at most --max-size')
+    .option('--cache-dir <dir>', 'cache directory')
+    .requiredOption('--max-size <size>', 'e.g. 2G')
+    .action((flags: CacheFlags) => cachePruneCommand(flags, io));
+  cache
+    .command('clear')
+    .description('remove everything from the cache')
+    .option('--cache-dir <dir>', 'cache directory')
+    .action((flags: CacheFlags) => cacheClearCommand(flags, io));
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort(new StargzError(ErrorCodes.ABORTED, `interrupted by ${sig}`));
+  };
+  const io: CliIo = {
+    out: (line) => process.stdout.write(line + '\n'),
+    err: (line) => process.stderr.write(line + '\n'),
+    notice: (line) => process.stderr.write(`stargz-get: ${line}\n`),
+    errStream: process.stderr,
+    signal: controller.signal,
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await buildProgram(io).parseAsync(argv);
+    process.exitCode = 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    const e = (err as { usage?: boolean }).usage ? new StargzError(ErrorCodes.USAGE, (err as Error).message) : toStargzError(err);
+    const hint = hintFor(e.code);
+    process.stderr.write(`stargz-get: ${e.code}: ${redact(e.message)}${hint ? ` (${hint})` : ''}\n`);
+    if (process.env.STARGZ_GET_DEBUG) process.stderr.write(String((err as Error).stack) + '\n');
+    process.exitCode = exitStatusFor(e.code);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,27 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { planRanges } from '../../src/layer/range-plan.js';
+
+const ext = (offset: number, end: number) => ({ offset, end });
+
+test('adjacent extents merge into one request', () => {
+  const r = planRanges([ext(100, 200), ext(0, 100), ext(200, 250)], { maxGap: 0, maxRangeBytes: 1 << 20 });
+  assert.equal(r.length, 1);
+  assert.deepEqual([r[0]!.offset, r[0]!.end, r[0]!.items.length], [0, 250, 3]);
+});
+
+test('a gap larger than maxGap splits requests; a small one is bridged', () => {
+  const items = [ext(0, 10), ext(15, 20), ext(1000, 1010)];
+  const r = planRanges(items, { maxGap: 5, maxRangeBytes: 1 << 20 });
+  assert.deepEqual(r.map((x) => [x.offset, x.end]), [[0, 20], [1000, 1010]]);
+});
+
+test('maxRangeBytes bounds a merged request, but never splits one extent', () => {
+  const items = [ext(0, 60), ext(60, 120), ext(120, 500)];
+  const r = planRanges(items, { maxGap: 0, maxRangeBytes: 100 });
+  assert.deepEqual(r.map((x) => [x.offset, x.end]), [[0, 60], [60, 120], [120, 500]]);
+});
+
+test('no extents, no requests', () => {
+  assert.deepEqual(planRanges([], { maxGap: 10, maxRangeBytes: 10 }), []);
+});
