@@ -11,6 +11,7 @@ test('Limiter bounds concurrency and lets high priority overtake low', async () 
   const first = lim.run(() => new Promise<void>((r) => (release = r)));
   const low = lim.run(async () => void order.push('low'), 'low');
   const high = lim.run(async () => void order.push('high'), 'high');
+  await new Promise((r) => setImmediate(r)); // let the first task start
   release();
   await Promise.all([first, low, high]);
   assert.deepEqual(order, ['high', 'low']);
