@@ -2,6 +2,7 @@
 // Only this module exits the process.
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
 import { ErrorCodes, StargzError, redact, toStargzError } from '../errors.js';
 import { exitStatusFor, hintFor } from './exit-codes.js';
 import { addImageOptions, type CommonFlags } from './common.js';
@@ -107,6 +108,8 @@ export function buildProgram(io: CliIo): Command {
 
 export async function main(argv: string[]): Promise<void> {
   const controller = new AbortController();
+  // Every in-flight request listens on this one signal.
+  setMaxListeners(0, controller.signal);
   const onSignal = (sig: NodeJS.Signals): void => {
     if (controller.signal.aborted) process.exit(130);
     controller.abort(new StargzError(ErrorCodes.ABORTED, `interrupted by ${sig}`));

@@ -30,8 +30,6 @@ export interface MountFlags extends CommonFlags {
 
 /** Set in the environment of the detached child; its options arrive over IPC. */
 const CHILD_ENV = 'STARGZ_GET_MOUNT_CHILD';
-/** How long -d waits for the child to mount (opening the image fetches manifest and TOCs). */
-const READY_TIMEOUT_MS = 180_000;
 /** Per-request deadline while mounted: with the client's bounded retries, a read gives up in time. */
 const MOUNT_REQUEST_TIMEOUT_MS = 10_000;
 
@@ -145,8 +143,9 @@ async function detach(ref: string, abs: string, flags: MountFlags, io: CliIo): P
 
 function waitForReady(child: ChildProcess, start: ParentMessage, logFile: string, signal: AbortSignal): Promise<number> {
   return new Promise<number>((resolveReady, reject) => {
+    // No deadline of our own: opening the image may download a big non-eStargz layer whole,
+    // and every step of the child is bounded (request timeouts, retries); if it dies, 'exit' fires.
     const done = (err: StargzError | undefined, pid?: number): void => {
-      clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       child.removeAllListeners('message').removeAllListeners('exit').removeAllListeners('error');
       if (child.connected) child.disconnect();
@@ -158,10 +157,6 @@ function waitForReady(child: ChildProcess, start: ParentMessage, logFile: string
       child.kill('SIGTERM');
       done(new StargzError(ErrorCodes.ABORTED, 'interrupted before the mount was ready'));
     };
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      done(new StargzError(ErrorCodes.TIMEOUT, `the mount was not ready after ${READY_TIMEOUT_MS / 1000}s; see ${logFile}`));
-    }, READY_TIMEOUT_MS);
     signal.addEventListener('abort', onAbort, { once: true });
     child.on('message', (m: ChildMessage) => {
       if (m.type === 'ready') done(undefined, m.pid);

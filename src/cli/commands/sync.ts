@@ -6,6 +6,9 @@ import { openOptionsFrom, type CommonFlags } from '../common.js';
 import { ProgressLine, transferLine } from '../progress.js';
 import { formatBytes } from '../format.js';
 import type { CliIo } from '../io.js';
+import { writeStatsFile } from '../stats-file.js';
+
+const SYNC_MEMORY_CACHE_BYTES = 16 * 1024 * 1024;
 
 export async function syncCommand(source: string, dest: string, flags: CommonFlags, io: CliIo): Promise<void> {
   const { ref, path } = parseReferenceWithPath(source);
@@ -14,7 +17,11 @@ export async function syncCommand(source: string, dest: string, flags: CommonFla
     progress.clear();
     io.notice(m);
   };
-  const image = await openImage(ref, await openOptionsFrom(flags, ref, notice));
+  const options = await openOptionsFrom(flags, ref, notice);
+  // sync reads each chunk once and writes it to its file and the disk cache: holding
+  // chunks in memory too would only grow the process. A user's --memory-cache still wins.
+  if (flags.memoryCache === undefined) options.memoryCacheBytes = SYNC_MEMORY_CACHE_BYTES;
+  const image = await openImage(ref, options);
   try {
     const started = Date.now();
     const summary = await syncPath(image.fs, path, resolvePath(dest), {
@@ -23,6 +30,7 @@ export async function syncCommand(source: string, dest: string, flags: CommonFla
       onProgress: (p) => progress.update(transferLine(p.bytesDone, p.bytesTotal, image.client.stats.blobBytesReceived, p.filesDone, p.filesTotal)),
     });
     progress.clear();
+    writeStatsFile(image, summary, Date.now() - started);
     if (flags.quiet) return;
     const fetched = image.client.stats.blobBytesReceived;
     const fullLayers = image.manifest.layers.reduce((n, l) => n + l.size, 0);
