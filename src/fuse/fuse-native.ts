@@ -1,0 +1,166 @@
+// Typed access to fuse-native (a CommonJS module without types), loaded on first use so
+// that commands other than `mount` work on hosts without libfuse. Also the two places where
+// fuse-native 2.2's own behaviour is wrong for us, fixed in a subclass:
+//  - its mount options lack use_ino/readdir_ino/ro/negative_timeout: appended here;
+//  - its unmount runs `fusermount -uz` alone, and when that fails (the mount is already
+//    gone, or there is only fusermount3) it never releases the libuv handle that keeps the
+//    process alive: we unmount with fallbacks and treat "nothing mounted" as done;
+//  - getxattr/listxattr never answer ERANGE to a buffer that is too small (it truncates and
+//    claims the full length, which the kernel rejects): callers like Python's os.getxattr,
+//    which try a 128-byte buffer first, depend on ERANGE.
+import { createRequire } from 'node:module';
+import { Errno, negErrno } from './errno.js';
+import { unmountPath } from './unmount.js';
+
+/** What getattr answers; times are milliseconds since the epoch. */
+export interface FuseStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  dev: number;
+  nlink: number;
+  ino: number;
+  rdev: number;
+  blksize: number;
+  blocks: number;
+  atime: number;
+  mtime: number;
+  ctime: number;
+}
+
+export interface FuseStatfs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  fsid: number;
+  flag: number;
+  namemax: number;
+}
+
+/** Callbacks take 0 or a negative errno first; read answers with the byte count instead. */
+export type ErrCb = (err: number) => void;
+type Refuse = (...args: never[]) => void;
+
+export interface FuseOps {
+  init?(cb: ErrCb): void;
+  access?(path: string, mode: number, cb: ErrCb): void;
+  statfs?(path: string, cb: (err: number, st?: FuseStatfs) => void): void;
+  getattr?(path: string, cb: (err: number, st?: FuseStat) => void): void;
+  /** fuse-native registers fgetattr when present but answers it through getattr. */
+  fgetattr?(path: string, fd: number, cb: (err: number, st?: FuseStat) => void): void;
+  readdir?(path: string, cb: (err: number, names?: string[], stats?: FuseStat[]) => void): void;
+  readlink?(path: string, cb: (err: number, target?: string) => void): void;
+  open?(path: string, flags: number, cb: (err: number, fd?: number) => void): void;
+  opendir?(path: string, flags: number, cb: (err: number, fd?: number) => void): void;
+  read?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytesOrErr: number) => void): void;
+  release?(path: string, fd: number, cb: ErrCb): void;
+  releasedir?(path: string, fd: number, cb: ErrCb): void;
+  getxattr?(path: string, name: string, position: number, cb: (err: number, value?: Buffer) => void): void;
+  listxattr?(path: string, cb: (err: number, names?: string[]) => void): void;
+  // Every operation that would change the file system.
+  write?: Refuse;
+  create?: Refuse;
+  truncate?: Refuse;
+  ftruncate?: Refuse;
+  unlink?: Refuse;
+  rename?: Refuse;
+  link?: Refuse;
+  symlink?: Refuse;
+  mkdir?: Refuse;
+  rmdir?: Refuse;
+  mknod?: Refuse;
+  chmod?: Refuse;
+  chown?: Refuse;
+  utimens?: Refuse;
+  setxattr?: Refuse;
+  removexattr?: Refuse;
+}
+
+/** fuse-native's constructor options that we use (see its README). */
+export interface FuseNativeOptions {
+  fsname?: string;
+  subtype?: string;
+  allowOther?: boolean;
+  autoUnmount?: boolean;
+  defaultPermissions?: boolean;
+  kernelCache?: boolean;
+  attrTimeout?: number;
+  entryTimeout?: number;
+  debug?: boolean;
+  /** Milliseconds before fuse-native answers an operation ETIMEDOUT itself; per op or default. */
+  timeout?: number | false | Record<string, number>;
+  /** Ours: appended verbatim to the -o list. */
+  extraOptions?: string[];
+}
+
+export interface FuseInstance {
+  readonly mnt: string;
+  mount(cb: (err: Error | null) => void): void;
+  unmount(cb: (err: Error | null) => void): void;
+}
+
+interface FuseClass {
+  new (mnt: string, ops: FuseOps, opts: FuseNativeOptions): FuseInstance;
+  unmount(mnt: string, cb: (err: Error | null) => void): void;
+}
+
+// The parts of fuse-native's (private) handler interface the subclass overrides.
+type Signal = (res: number, ...rest: unknown[]) => void;
+interface FuseInternals {
+  ops: FuseOps;
+  opts: FuseNativeOptions;
+  _fuseOptions(): string;
+}
+
+let loaded: FuseClass | undefined;
+
+/** The fuse-native class with our fixes; throws when fuse-native or libfuse cannot load. */
+export function loadFuse(): FuseClass {
+  if (loaded) return loaded;
+  const Base = createRequire(import.meta.url)('fuse-native') as FuseClass;
+  const proto = Base.prototype as unknown as FuseInternals;
+  const baseOptions = proto._fuseOptions;
+  // Called by fuse-native's close() as Fuse.unmount (the base class, not `this`): patch the base.
+  Base.unmount = (mnt, cb) => {
+    unmountPath(mnt, { lazy: true }).then(() => cb(null), (err: Error) => cb(err));
+  };
+
+  class StargzFuse extends Base {
+    _fuseOptions(this: FuseInternals): string {
+      const base = baseOptions.call(this);
+      const extra = this.opts.extraOptions ?? [];
+      if (extra.length === 0) return base;
+      return base ? `${base},${extra.join(',')}` : `-o${extra.join(',')}`;
+    }
+
+    _op_getxattr(this: FuseInternals, signal: Signal, path: string, name: string, valueBuf: Buffer, position: number): void {
+      this.ops.getxattr!(path, name, position, (err, value) => {
+        if (err) return signal(err, valueBuf.buffer);
+        if (!value) return signal(negErrno(Errno.ENODATA), valueBuf.buffer);
+        if (valueBuf.length === 0) return signal(value.length, valueBuf.buffer); // size query
+        if (value.length > valueBuf.length) return signal(negErrno(Errno.ERANGE), valueBuf.buffer);
+        value.copy(valueBuf);
+        return signal(value.length, valueBuf.buffer);
+      });
+    }
+
+    _op_listxattr(this: FuseInternals, signal: Signal, path: string, listBuf: Buffer): void {
+      this.ops.listxattr!(path, (err, names) => {
+        if (err || !names) return signal(err || negErrno(Errno.EIO), listBuf.buffer);
+        const list = Buffer.concat(names.map((n) => Buffer.from(n + '\0')));
+        if (listBuf.length === 0) return signal(list.length, listBuf.buffer); // size query
+        if (list.length > listBuf.length) return signal(negErrno(Errno.ERANGE), listBuf.buffer);
+        list.copy(listBuf);
+        return signal(list.length, listBuf.buffer);
+      });
+    }
+  }
+  loaded = StargzFuse as unknown as FuseClass;
+  return loaded;
+}

@@ -1,0 +1,72 @@
+// Read-ahead per open file: the kernel asks for at most 128 KiB at a time, so a sequential
+// read through a big file would otherwise be one range request per 128 KiB. Once reads are
+// seen to be sequential we fetch a window ahead of them (low priority, into the cache),
+// doubling it while the pattern holds, and start over after a seek.
+// Pure bookkeeping: it says which bytes to fetch; the adapter fetches them.
+
+export interface ReadAheadOptions {
+  /** First window after a sequential pattern is seen. */
+  initialWindow: number;
+  /** Upper bound of the window. */
+  maxWindow: number;
+  /**
+   * A read starting within this distance of where the previous one ended still counts as
+   * sequential: the kernel sends several reads at once and they may arrive out of order.
+   */
+  slack: number;
+}
+
+export const DEFAULT_READ_AHEAD: ReadAheadOptions = {
+  initialWindow: 512 * 1024,
+  maxWindow: 8 * 1024 * 1024,
+  slack: 512 * 1024,
+};
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+export class ReadAhead {
+  /** End of the furthest read so far in the current sequential run. */
+  private lastEnd = 0;
+  /** End of what has been requested ahead in the current run. */
+  private aheadEnd = 0;
+  private window: number;
+
+  constructor(
+    readonly fileSize: number,
+    private readonly options: ReadAheadOptions = DEFAULT_READ_AHEAD,
+  ) {
+    if (!(options.initialWindow > 0 && options.maxWindow >= options.initialWindow && options.slack >= 0)) {
+      throw new RangeError('read-ahead windows must be positive and maxWindow >= initialWindow');
+    }
+    this.window = options.initialWindow;
+  }
+
+  /**
+   * Records a read of [offset, offset + length) and returns what to fetch ahead of it, if
+   * anything. A file's first read at offset 0 counts as the start of a sequential run.
+   */
+  onRead(offset: number, length: number): ByteRange | undefined {
+    const end = Math.min(this.fileSize, offset + Math.max(0, length));
+    const sequential = Math.abs(offset - this.lastEnd) <= this.options.slack;
+    if (!sequential) {
+      // A seek: forget the run; the next read decides whether a new one starts here.
+      this.lastEnd = end;
+      this.aheadEnd = end;
+      this.window = this.options.initialWindow;
+      return undefined;
+    }
+    this.lastEnd = Math.max(this.lastEnd, end);
+    if (this.lastEnd >= this.fileSize) return undefined;
+    // Refill once half of what was fetched ahead has been consumed, so requests stay big.
+    if (this.aheadEnd - this.lastEnd > this.window / 2) return undefined;
+    const from = Math.max(this.aheadEnd, this.lastEnd);
+    const to = Math.min(this.fileSize, this.lastEnd + this.window);
+    this.window = Math.min(this.options.maxWindow, this.window * 2);
+    if (to <= from) return undefined;
+    this.aheadEnd = to;
+    return { offset: from, length: to - from };
+  }
+}

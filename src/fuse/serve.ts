@@ -1,0 +1,134 @@
+// Serving an opened image at a mountpoint: mount with fuse-native, start the background
+// prefetch, notice when someone else unmounts us, and tear everything down once.
+// Nothing here touches the mount's files: a FUSE server that does deadlocks itself.
+import { promisify } from 'node:util';
+import { ErrorCodes, StargzError, redact } from '../errors.js';
+import type { LayerContext } from '../layer/layer.js';
+import type { MergedFs } from '../vfs/merged-fs.js';
+import { runPrefetch, type PrefetchMode, type PrefetchResult } from '../prefetch/prefetch.js';
+import { createFuseAdapter, DEFAULT_READ_DEADLINE_MS } from './adapter.js';
+import { loadFuse, type FuseInstance, type FuseNativeOptions } from './fuse-native.js';
+import { isFuse, mountAt } from './mountinfo.js';
+import type { ReadAheadOptions } from './read-ahead.js';
+
+export interface ServeOptions {
+  /** Absolute path of an existing empty directory (see prepareMountpoint). */
+  mountpoint: string;
+  /** Shown as the mount's source in /proc/mounts and `df`: the image reference. */
+  fsName: string;
+  allowOther?: boolean;
+  prefetch?: PrefetchMode;
+  /** A read that cannot complete by then answers EIO. */
+  readDeadlineMs?: number;
+  readAhead?: ReadAheadOptions | false;
+  /** Ask fusermount to unmount if this process dies (falls back to plain mounting). */
+  autoUnmount?: boolean;
+  /** libfuse debug output on stderr. */
+  debug?: boolean;
+  log: (line: string) => void;
+}
+
+export interface ServingMount {
+  readonly mountpoint: string;
+  /** Settles when the mount is gone: 'stopped' after stop(), 'unmounted' when unmounted from outside. */
+  readonly ended: Promise<'stopped' | 'unmounted'>;
+  /** The background prefetch's outcome (mode 'none' resolves at once). */
+  readonly prefetched: Promise<PrefetchResult>;
+  /** Stops prefetch and unmounts (lazily: open files do not keep us alive). Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Kernel caches of names and attributes: the image never changes while mounted. */
+const CACHE_SECONDS = 3600;
+const UNMOUNT_POLL_MS = 500;
+
+export async function serveImage(image: { fs: MergedFs; ctx: LayerContext }, options: ServeOptions): Promise<ServingMount> {
+  const { fs, ctx } = image;
+  const log = options.log;
+  const readDeadlineMs = options.readDeadlineMs ?? DEFAULT_READ_DEADLINE_MS;
+  const isCached = (key: string): boolean => {
+    try {
+      return ctx.cache.has(key);
+    } catch {
+      return false;
+    }
+  };
+  const adapter = createFuseAdapter(fs, { readDeadlineMs, readAhead: options.readAhead, isCached, log });
+  const fuseOptions: FuseNativeOptions = {
+    fsname: options.fsName.replace(/[,\s\\]/g, '_').slice(0, 200),
+    subtype: 'stargz-get',
+    allowOther: options.allowOther ?? false,
+    autoUnmount: options.autoUnmount ?? true,
+    defaultPermissions: true,
+    kernelCache: true,
+    attrTimeout: CACHE_SECONDS,
+    entryTimeout: CACHE_SECONDS,
+    debug: options.debug ?? false,
+    // fuse-native's own last-resort timeout: after ours, so a read answers EIO, not ETIMEDOUT.
+    timeout: { default: 30_000, read: readDeadlineMs + 10_000 },
+    extraOptions: ['ro', 'use_ino', 'readdir_ino', `negative_timeout=${CACHE_SECONDS}`],
+  };
+
+  let Fuse;
+  try {
+    Fuse = loadFuse();
+  } catch (err) {
+    throw new StargzError(ErrorCodes.FUSE, `cannot load fuse-native: ${(err as Error).message}`, { cause: err });
+  }
+  let fuse: FuseInstance = new Fuse(options.mountpoint, adapter.ops, fuseOptions);
+  try {
+    await promisify(fuse.mount.bind(fuse))();
+  } catch (err) {
+    if (!fuseOptions.autoUnmount) throw mountError(options.mountpoint, err);
+    // auto_unmount needs a fusermount that supports it; mount without rather than not at all.
+    log(`mounting with auto_unmount failed (${(err as Error).message}); mounting without it`);
+    fuse = new Fuse(options.mountpoint, adapter.ops, { ...fuseOptions, autoUnmount: false });
+    try {
+      await promisify(fuse.mount.bind(fuse))();
+    } catch (err2) {
+      throw mountError(options.mountpoint, err2);
+    }
+  }
+
+  const prefetchAbort = new AbortController();
+  const prefetched = runPrefetch(fs, options.prefetch ?? 'none', { isCached, signal: prefetchAbort.signal, log });
+
+  let resolveEnded!: (how: 'stopped' | 'unmounted') => void;
+  const ended = new Promise<'stopped' | 'unmounted'>((r) => (resolveEnded = r));
+  let stopping: Promise<void> | undefined;
+
+  const stop = (how: 'stopped' | 'unmounted' = 'stopped'): Promise<void> => {
+    stopping ??= (async () => {
+      clearInterval(watch);
+      prefetchAbort.abort(new StargzError(ErrorCodes.ABORTED, 'unmounting'));
+      try {
+        // fuse-native's unmount also releases the handle that keeps the event loop alive.
+        await promisify(fuse.unmount.bind(fuse))();
+      } catch (err) {
+        log(`unmount of ${options.mountpoint} failed: ${redact((err as Error).message)}`);
+      }
+      await prefetched.catch(() => undefined);
+      resolveEnded(how);
+    })();
+    return stopping;
+  };
+
+  // Someone ran `umount`/`fusermount -u` on us: wind down as if told to stop.
+  let polling = false;
+  const watch = setInterval(() => {
+    if (polling) return;
+    polling = true;
+    mountAt(options.mountpoint)
+      .then((m) => {
+        if (!m || !isFuse(m)) void stop('unmounted');
+      })
+      .catch(() => undefined)
+      .finally(() => (polling = false));
+  }, UNMOUNT_POLL_MS);
+
+  return { mountpoint: options.mountpoint, ended, prefetched, stop: () => stop('stopped') };
+}
+
+function mountError(mountpoint: string, err: unknown): StargzError {
+  return new StargzError(ErrorCodes.FUSE, `cannot mount at ${mountpoint}: ${(err as Error).message}`, { cause: err });
+}

@@ -1,0 +1,170 @@
+// The FUSE operations called directly (no kernel): errno mapping, handles, read deadlines,
+// read-ahead and the read-only refusals.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { MergedFs } from '../../src/vfs/merged-fs.js';
+import { createFuseAdapter, type AdapterOptions } from '../../src/fuse/adapter.js';
+import type { FuseOps, FuseStat } from '../../src/fuse/fuse-native.js';
+import { ErrorCodes, StargzError } from '../../src/errors.js';
+import { FakeLayer } from './fake-layer.js';
+
+const ENOENT = -2;
+const EIO = -5;
+const EINVAL = -22;
+const EROFS = -30;
+const ENODATA = -61;
+const EISDIR = -21;
+
+const big = Buffer.alloc(2 * 1024 * 1024, 0);
+for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 12)) & 0xff;
+
+function setup(over: Partial<AdapterOptions> = {}) {
+  const layer = new FakeLayer([
+    { path: 'etc', type: 'dir' },
+    { path: 'etc/hostname', content: Buffer.from('stargz-edge\n') },
+    { path: 'etc/link', type: 'symlink', linkName: '../etc/hostname', mode: 0o644 },
+    { path: 'etc/attrs', content: Buffer.from('x'), xattrs: { 'user.comment': Buffer.from('hello') } },
+    { path: 'big', content: big, chunkSize: 64 * 1024 },
+    { path: 'big-link', type: 'hardlink', linkName: 'big' },
+  ]);
+  const fs = new MergedFs([layer]);
+  const logs: string[] = [];
+  const adapter = createFuseAdapter(fs, { readDeadlineMs: 2000, log: (l) => logs.push(l), ...over });
+  return { layer, fs, ops: adapter.ops, adapter, logs };
+}
+
+const call = <T extends unknown[]>(fn: (cb: (...a: T) => void) => void): Promise<T> => new Promise((r) => fn((...a: T) => r(a)));
+
+async function readAll(ops: FuseOps, path: string, size: number, step = 128 * 1024): Promise<Buffer> {
+  const [err, fd] = await call<[number, number?]>((cb) => ops.open!(path, 0, cb));
+  assert.equal(err, 0);
+  const parts: Buffer[] = [];
+  for (let pos = 0; pos < size; pos += step) {
+    const buf = Buffer.alloc(step);
+    const [n] = await call<[number]>((cb) => ops.read!(path, fd!, buf, step, pos, cb));
+    assert.ok(n >= 0, `read at ${pos} answered ${n}`);
+    parts.push(buf.subarray(0, n));
+  }
+  await call<[number]>((cb) => ops.release!(path, fd!, cb));
+  return Buffer.concat(parts);
+}
+
+test('getattr: the image metadata, ENOENT for what is not there, symlinks 0777, hardlinks one inode', async () => {
+  const { ops } = setup();
+  const [e0, root] = await call<[number, FuseStat?]>((cb) => ops.getattr!('/', cb));
+  assert.equal(e0, 0);
+  assert.equal(root!.mode & 0o170000, 0o040000);
+  const [e1] = await call<[number, FuseStat?]>((cb) => ops.getattr!('/nope', cb));
+  assert.equal(e1, ENOENT);
+  const [, host] = await call<[number, FuseStat?]>((cb) => ops.getattr!('/etc/hostname', cb));
+  assert.equal(host!.size, 12);
+  assert.equal(host!.mtime, 1_600_000_000_000);
+  const [, link] = await call<[number, FuseStat?]>((cb) => ops.getattr!('/etc/link', cb));
+  assert.equal(link!.mode, 0o120777);
+  const [, a] = await call<[number, FuseStat?]>((cb) => ops.getattr!('/big', cb));
+  const [, b] = await call<[number, FuseStat?]>((cb) => ops.getattr!('/big-link', cb));
+  assert.equal(a!.ino, b!.ino);
+  assert.equal(a!.nlink, 2);
+});
+
+test('readdir lists . and .. first, then the children with their stats', async () => {
+  const { ops } = setup();
+  const [err, names, stats] = await call<[number, string[]?, FuseStat[]?]>((cb) => ops.readdir!('/etc', cb));
+  assert.equal(err, 0);
+  assert.deepEqual(names, ['.', '..', 'attrs', 'hostname', 'link']);
+  assert.equal(stats!.length, names!.length);
+  assert.equal((await call<[number]>((cb) => ops.readdir!('/etc/hostname', cb)))[0], -20);
+});
+
+test('open/read/release serve the bytes; writes and write opens are refused with EROFS', async () => {
+  const { ops } = setup();
+  assert.equal((await readAll(ops, '/etc/hostname', 12)).toString(), 'stargz-edge\n');
+  const got = await readAll(ops, '/big', big.length);
+  assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(big).digest('hex'));
+  assert.equal((await call<[number]>((cb) => ops.open!('/etc/hostname', 1, cb)))[0], EROFS); // O_WRONLY
+  assert.equal((await call<[number]>((cb) => ops.open!('/etc/hostname', 0o1000, cb)))[0], EROFS); // O_TRUNC
+  assert.equal((await call<[number]>((cb) => ops.open!('/etc', 0, cb)))[0], EISDIR);
+  assert.equal((await call<[number]>((cb) => ops.open!('/missing', 0, cb)))[0], ENOENT);
+  const refusals: Array<[keyof FuseOps, unknown[]]> = [
+    ['write', ['/etc/hostname', 1, Buffer.alloc(1), 1, 0]],
+    ['create', ['/new', 0o644]],
+    ['unlink', ['/etc/hostname']],
+    ['mkdir', ['/d', 0o755]],
+    ['rename', ['/etc/hostname', '/x']],
+    ['chmod', ['/etc/hostname', 0o777]],
+    ['setxattr', ['/etc/hostname', 'user.x', Buffer.from('y'), 0, 0]],
+    ['truncate', ['/etc/hostname', 0]],
+  ];
+  for (const [name, args] of refusals) {
+    const [res] = await call<[number]>((cb) => (ops[name] as (...a: unknown[]) => void)(...args, cb));
+    assert.equal(res, EROFS, name);
+  }
+  assert.equal((await call<[number]>((cb) => ops.access!('/etc/hostname', 2, cb)))[0], EROFS);
+  assert.equal((await call<[number]>((cb) => ops.access!('/etc/hostname', 4, cb)))[0], 0);
+});
+
+test('readlink, xattrs and statfs', async () => {
+  const { ops } = setup();
+  assert.deepEqual(await call((cb) => ops.readlink!('/etc/link', cb)), [0, '../etc/hostname']);
+  assert.equal((await call<[number]>((cb) => ops.readlink!('/etc/hostname', cb)))[0], EINVAL);
+  assert.deepEqual(await call((cb) => ops.listxattr!('/etc/attrs', cb)), [0, ['user.comment']]);
+  const [e, v] = await call<[number, Buffer?]>((cb) => ops.getxattr!('/etc/attrs', 'user.comment', 0, cb));
+  assert.equal(e, 0);
+  assert.equal(v!.toString(), 'hello');
+  assert.equal((await call<[number]>((cb) => ops.getxattr!('/etc/attrs', 'user.other', 0, cb)))[0], ENODATA);
+  const [se, st] = await call<[number, { flag: number; files: number }?]>((cb) => ops.statfs!('/', cb));
+  assert.equal(se, 0);
+  assert.equal(st!.flag, 1); // ST_RDONLY
+  assert.ok(st!.files >= 6);
+});
+
+test('a failing fetch answers EIO and logs why; the kernel retry right after is answered at once', async () => {
+  const { ops, layer, logs } = setup();
+  layer.behaviour = { fail: new StargzError(ErrorCodes.REGISTRY_UNREACHABLE, 'connect ECONNREFUSED 127.0.0.1:5000') };
+  const buf = Buffer.alloc(4096);
+  assert.deepEqual(await call((cb) => ops.read!('/etc/hostname', 0, buf, 4096, 0, cb)), [EIO]);
+  assert.match(logs.join('\n'), /read \/etc\/hostname @0\+4096: EIO \(ERR_REGISTRY_UNREACHABLE: connect ECONNREFUSED/);
+  const calls = layer.calls.length;
+  assert.deepEqual(await call((cb) => ops.read!('/etc/hostname', 0, buf, 4096, 0, cb)), [EIO]);
+  assert.equal(layer.calls.length, calls, 'no second fetch for the immediate retry');
+});
+
+test('a read that hangs answers EIO at its deadline and cancels the fetch', async () => {
+  const { ops, layer, logs } = setup({ readDeadlineMs: 150 });
+  layer.behaviour = 'hang';
+  const started = Date.now();
+  const [res] = await call<[number]>((cb) => ops.read!('/etc/hostname', 0, Buffer.alloc(4096), 4096, 0, cb));
+  assert.equal(res, EIO);
+  assert.ok(Date.now() - started < 1000);
+  assert.equal(layer.calls[0]!.options.signal?.aborted, true);
+  assert.match(logs.join('\n'), /ERR_TIMEOUT/);
+});
+
+test('sequential reads of a big file fetch ahead at low priority, skipping cached chunks', async () => {
+  const cached = new Set<string>();
+  const { ops, layer, fs } = setup({ isCached: (k) => cached.has(k) });
+  const node = fs.get('/big')!;
+  cached.add(node.inode.entry.chunks[3]!.digest!);
+  await readAll(ops, '/big', 256 * 1024);
+  const low = layer.calls.filter((c) => c.options.priority === 'low');
+  const high = layer.calls.filter((c) => c.options.priority === 'high');
+  assert.ok(low.length >= 1, 'read-ahead happened');
+  assert.equal(high.length, 2);
+  const aheadOffsets = low.flatMap((c) => c.refs.map((r) => r.fileOffset));
+  assert.ok(Math.min(...aheadOffsets) >= 128 * 1024, 'ahead of the reads');
+  assert.ok(!aheadOffsets.includes(3 * 64 * 1024), 'a cached chunk is not fetched ahead');
+
+  // Read-ahead off: only the reads themselves.
+  const off = setup({ readAhead: false });
+  await readAll(off.ops, '/big', 512 * 1024);
+  assert.ok(off.layer.calls.every((c) => c.options.priority === 'high'));
+});
+
+test('release forgets the handle', async () => {
+  const { ops, adapter } = setup();
+  const [, fd] = await call<[number, number?]>((cb) => ops.open!('/etc/hostname', 0, cb));
+  assert.equal(adapter.openHandles(), 1);
+  await call((cb) => ops.release!('/etc/hostname', fd!, cb));
+  assert.equal(adapter.openHandles(), 0);
+});
