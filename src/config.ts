@@ -27,7 +27,7 @@ export const DEFAULT_OPTIONS: Options = {
   memoryCacheBytes: 256 * 1024 ** 2,
   offline: false,
   maxGapBytes: 64 * 1024,
-  maxRangeBytes: 8 * 1024 ** 2,
+  maxRangeBytes: 4 * 1024 ** 2,
 };
 
 /** Fills defaults and rejects contradictory or unbounded values when options are built. */
