@@ -81,6 +81,38 @@ function inflateGzip(compressed: Buffer, innerOffset: number, need: number): Pro
   });
 }
 
+/**
+ * The synchronous twin of inflateChunk, for worker threads: the whole member is inflated
+ * in one call (bounded: more than `size + innerOffset` plus a small tail is refused with
+ * undefined, and the caller falls back to the streaming path, which stops early).
+ */
+export function inflateChunkSync(compressed: Buffer, compression: Compression, innerOffset: number, size: number): Buffer | undefined {
+  const need = innerOffset + size;
+  if (!Number.isSafeInteger(innerOffset) || !Number.isSafeInteger(size) || innerOffset < 0 || size < 0 || need > bufferConstants.MAX_LENGTH) {
+    throw new StargzError(ErrorCodes.TOC_INVALID, `chunk extent innerOffset=${innerOffset} size=${size} is invalid`);
+  }
+  if (size === 0) return Buffer.alloc(0);
+  if (compression === 'zstd') {
+    const frame = readZstdFrame(compressed);
+    const out = decodeZstdFrame(compressed, frame, need, need + ZSTD_WHOLE_FRAME_SLACK);
+    if (out.length < need) throw corrupt(`zstd frame holds ${out.length} bytes, the chunk needs ${need}`);
+    return compact(Buffer.from(out.buffer, out.byteOffset + innerOffset, need - innerOffset));
+  }
+  const start = gzipHeaderLength(compressed);
+  const body = compressed.subarray(start);
+  let res: { buffer: Buffer; engine: zlib.InflateRaw };
+  try {
+    res = zlib.inflateRawSync(body, { maxOutputLength: need + TAIL_SLACK, info: true }) as unknown as { buffer: Buffer; engine: zlib.InflateRaw };
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return undefined;
+    throw corrupt('gzip member does not inflate: ' + (err as Error).message, err);
+  }
+  const out = res.buffer;
+  if (out.length < need) throw corrupt(`gzip member holds ${out.length} bytes, the chunk needs ${need}`);
+  checkGzipTrailer(body, res.engine.bytesWritten, [out], out.length);
+  return innerOffset === 0 && out.length === need ? out : compact(out.subarray(innerOffset, need));
+}
+
 async function inflateZstd(compressed: Buffer, innerOffset: number, need: number): Promise<Buffer> {
   const frame = readZstdFrame(compressed);
   const out = decodeZstdFrame(compressed, frame, need, need + ZSTD_WHOLE_FRAME_SLACK);

@@ -13,6 +13,7 @@ import { RegistryBlobSource } from '../blob/blob-source.js';
 import { Limiter } from '../util/limiter.js';
 import { newFetchStats, type Layer, type LayerContext } from '../layer/layer.js';
 import { openLayer } from '../layer/open-layer.js';
+import { InflatePool } from '../layer/inflate-pool.js';
 import { MergedFs } from '../vfs/merged-fs.js';
 
 export interface OpenImageOptions extends Partial<Options> {
@@ -20,6 +21,8 @@ export interface OpenImageOptions extends Partial<Options> {
   notice?: (message: string) => void;
   /** Do not download layers that are not eStargz (they get an empty index): for `info`. */
   probePlainLayers?: boolean;
+  /** Start the inflate workers while the manifest and TOCs are fetched (sync, mount). */
+  warmInflater?: boolean;
 }
 
 export interface OpenedImage {
@@ -40,6 +43,8 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
   const notice = options.notice ?? (() => undefined);
   const platform = opts.platform ? parsePlatform(opts.platform) : defaultPlatform();
   const disk = DiskCache.open({ dir: opts.cacheDir ?? defaultCacheDir(), maxBytes: opts.cacheMaxBytes });
+  const inflater = new InflatePool();
+  if (options.warmInflater) inflater.warm();
   const client = new RegistryClient(ref.registry, { ...options.registry, maxConnectionsPerHost: Math.max(opts.concurrency, options.registry?.maxConnectionsPerHost ?? 0) });
   try {
     const resolutionKey = `${formatReference(ref)}|${formatPlatform(platform)}`;
@@ -71,6 +76,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       limiter: new Limiter(opts.concurrency),
       tuning: { maxGap: opts.maxGapBytes, maxRangeBytes: opts.maxRangeBytes, tocTailGuess: 32 * 1024 },
       stats: newFetchStats(),
+      inflater,
       offline: opts.offline,
       notice,
     };
@@ -94,11 +100,13 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       ctx,
       disk,
       async close() {
+        await ctx.inflater?.close();
         await client.close();
         disk.close();
       },
     };
   } catch (err) {
+    await inflater.close();
     await client.close().catch(() => undefined);
     disk.close();
     throw err;

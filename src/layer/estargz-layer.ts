@@ -5,12 +5,10 @@ import { ErrorCodes, StargzError } from '../errors.js';
 import {
   buildLayerIndex,
   extractTocJson,
-  inflateChunk,
   MAX_FOOTER_SIZE,
   parseFooter,
   parseToc,
   tocDigest,
-  verifyChunk,
   type ChunkRef,
   type Footer,
   type LayerIndex,
@@ -19,6 +17,7 @@ import type { Descriptor } from '../registry/manifest.js';
 import type { BlobSource } from '../blob/blob-source.js';
 import { planRanges } from './range-plan.js';
 import { allSettledOrThrow, mapConcurrent } from '../util/concurrent.js';
+import { inflateInThread, type InflateItem } from './inflate-pool.js';
 import { chunkKey, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
 
 /** Chunks inflated and handed to the sink at once per range: bounds memory and open files. */
@@ -160,25 +159,32 @@ export class EstargzLayer implements Layer {
               for (const item of range.items) settle(item.key, undefined, err);
               throw err;
             }
-            await mapConcurrent(range.items, DELIVERY_CONCURRENCY, async (item) => {
-                try {
-                  const ref = item.refs[0]!;
-                  const data = await inflateChunk(
-                    compressed.subarray(item.offset - range.offset, item.end - range.offset),
-                    this.footer.compression,
-                    ref.innerOffset,
-                    ref.size,
-                  );
-                  verifyChunk(data, ref.digest, `chunk at ${ref.offset} of layer ${this.descriptor.digest}`);
-                  this.ctx.stats.chunksFetched++;
-                  if (ref.digest) await this.ctx.cache.put(item.key, data);
-                  settle(item.key, data);
-                  await deliver(item, data);
-                } catch (err) {
-                  failed = true;
-                  settle(item.key, undefined, err);
-                  throw err;
-                }
+            const compression = this.footer.compression;
+            const jobs: InflateItem[] = range.items.map((item) => ({
+              start: item.offset - range.offset,
+              end: item.end - range.offset,
+              innerOffset: item.refs[0]!.innerOffset,
+              size: item.refs[0]!.size,
+              digest: item.refs[0]!.digest,
+              what: `chunk at ${item.offset} of layer ${this.descriptor.digest}`,
+            }));
+            let outputs: Buffer[];
+            try {
+              outputs = this.ctx.inflater
+                ? await this.ctx.inflater.inflate(compressed, compression, jobs)
+                : await Promise.all(jobs.map((j) => inflateInThread(compressed.subarray(j.start, j.end), compression, j)));
+            } catch (err) {
+              failed = true;
+              for (const item of range.items) settle(item.key, undefined, err);
+              throw err;
+            }
+            this.ctx.stats.chunksFetched += outputs.length;
+            await mapConcurrent(range.items.keys(), DELIVERY_CONCURRENCY, async (i) => {
+              const item = range.items[i]!;
+              const data = outputs[i]!;
+              if (item.refs[0]!.digest) await this.ctx.cache.put(item.key, data);
+              settle(item.key, data);
+              await deliver(item, data);
             });
           }, options.priority),
         ),

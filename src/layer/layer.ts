@@ -6,6 +6,7 @@ import type { Descriptor } from '../registry/manifest.js';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { DiskCache } from '../cache/disk-cache.js';
 import type { Limiter, Priority } from '../util/limiter.js';
+import type { InflatePool } from './inflate-pool.js';
 
 export interface ReadOptions {
   /** Background prefetch runs at 'low' so on-demand reads overtake it. */
@@ -57,6 +58,8 @@ export interface LayerContext {
   limiter: Limiter;
   tuning: FetchTuning;
   stats: FetchStats;
+  /** Worker threads for inflating and verifying; without it, zlib's thread pool and this thread. */
+  inflater?: InflatePool;
   /** True with --offline: nothing may be fetched. */
   offline: boolean;
   notice(message: string): void;

@@ -79,6 +79,8 @@ class SyncRun {
   private readonly preserveOwners: boolean;
   private readonly warned = new Set<string>();
   private readonly tmpFiles = new Set<string>();
+  /** Set when the run failed elsewhere: no new file is started. */
+  private abandoned = false;
   private readonly summary: SyncSummary = { target: '', directories: 0, files: 0, symlinks: 0, hardlinks: 0, specials: 0, bytesWritten: 0 };
   private readonly progress: SyncProgress = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 };
 
@@ -145,48 +147,66 @@ class SyncRun {
     };
     plan(top, target);
 
+    // Metadata-only work (directories, links, special files) uses synchronous calls: each
+    // is a few microseconds, while a trip through the thread pool costs far more, and
+    // thousands of them in a row dominated a sync of /etc.
     // 1. Directories, parents first, writable by us until their metadata is applied at the end.
-    for (const { path } of dirs) await this.makeDir(path);
+    for (const { path } of dirs) this.makeDir(path);
     this.summary.directories = dirs.length;
 
-    // 2. Symlinks, device nodes, fifos.
-    for (const { node, path } of others) await this.makeSpecial(node, path);
+    // 2. Regular files: all chunks of a layer in one call, so neighbouring chunks of
+    //    different files share range requests. Started first so that the fetches are in
+    //    flight while links and special files are made.
+    const files = this.writeFiles([...jobs.values()]);
 
-    // 3. Regular files: all chunks of a layer in one call, so neighbouring chunks of
-    //    different files share range requests.
-    await this.writeFiles([...jobs.values()]);
+    // 3. Symlinks, device nodes, fifos.
+    try {
+      for (const { node, path } of others) this.makeSpecial(node, path);
+    } catch (err) {
+      this.abandoned = true; // stop the file writers, then report this failure
+      await files.catch(() => undefined);
+      throw err;
+    }
+    await files;
 
     // 4. Directory metadata, deepest first (creating children changes a directory's mtime).
     for (let i = dirs.length - 1; i >= 0; i--) {
       const { node, path } = dirs[i]!;
       if (node.inode.entry.implicit) {
         // No entry in any layer (the image root, usually): a plain 0755 directory, as unpackers make it.
-        await fsp.chmod(path, 0o755);
+        fs.chmodSync(path, 0o755);
         continue;
       }
-      await this.applyMetadata(node.inode, path);
+      this.applyMetadata(node.inode, path);
     }
   }
 
-  private async makeDir(path: string): Promise<void> {
-    const st = await fsp.lstat(path).catch(() => undefined);
-    if (st?.isDirectory()) return;
-    if (st) await fsp.rm(path, { recursive: true, force: true }); // a file or symlink in the way: replace it, never follow it
-    await fsp.mkdir(path, { recursive: false, mode: 0o700 }).catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') await fsp.mkdir(path, { recursive: true, mode: 0o700 });
-      else throw err;
-    });
+  private makeDir(path: string): void {
+    try {
+      fs.mkdirSync(path, { mode: 0o700 });
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        fs.mkdirSync(path, { recursive: true, mode: 0o700 }); // DEST's own parents
+        return;
+      }
+      if (code !== 'EEXIST') throw err;
+    }
+    if (fs.lstatSync(path).isDirectory()) return;
+    fs.rmSync(path, { recursive: true, force: true }); // a file or symlink in the way: replace it, never follow it
+    fs.mkdirSync(path, { mode: 0o700 });
   }
 
-  private async makeSpecial(node: VNode, path: string): Promise<void> {
+  private makeSpecial(node: VNode, path: string): void {
     const entry = node.inode.entry;
     const tmp = tempSibling(dirname(path), basename(path));
     this.tmpFiles.add(tmp);
     if (entry.type === 'symlink') {
-      await fsp.symlink(entry.linkName, tmp);
-      if (this.preserveOwners) await fsp.lchown(tmp, entry.uid, entry.gid);
+      fs.symlinkSync(entry.linkName, tmp);
+      if (this.preserveOwners) fs.lchownSync(tmp, entry.uid, entry.gid);
       const t = entry.mtimeMs / 1000;
-      await fsp.lutimes(tmp, t, t);
+      fs.lutimesSync(tmp, t, t);
       this.summary.symlinks++;
     } else {
       const native = posixExtra();
@@ -206,10 +226,10 @@ class SyncRun {
         }
         throw err;
       }
-      await this.applyMetadata(node.inode, tmp);
+      this.applyMetadata(node.inode, tmp);
       this.summary.specials++;
     }
-    await this.replace(tmp, path);
+    this.replace(tmp, path);
     this.tmpFiles.delete(tmp);
   }
 
@@ -239,7 +259,7 @@ class SyncRun {
           group.refs,
           async (ref, data) => {
             // Once anything failed, no new file is started: the run is being abandoned.
-            if (failed) throw new StargzError(ErrorCodes.ABORTED, 'sync abandoned');
+            if (failed || this.abandoned) throw new StargzError(ErrorCodes.ABORTED, 'sync abandoned');
             const job = group.owner.get(ref)!;
             const fd = await this.openJob(job);
             await writeFully(fd, data, ref.fileOffset);
@@ -285,14 +305,14 @@ class SyncRun {
       fs.closeSync(fd);
       job.fd = undefined;
     }
-    await this.replace(job.tmpPath, job.finalPath);
+    this.replace(job.tmpPath, job.finalPath);
     this.tmpFiles.delete(job.tmpPath);
     this.summary.files++;
     for (const link of job.links) {
       const tmp = tempSibling(dirname(link), basename(link));
       this.tmpFiles.add(tmp);
-      await fsp.link(job.finalPath, tmp);
-      await this.replace(tmp, link);
+      fs.linkSync(job.finalPath, tmp);
+      this.replace(tmp, link);
       this.tmpFiles.delete(tmp);
       this.summary.hardlinks++;
     }
@@ -312,14 +332,14 @@ class SyncRun {
   }
 
   /** Owner, then mode (chown clears setuid), xattrs, and mtime last. */
-  private async applyMetadata(inode: Inode, path: string): Promise<void> {
+  private applyMetadata(inode: Inode, path: string): void {
     const entry = inode.entry;
-    if (this.preserveOwners) await fsp.lchown(path, entry.uid, entry.gid);
+    if (this.preserveOwners) fs.lchownSync(path, entry.uid, entry.gid);
     else if (entry.uid !== 0 || entry.gid !== 0) this.warnOnce('owner', 'not running as root: file owners are not preserved');
-    await fsp.chmod(path, entry.mode & 0o7777);
+    fs.chmodSync(path, entry.mode & 0o7777);
     this.setXattrs(entry, path);
     const t = entry.mtimeMs / 1000;
-    await fsp.utimes(path, t, t);
+    fs.utimesSync(path, t, t);
   }
 
   private setXattrs(entry: Inode['entry'], path: string): void {
@@ -343,14 +363,14 @@ class SyncRun {
   }
 
   /** Atomically puts tmp at path; a directory in the way is removed first. */
-  private async replace(tmp: string, path: string): Promise<void> {
+  private replace(tmp: string, path: string): void {
     try {
-      await fsp.rename(tmp, path);
+      fs.renameSync(tmp, path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw err;
-      await fsp.rm(path, { recursive: true, force: true });
-      await fsp.rename(tmp, path);
+      fs.rmSync(path, { recursive: true, force: true });
+      fs.renameSync(tmp, path);
     }
   }
 

@@ -21,7 +21,7 @@ export async function syncCommand(source: string, dest: string, flags: CommonFla
   // sync reads each chunk once and writes it to its file and the disk cache: holding
   // chunks in memory too would only grow the process. A user's --memory-cache still wins.
   if (flags.memoryCache === undefined) options.memoryCacheBytes = SYNC_MEMORY_CACHE_BYTES;
-  const image = await openImage(ref, options);
+  const image = await openImage(ref, { ...options, warmInflater: true });
   try {
     const started = Date.now();
     const summary = await syncPath(image.fs, path, resolvePath(dest), {
