@@ -66,6 +66,21 @@ const writeFd = (fd: number, buf: Buffer, off: number, len: number, pos: number)
 const readFd = (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> =>
   new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
 
+/** Entries created at once (each allocates an inode in the thread pool). */
+const CREATE_CONCURRENCY = 16;
+
+/** Directories grouped by depth, shallowest first: a level only needs the ones above. */
+function byDepth<T extends { path: string }>(dirs: T[]): T[][] {
+  const levels = new Map<number, T[]>();
+  for (const d of dirs) {
+    const depth = d.path.split('/').length;
+    let level = levels.get(depth);
+    if (!level) levels.set(depth, (level = []));
+    level.push(d);
+  }
+  return [...levels.keys()].sort((a, b) => a - b).map((k) => levels.get(k)!);
+}
+
 const S_IFIFO = 0o010000;
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
@@ -147,11 +162,12 @@ class SyncRun {
     };
     plan(top, target);
 
-    // Metadata-only work (directories, links, special files) uses synchronous calls: each
-    // is a few microseconds, while a trip through the thread pool costs far more, and
-    // thousands of them in a row dominated a sync of /etc.
-    // 1. Directories, parents first, writable by us until their metadata is applied at the end.
-    for (const { path } of dirs) this.makeDir(path);
+    // Creating an entry allocates an inode, which can take a millisecond on a busy ext4:
+    // those calls go to the thread pool, many at once. Changing metadata of an existing
+    // entry is cheap and stays synchronous.
+    // 1. Directories, parents first (one depth level at a time), writable by us until their
+    //    metadata is applied at the end.
+    for (const level of byDepth(dirs)) await mapConcurrent(level, CREATE_CONCURRENCY, (d) => this.makeDir(d.path));
     this.summary.directories = dirs.length;
 
     // 2. Regular files: all chunks of a layer in one call, so neighbouring chunks of
@@ -161,7 +177,7 @@ class SyncRun {
 
     // 3. Symlinks, device nodes, fifos.
     try {
-      for (const { node, path } of others) this.makeSpecial(node, path);
+      await mapConcurrent(others, CREATE_CONCURRENCY, (o) => this.makeSpecial(o.node, o.path));
     } catch (err) {
       this.abandoned = true; // stop the file writers, then report this failure
       await files.catch(() => undefined);
@@ -181,29 +197,29 @@ class SyncRun {
     }
   }
 
-  private makeDir(path: string): void {
+  private async makeDir(path: string): Promise<void> {
     try {
-      fs.mkdirSync(path, { mode: 0o700 });
+      await fsp.mkdir(path, { mode: 0o700 });
       return;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') {
-        fs.mkdirSync(path, { recursive: true, mode: 0o700 }); // DEST's own parents
+        await fsp.mkdir(path, { recursive: true, mode: 0o700 }); // DEST's own parents
         return;
       }
       if (code !== 'EEXIST') throw err;
     }
-    if (fs.lstatSync(path).isDirectory()) return;
-    fs.rmSync(path, { recursive: true, force: true }); // a file or symlink in the way: replace it, never follow it
-    fs.mkdirSync(path, { mode: 0o700 });
+    if ((await fsp.lstat(path)).isDirectory()) return;
+    await fsp.rm(path, { recursive: true, force: true }); // a file or symlink in the way: replace it, never follow it
+    await fsp.mkdir(path, { mode: 0o700 });
   }
 
-  private makeSpecial(node: VNode, path: string): void {
+  private async makeSpecial(node: VNode, path: string): Promise<void> {
     const entry = node.inode.entry;
     const tmp = tempSibling(dirname(path), basename(path));
     this.tmpFiles.add(tmp);
     if (entry.type === 'symlink') {
-      fs.symlinkSync(entry.linkName, tmp);
+      await fsp.symlink(entry.linkName, tmp);
       if (this.preserveOwners) fs.lchownSync(tmp, entry.uid, entry.gid);
       const t = entry.mtimeMs / 1000;
       fs.lutimesSync(tmp, t, t);
@@ -229,7 +245,7 @@ class SyncRun {
       this.applyMetadata(node.inode, tmp);
       this.summary.specials++;
     }
-    this.replace(tmp, path);
+    await this.replace(tmp, path);
     this.tmpFiles.delete(tmp);
   }
 
@@ -305,14 +321,14 @@ class SyncRun {
       fs.closeSync(fd);
       job.fd = undefined;
     }
-    this.replace(job.tmpPath, job.finalPath);
+    await this.replace(job.tmpPath, job.finalPath);
     this.tmpFiles.delete(job.tmpPath);
     this.summary.files++;
     for (const link of job.links) {
       const tmp = tempSibling(dirname(link), basename(link));
       this.tmpFiles.add(tmp);
-      fs.linkSync(job.finalPath, tmp);
-      this.replace(tmp, link);
+      await fsp.link(job.finalPath, tmp);
+      await this.replace(tmp, link);
       this.tmpFiles.delete(tmp);
       this.summary.hardlinks++;
     }
@@ -363,14 +379,14 @@ class SyncRun {
   }
 
   /** Atomically puts tmp at path; a directory in the way is removed first. */
-  private replace(tmp: string, path: string): void {
+  private async replace(tmp: string, path: string): Promise<void> {
     try {
-      fs.renameSync(tmp, path);
+      await fsp.rename(tmp, path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw err;
-      fs.rmSync(path, { recursive: true, force: true });
-      fs.renameSync(tmp, path);
+      await fsp.rm(path, { recursive: true, force: true });
+      await fsp.rename(tmp, path);
     }
   }
 
