@@ -368,7 +368,8 @@ class Builder {
   }
 }
 
-function implicitDir(path: string): IndexEntry {
+/** A directory no entry describes: implied by a path below it (0755, owned by root, mtime 0). */
+export function implicitDir(path: string): IndexEntry {
   return {
     path,
     type: 'dir',

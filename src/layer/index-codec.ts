@@ -1,23 +1,12 @@
 // Building a LayerIndex from tar headers (plain layers), and its compact cache encoding.
-import { ErrorCodes, StargzError } from '../errors.js';
-import type { IndexEntry, LayerIndex } from '../estargz/index.js';
-
-const MAX_NAME = 4096;
-
-/** Normalizes a tar member name; refuses names that could escape the root. */
-export function normalizeMemberName(name: string): string {
-  if (name.length > MAX_NAME || name.includes('\0')) throw new StargzError(ErrorCodes.TOC_INVALID, `invalid entry name ${JSON.stringify(name.slice(0, 200))}`);
-  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new StargzError(ErrorCodes.TOC_INVALID, `entry name escapes the root: ${JSON.stringify(name)}`);
-  return parts.join('/');
-}
+import { implicitDir, normalizeEntryName, type IndexEntry, type LayerIndex } from '../estargz/index.js';
 
 export class LayerIndexBuilder {
   private readonly entries = new Map<string, IndexEntry>();
 
   add(raw: IndexEntry): void {
-    const path = normalizeMemberName(raw.path);
-    const entry: IndexEntry = { ...raw, path, linkName: raw.type === 'hardlink' ? normalizeMemberName(raw.linkName) : raw.linkName };
+    const path = normalizeEntryName(raw.path);
+    const entry: IndexEntry = { ...raw, path, linkName: raw.type === 'hardlink' ? normalizeEntryName(raw.linkName, 'hardlink target') : raw.linkName };
     this.ensureParents(path);
     this.entries.set(path, entry);
   }
@@ -46,10 +35,6 @@ export class LayerIndexBuilder {
     for (const list of children.values()) list.sort();
     return { entries: this.entries, children, noPrefetch: true, compression: 'gzip', tocOffset: 0 };
   }
-}
-
-function implicitDir(path: string): IndexEntry {
-  return { path, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtimeMs: 0, size: 0, linkName: '', devMajor: 0, devMinor: 0, xattrs: {}, chunks: [], implicit: true };
 }
 
 const CODEC_VERSION = 1;

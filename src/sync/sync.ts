@@ -316,7 +316,7 @@ class SyncRun {
       if (entry.digest && entry.chunks.some((c) => !c.digest)) await verifyFileDigest(fd, entry.digest, job.finalPath);
       // Metadata through the descriptor, synchronously: each call is a few microseconds,
       // cheaper than a trip through the thread pool.
-      this.applyFileMetadata(job.inode, fd, job.tmpPath);
+      this.applyMetadata(job.inode, job.tmpPath, fd);
     } finally {
       fs.closeSync(fd);
       job.fd = undefined;
@@ -336,26 +336,22 @@ class SyncRun {
     this.options.onProgress?.(this.progress);
   }
 
-  /** As applyMetadata, for a regular file open at fd. */
-  private applyFileMetadata(inode: Inode, fd: number, path: string): void {
+  /**
+   * Owner, then mode (chown clears setuid), xattrs, and mtime last; through the descriptor
+   * when the entry is a file we have open.
+   */
+  private applyMetadata(inode: Inode, path: string, fd?: number): void {
     const entry = inode.entry;
-    if (this.preserveOwners) fs.fchownSync(fd, entry.uid, entry.gid);
-    else if (entry.uid !== 0 || entry.gid !== 0) this.warnOnce('owner', 'not running as root: file owners are not preserved');
-    fs.fchmodSync(fd, entry.mode & 0o7777);
-    this.setXattrs(entry, path);
     const t = entry.mtimeMs / 1000;
-    fs.futimesSync(fd, t, t);
-  }
-
-  /** Owner, then mode (chown clears setuid), xattrs, and mtime last. */
-  private applyMetadata(inode: Inode, path: string): void {
-    const entry = inode.entry;
-    if (this.preserveOwners) fs.lchownSync(path, entry.uid, entry.gid);
-    else if (entry.uid !== 0 || entry.gid !== 0) this.warnOnce('owner', 'not running as root: file owners are not preserved');
-    fs.chmodSync(path, entry.mode & 0o7777);
+    if (this.preserveOwners) {
+      if (fd === undefined) fs.lchownSync(path, entry.uid, entry.gid);
+      else fs.fchownSync(fd, entry.uid, entry.gid);
+    } else if (entry.uid !== 0 || entry.gid !== 0) this.warnOnce('owner', 'not running as root: file owners are not preserved');
+    if (fd === undefined) fs.chmodSync(path, entry.mode & 0o7777);
+    else fs.fchmodSync(fd, entry.mode & 0o7777);
     this.setXattrs(entry, path);
-    const t = entry.mtimeMs / 1000;
-    fs.utimesSync(path, t, t);
+    if (fd === undefined) fs.utimesSync(path, t, t);
+    else fs.futimesSync(fd, t, t);
   }
 
   private setXattrs(entry: Inode['entry'], path: string): void {

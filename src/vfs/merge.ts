@@ -3,7 +3,7 @@
 // its directory of everything below (whatever its position in the layer), a path that
 // changes type replaces the old subtree, and hardlinks share their target's inode.
 import { ErrorCodes, StargzError } from '../errors.js';
-import type { IndexEntry } from '../estargz/index.js';
+import { implicitDir, type IndexEntry } from '../estargz/index.js';
 import type { Layer } from '../layer/layer.js';
 import type { Inode, VNode } from './node.js';
 
@@ -30,7 +30,7 @@ function newInode(entry: IndexEntry, layer: Layer): Inode {
 export function mergeLayers(layers: readonly Layer[]): MergeResult {
   if (layers.length === 0) throw new StargzError(ErrorCodes.MANIFEST_UNSUPPORTED, 'the image has no layers');
   const warnings: string[] = [];
-  const rootEntry = layers[0]!.index.entries.get('') ?? syntheticRoot();
+  const rootEntry = layers[0]!.index.entries.get('') ?? implicitDir('');
   const root: VNode = { name: '', path: '/', inode: newInode(rootEntry, layers[0]!), children: new Map() };
 
   // Relative path ('' = root) -> node, kept in step with the tree while merging.
@@ -126,24 +126,6 @@ function numberInodes(root: VNode, byPath: Map<string, VNode>): void {
   };
   visit(root);
   for (const [inode, count] of links) inode.nlink = count;
-}
-
-function syntheticRoot(): IndexEntry {
-  return {
-    path: '',
-    type: 'dir',
-    mode: 0o755,
-    uid: 0,
-    gid: 0,
-    mtimeMs: 0,
-    size: 0,
-    linkName: '',
-    devMajor: 0,
-    devMinor: 0,
-    xattrs: {},
-    chunks: [],
-    implicit: true,
-  };
 }
 
 /** Orders paths so that every directory comes before what it contains. */
