@@ -74,6 +74,8 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       cache: new ChunkCache(new MemoryChunkCache(opts.memoryCacheBytes), disk),
       disk,
       limiter: new Limiter(opts.concurrency),
+      // A few ranges beyond the requests in flight are being processed, so the link stays busy.
+      inMemory: new Limiter(opts.concurrency + 4),
       tuning: { maxGap: opts.maxGapBytes, maxRangeBytes: opts.maxRangeBytes, tocTailGuess: 32 * 1024 },
       stats: newFetchStats(),
       inflater,

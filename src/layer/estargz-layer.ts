@@ -145,15 +145,21 @@ export class EstargzLayer implements Layer {
     try {
       await allSettledOrThrow(
         ranges.map((range) =>
-          this.ctx.limiter.run(async () => {
+          // Two bounds: `inMemory` on ranges held (fetched, being inflated or written), and
+          // `limiter` on requests on the wire. A range frees its request slot as soon as its
+          // bytes are in, so the next request starts while this one is still processed.
+          this.ctx.inMemory.run(async () => {
             // After a failure, ranges not yet started are not fetched at all.
             if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
             const length = range.end - range.offset;
-            this.ctx.stats.rangeRequests++;
-            this.ctx.stats.bytesRequested += length;
             let compressed: Buffer;
             try {
-              compressed = await source.readRange(range.offset, length, options.signal);
+              compressed = await this.ctx.limiter.run(() => {
+                if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
+                this.ctx.stats.rangeRequests++;
+                this.ctx.stats.bytesRequested += length;
+                return source.readRange(range.offset, length, options.signal);
+              }, options.priority);
             } catch (err) {
               failed = true;
               for (const item of range.items) settle(item.key, undefined, err);

@@ -55,7 +55,10 @@ export interface FetchStats {
 export interface LayerContext {
   cache: ChunkCache;
   disk?: DiskCache;
+  /** Range requests on the wire at once (--concurrency). */
   limiter: Limiter;
+  /** Fetched ranges held in memory at once (being inflated or written): a bound on memory. */
+  inMemory: Limiter;
   tuning: FetchTuning;
   stats: FetchStats;
   /** Worker threads for inflating and verifying; without it, zlib's thread pool and this thread. */
