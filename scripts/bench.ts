@@ -1,0 +1,469 @@
+// The benchmark: stargz-get against full-pull baselines measured in the same run, on a
+// loopback registry and over an emulated wide-area link (40 ms round trip, 200 Mbit/s).
+// Usage: scripts/bench [--quick] [--only CASE,...]   (see README "Benchmark")
+// Writes bench-results.json and prints a table of ratios. Everything it starts (registry,
+// link proxy, mounts) is stopped on exit.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, readdirSync, statSync, lstatSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
+import { promisify } from 'node:util';
+import { parseReference } from '../src/reference/reference.js';
+import { openImage, type OpenedImage } from '../src/image/open-image.js';
+import type { VNode } from '../src/vfs/node.js';
+
+const run = promisify(execFile);
+const root = resolve(new URL('../..', import.meta.url).pathname);
+const shared = resolve(root, '..', 'shared', 'tools');
+const cli = join(root, 'bin', 'stargz-get');
+const argv = process.argv.slice(2);
+const only = argv.includes('--only') ? new Set(argv[argv.indexOf('--only') + 1]!.split(',')) : undefined;
+const work = process.env.BENCH_DIR ?? '/var/tmp/stargz-bench';
+const RTT_MS = 40;
+const RATE_MBIT = 200;
+const LINK_BYTES_PER_S = (RATE_MBIT * 1e6) / 8;
+
+interface Row {
+  case: string;
+  link: 'loopback' | 'wan';
+  subject: string;
+  seconds: number;
+  bytes?: number;
+  requests?: number;
+  rssMB?: number;
+  note?: string;
+}
+const rows: Row[] = [];
+interface Verdict {
+  target: string;
+  measured: string;
+  met: boolean | null;
+}
+const verdicts: Verdict[] = [];
+const children: ChildProcess[] = [];
+const mounts: string[] = [];
+
+function log(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+async function sh(cmd: string, env: NodeJS.ProcessEnv = {}): Promise<{ seconds: number; stdout: string; rssMB: number }> {
+  const timeFile = join(work, '.time');
+  const started = process.hrtime.bigint();
+  const { stdout } = await run('/usr/bin/time', ['-f', '%M', '-o', timeFile, 'bash', '-c', cmd], {
+    env: { ...process.env, ...env },
+    maxBuffer: 1 << 26,
+  });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const rssKB = Number(readFileSync(timeFile, 'utf8').trim().split('\n').pop());
+  return { seconds, stdout, rssMB: rssKB / 1024 };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+    s.on('error', rej);
+  });
+}
+
+async function waitHttp(url: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(url);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error('not answering: ' + url);
+}
+
+function want(name: string): boolean {
+  return !only || only.has(name);
+}
+
+async function dropCaches(): Promise<boolean> {
+  try {
+    await run('bash', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------- setup ----------
+
+async function ensureTools(): Promise<void> {
+  const missing: string[] = [];
+  for (const [cmd, pkg] of [['docker-registry', 'docker-registry'], ['skopeo', 'skopeo'], ['umoci', 'umoci'], ['pigz', 'pigz'], ['curl', 'curl'], ['fusermount', 'fuse3']]) {
+    try {
+      await run('bash', ['-c', `command -v ${cmd}`]);
+    } catch {
+      missing.push(pkg!);
+    }
+  }
+  if (!existsSync('/usr/share/gocode/src')) missing.push('golang-github-containerd-stargz-snapshotter-dev');
+  if (missing.length) {
+    log(`installing ${missing.join(' ')}`);
+    await run('bash', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing.join(' ')} >/dev/null`]);
+  }
+  try {
+    await run('bash', ['-c', 'command -v esgz-ref']);
+  } catch {
+    log('building esgz-ref (the reference estargz converter)');
+    await run(join(shared, 'esgz-ref', 'build.sh'), []);
+  }
+}
+
+async function startRegistry(): Promise<{ host: string; port: number }> {
+  const port = await freePort();
+  const dir = join(work, 'registry');
+  mkdirSync(join(dir, 'storage'), { recursive: true });
+  writeFileSync(
+    join(dir, 'config.yml'),
+    `version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: ${dir}/storage}, delete: {enabled: true}}\nhttp: {addr: 127.0.0.1:${port}}\n`,
+  );
+  const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
+  children.push(child);
+  await waitHttp(`http://127.0.0.1:${port}/v2/`);
+  return { host: `127.0.0.1:${port}`, port };
+}
+
+interface Link {
+  host: string;
+  stats(): { bytes_down: number; connections: number };
+}
+
+async function startWanLink(targetPort: number): Promise<Link> {
+  const port = await freePort();
+  const statsFile = join(work, 'link-stats.json');
+  rmSync(statsFile, { force: true });
+  const child = spawn('python3', [join(shared, 'slowlink.py'), String(port), String(targetPort), '--delay-ms', String(RTT_MS / 2), '--rate-mbit', String(RATE_MBIT), '--stats', statsFile], { stdio: 'ignore' });
+  children.push(child);
+  for (let i = 0; i < 50 && !existsSync(statsFile); i++) await new Promise((r) => setTimeout(r, 100));
+  return {
+    host: `127.0.0.1:${port}`,
+    stats: () => JSON.parse(readFileSync(statsFile, 'utf8')) as { bytes_down: number; connections: number },
+  };
+}
+
+async function linkBytesDuring<T>(link: Link, fn: () => Promise<T>): Promise<{ result: T; bytes: number }> {
+  await new Promise((r) => setTimeout(r, 1100)); // the stats file is rewritten every second
+  const before = link.stats().bytes_down;
+  const result = await fn();
+  await new Promise((r) => setTimeout(r, 1100));
+  return { result, bytes: link.stats().bytes_down - before };
+}
+
+async function ensureImages(host: string): Promise<void> {
+  const have = async (repo: string): Promise<boolean> => (await fetch(`http://${host}/v2/${repo}/manifests/v1`, { method: 'HEAD', headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' } })).ok;
+  const sets = [];
+  if (!(await have('bench/debian'))) sets.push('debian');
+  if (!(await have('bench/many'))) sets.push('many');
+  if (sets.length) {
+    log(`building and pushing images with the reference converter: ${sets.join(' ')} (takes a few minutes)`);
+    await run(join(shared, 'make-images.sh'), [host, join(work, 'images'), ...sets], { maxBuffer: 1 << 24 });
+  }
+}
+
+// ---------- measurements ----------
+
+interface SyncStats {
+  wallMs: number;
+  requests: number;
+  blobBytesReceived: number;
+  maxRssBytes: number;
+  layerBytes: number;
+}
+
+async function stargzSync(host: string, path: string, dest: string, cache: string, extra = ''): Promise<{ seconds: number; stats: SyncStats; rssMB: number }> {
+  rmSync(dest, { recursive: true, force: true });
+  const statsFile = join(work, 'sync-stats.json');
+  const r = await sh(`node ${cli} sync -q --plain-http --cache-dir ${cache} ${extra} ${host}/bench/debian:v1${path} ${dest}`, { STARGZ_GET_STATS_FILE: statsFile });
+  return { seconds: r.seconds, rssMB: r.rssMB, stats: JSON.parse(readFileSync(statsFile, 'utf8')) as SyncStats };
+}
+
+async function fullPull(host: string, path: string, dest: string): Promise<number> {
+  const oci = join(work, 'fullpull-oci');
+  const rootfs = join(work, 'fullpull-rootfs');
+  rmSync(oci, { recursive: true, force: true });
+  rmSync(rootfs, { recursive: true, force: true });
+  rmSync(dest, { recursive: true, force: true });
+  const r = await sh(
+    `skopeo copy -q --src-tls-verify=false docker://${host}/bench/debian:v1 oci:${oci}:v1 && umoci raw unpack --image ${oci}:v1 ${rootfs} >/dev/null 2>&1 && cp -a ${rootfs}${path === '/' ? '/.' : path} ${dest}`,
+  );
+  rmSync(oci, { recursive: true, force: true });
+  rmSync(rootfs, { recursive: true, force: true });
+  return r.seconds;
+}
+
+async function leanStream(host: string, layers: string[], dest: string): Promise<number> {
+  rmSync(dest, { recursive: true, force: true });
+  mkdirSync(dest, { recursive: true });
+  const pipes = layers.map((d) => `(curl -sf http://${host}/v2/bench/debian/blobs/${d} | pigz -dc | tar -x -C ${dest}) &`).join(' ');
+  const r = await sh(`${pipes} wait`);
+  return r.seconds;
+}
+
+/** TOC bytes of every layer plus the compressed extents of the chunks a path needs. */
+function idealBytes(image: OpenedImage, node: VNode): number {
+  let bytes = 0;
+  for (const layer of image.layers) bytes += layer.descriptor.size - layer.index.tocOffset;
+  const seen = new Set<string>();
+  for (const n of image.fs.walk(node)) {
+    if (n.children) continue;
+    for (const c of n.inode.entry.chunks) {
+      const key = `${n.inode.layer.descriptor.digest}@${c.offset}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      bytes += c.end - c.offset;
+    }
+  }
+  return bytes;
+}
+
+function du(dir: string): number {
+  let n = 0;
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      const st = lstatSync(p);
+      n += st.blocks * 512;
+      if (st.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return n;
+}
+
+function check(target: string, measured: string, met: boolean | null): void {
+  verdicts.push({ target, measured, met });
+  log(`${met === null ? '??' : met ? 'OK' : 'MISS'}  ${target}: ${measured}`);
+}
+
+const MB = 1024 * 1024;
+const fmt = (n: number, d = 2): string => n.toFixed(d);
+
+async function main(): Promise<void> {
+  mkdirSync(work, { recursive: true });
+  await ensureTools();
+  const reg = await startRegistry();
+  await ensureImages(reg.host);
+  const wan = await startWanLink(reg.port);
+  log(`registry ${reg.host}, WAN link ${wan.host} (${RTT_MS} ms RTT, ${RATE_MBIT} Mbit/s)`);
+
+  const image = await openImage(parseReference(`${reg.host}/bench/debian:v1`), { cacheDir: join(work, 'probe-cache'), registry: { plainHttp: true } });
+  const layerDigests = image.manifest.layers.map((l) => l.digest);
+  const compressedTotal = image.manifest.layers.reduce((n, l) => n + l.size, 0);
+  let largestSo: VNode | undefined;
+  let largestBin: VNode | undefined;
+  for (const n of image.fs.walk(image.fs.root)) {
+    if (n.children || n.inode.entry.type !== 'reg') continue;
+    if (n.path.endsWith('.so') || /\.so\.[\d.]+$/.test(n.path)) {
+      if (n.path.startsWith('/usr/lib/') && (!largestSo || n.inode.entry.size > largestSo.inode.entry.size)) largestSo = n;
+    }
+    if (n.path.startsWith('/usr/bin/') && (!largestBin || n.inode.entry.size > largestBin.inode.entry.size)) largestBin = n;
+  }
+  const etcIdeal = idealBytes(image, image.fs.resolve('/etc'));
+  const soIdeal = idealBytes(image, largestSo!);
+  log(`image: ${layerDigests.length} layers, ${fmt(compressedTotal / MB, 1)} MiB compressed; largest .so ${largestSo!.path} (${fmt(largestSo!.inode.entry.size / MB, 1)} MiB); largest binary ${largestBin!.path}`);
+  await image.close();
+  const out = join(work, 'out');
+  const cache = (name: string): string => {
+    const d = join(work, 'cache-' + name);
+    rmSync(d, { recursive: true, force: true });
+    return d;
+  };
+
+  // 1. sync etc over the WAN link
+  if (want('etc')) {
+    const { result: s, bytes } = await linkBytesDuring(wan, () => stargzSync(wan.host, '/etc', join(out, 'etc'), cache('etc')));
+    rows.push({ case: 'sync etc', link: 'wan', subject: 'stargz-get', seconds: s.seconds, bytes, requests: s.stats.requests, rssMB: s.rssMB });
+    const full = await fullPull(wan.host, '/etc', join(out, 'etc-full'));
+    rows.push({ case: 'sync etc', link: 'wan', subject: 'full pull (skopeo+umoci)', seconds: full, bytes: compressedTotal });
+    const lean = await leanStream(wan.host, layerDigests, join(out, 'etc-lean'));
+    rows.push({ case: 'sync etc', link: 'wan', subject: 'lean stream (curl|pigz|tar)', seconds: lean, bytes: compressedTotal });
+    rows.push({ case: 'sync etc', link: 'wan', subject: 'ideal bytes (TOCs + chunks)', seconds: etcIdeal / LINK_BYTES_PER_S, bytes: etcIdeal });
+    check('sync etc WAN ≥ 40× faster than full pull', `${fmt(full / s.seconds, 1)}×`, full / s.seconds >= 40);
+    check('sync etc WAN ≥ 25× faster than lean stream', `${fmt(lean / s.seconds, 1)}×`, lean / s.seconds >= 25);
+    check('sync etc WAN bytes ≤ 1.1× ideal', `${fmt(bytes / etcIdeal)}× (${fmt(bytes / MB)} MiB vs ${fmt(etcIdeal / MB)} MiB)`, bytes <= 1.1 * etcIdeal);
+  }
+
+  // 2. sync the largest .so over the WAN link
+  if (want('so')) {
+    const { result: s, bytes } = await linkBytesDuring(wan, () => stargzSync(wan.host, largestSo!.path, join(out, 'so'), cache('so')));
+    const bound = soIdeal / LINK_BYTES_PER_S + (4 * RTT_MS) / 1000;
+    rows.push({ case: `sync ${largestSo!.path.split('/').pop()}`, link: 'wan', subject: 'stargz-get', seconds: s.seconds, bytes, requests: s.stats.requests });
+    rows.push({ case: `sync ${largestSo!.path.split('/').pop()}`, link: 'wan', subject: 'ideal/link + 4 RTT', seconds: bound, bytes: soIdeal });
+    check('sync largest .so WAN ≤ 1.15× (ideal/link + 4 RTT)', `${fmt(s.seconds / bound)}× (${fmt(s.seconds)} s vs ${fmt(bound)} s)`, s.seconds <= 1.15 * bound);
+  }
+
+  // 3. sync / on loopback, with peak RSS
+  if (want('root')) {
+    const s = await stargzSync(reg.host, '/', join(out, 'root'), cache('root'));
+    rows.push({ case: 'sync /', link: 'loopback', subject: 'stargz-get', seconds: s.seconds, bytes: s.stats.blobBytesReceived, requests: s.stats.requests, rssMB: s.rssMB });
+    const lean = await leanStream(reg.host, layerDigests, join(out, 'root-lean'));
+    rows.push({ case: 'sync /', link: 'loopback', subject: 'lean stream', seconds: lean });
+    const full = await fullPull(reg.host, '/', join(out, 'root-full'));
+    rows.push({ case: 'sync /', link: 'loopback', subject: 'full pull', seconds: full });
+    check('sync / loopback ≤ 1.0× lean stream', `${fmt(s.seconds / lean)}× (${fmt(s.seconds)} s vs ${fmt(lean)} s)`, s.seconds <= lean);
+    check('sync / loopback ≥ 2.5× faster than full pull', `${fmt(full / s.seconds, 1)}×`, full / s.seconds >= 2.5);
+    check('peak RSS whole-image sync ≤ 150 MB', `${fmt(s.rssMB, 0)} MB`, s.rssMB <= 150);
+
+    // 4. warm repeat sync vs cp -a of the same tree
+    const warm = await stargzSync(reg.host, '/', join(out, 'root-warm'), join(work, 'cache-root'));
+    rows.push({ case: 'sync / warm', link: 'loopback', subject: 'stargz-get', seconds: warm.seconds, bytes: warm.stats.blobBytesReceived, requests: warm.stats.requests });
+    rmSync(join(out, 'root-cp'), { recursive: true, force: true });
+    const cp = await sh(`cp -a ${join(out, 'root')} ${join(out, 'root-cp')}`);
+    rows.push({ case: 'sync / warm', link: 'loopback', subject: 'cp -a', seconds: cp.seconds });
+    check('warm sync / ≤ 1.5× cp -a, no blob bytes', `${fmt(warm.seconds / cp.seconds)}×, ${warm.stats.blobBytesReceived} blob bytes`, warm.seconds <= 1.5 * cp.seconds && warm.stats.blobBytesReceived === 0);
+    const held = du(join(work, 'cache-root'));
+    check('disk cache footprint ≤ 1.05× data held', `${fmt(held / MB, 0)} MiB on disk for ${fmt(s.stats.wallMs ? (readTreeBytes(join(out, 'root')) / MB) : 0, 0)} MiB of files`, held <= 1.05 * readTreeBytes(join(out, 'root')));
+    for (const d of ['root-lean', 'root-full', 'root-warm', 'root-cp']) rmSync(join(out, d), { recursive: true, force: true });
+  }
+
+  // 5. sync / over the WAN link
+  if (want('rootwan')) {
+    const { result: s, bytes } = await linkBytesDuring(wan, () => stargzSync(wan.host, '/', join(out, 'root-wan'), cache('rootwan')));
+    const bound = compressedTotal / LINK_BYTES_PER_S;
+    rows.push({ case: 'sync /', link: 'wan', subject: 'stargz-get', seconds: s.seconds, bytes, requests: s.stats.requests, rssMB: s.rssMB });
+    rows.push({ case: 'sync /', link: 'wan', subject: 'link-limited (compressed/link rate)', seconds: bound, bytes: compressedTotal });
+    check('sync / WAN ≤ 1.1× link-limited time', `${fmt(s.seconds / bound)}× (${fmt(s.seconds)} s vs ${fmt(bound)} s)`, s.seconds <= 1.1 * bound);
+    rmSync(join(out, 'root-wan'), { recursive: true, force: true });
+  }
+
+  if (want('mount')) await mountCases(reg.host, wan, largestBin!);
+
+  printTable();
+}
+
+function readTreeBytes(dir: string): number {
+  let n = 0;
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      const st = lstatSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile()) n += st.size;
+    }
+  };
+  walk(dir);
+  return n;
+}
+
+async function mount(host: string, repo: string, dir: string, cacheDir: string): Promise<number> {
+  mkdirSync(dir, { recursive: true });
+  const r = await sh(`node ${cli} mount -d --plain-http --prefetch none --cache-dir ${cacheDir} ${host}/${repo}:v1 ${dir}`);
+  mounts.push(dir);
+  return r.seconds;
+}
+
+async function umount(dir: string): Promise<void> {
+  await run('node', [cli, 'umount', dir]).catch(() => run('fusermount', ['-u', dir]).catch(() => undefined));
+  mounts.splice(mounts.indexOf(dir), 1);
+}
+
+async function mountCases(host: string, wan: Link, largestBin: VNode): Promise<void> {
+  const mnt = join(work, 'mnt');
+  const binPath = largestBin.path;
+  // Mount of the 1 GB image: manifest + TOCs only.
+  let c = join(work, 'cache-mount');
+  rmSync(c, { recursive: true, force: true });
+  const t = await mount(host, 'bench/debian', mnt, c);
+  rows.push({ case: 'mount (manifest + TOCs)', link: 'loopback', subject: 'stargz-get', seconds: t });
+  check('mount of the 1 GB image ≤ 220 ms', `${fmt(t * 1000, 0)} ms`, t <= 0.22);
+  const tarBin = await sh(`tar -C ${mnt} -cf - usr/bin | wc -c`);
+  rows.push({ case: 'tar usr/bin | wc -c, cold', link: 'loopback', subject: 'stargz-get mount', seconds: tarBin.seconds, bytes: Number(tarBin.stdout.trim()) });
+  check('tar usr/bin through the mount, cold, loopback ≤ 3.0 s', `${fmt(tarBin.seconds)} s`, tarBin.seconds <= 3.0);
+  const warmRead = await sh(`cat ${mnt}${binPath} > /dev/null`);
+  rows.push({ case: `warm re-read ${binPath}`, link: 'loopback', subject: 'stargz-get mount', seconds: warmRead.seconds });
+  check('warm re-read of the binary ≤ 25 ms', `${fmt(warmRead.seconds * 1000, 1)} ms`, warmRead.seconds <= 0.025);
+  if (await dropCaches()) {
+    const seq = await sh(`cat ${mnt}${binPath} > /dev/null`);
+    const mbps = largestBin.inode.entry.size / MB / seq.seconds;
+    check('warm sequential read, page cache dropped ≥ 500 MB/s', `${fmt(mbps, 0)} MB/s`, mbps >= 500);
+  } else check('warm sequential read, page cache dropped ≥ 500 MB/s', 'cannot drop caches here', null);
+  await umount(mnt);
+
+  // Cold read of the largest binary, loopback and WAN.
+  c = join(work, 'cache-mount-bin');
+  rmSync(c, { recursive: true, force: true });
+  await mount(host, 'bench/debian', mnt, c);
+  const cold = await sh(`cat ${mnt}${binPath} > /dev/null`);
+  rows.push({ case: `cold read ${binPath}`, link: 'loopback', subject: 'stargz-get mount', seconds: cold.seconds });
+  check(`cold read of ${binPath} (${fmt(largestBin.inode.entry.size / MB, 0)} MB), loopback ≤ 1.5 s`, `${fmt(cold.seconds)} s`, cold.seconds <= 1.5);
+  await umount(mnt);
+  rmSync(c, { recursive: true, force: true });
+  const compressedBin = largestBin.inode.entry.chunks.reduce((n, ch) => n + ch.end - ch.offset, 0);
+  await mount(wan.host, 'bench/debian', mnt, c);
+  const { result: coldWan, bytes } = await linkBytesDuring(wan, () => sh(`cat ${mnt}${binPath} > /dev/null`));
+  const bound = compressedBin / LINK_BYTES_PER_S;
+  rows.push({ case: `cold read ${binPath}`, link: 'wan', subject: 'stargz-get mount', seconds: coldWan.seconds, bytes });
+  check('cold read of the binary over WAN ≤ 1.2× link-limited', `${fmt(coldWan.seconds / bound)}× (${fmt(coldWan.seconds)} s vs ${fmt(bound)} s)`, coldWan.seconds <= 1.2 * bound);
+  check('bytes on the wire for cold reads ≤ 1.02× unique compressed bytes', `${fmt(bytes / compressedBin, 3)}×`, bytes <= 1.02 * compressedBin);
+  await umount(mnt);
+
+  // tar of usr/bin over the WAN link, cold.
+  c = join(work, 'cache-mount-wan');
+  rmSync(c, { recursive: true, force: true });
+  await mount(wan.host, 'bench/debian', mnt, c);
+  const img = await openImage(parseReference(`${host}/bench/debian:v1`), { cacheDir: join(work, 'probe-cache'), registry: { plainHttp: true } });
+  let usrBinCompressed = 0;
+  for (const n of img.fs.walk(img.fs.resolve('/usr/bin'))) for (const ch of n.children ? [] : n.inode.entry.chunks) usrBinCompressed += ch.end - ch.offset;
+  await img.close();
+  const tarWan = await sh(`tar -C ${mnt} -cf - usr/bin | wc -c`);
+  const tarBound = usrBinCompressed / LINK_BYTES_PER_S;
+  rows.push({ case: 'tar usr/bin | wc -c, cold', link: 'wan', subject: 'stargz-get mount', seconds: tarWan.seconds });
+  check('tar usr/bin through the mount over WAN ≤ 1.2× link-limited', `${fmt(tarWan.seconds / tarBound)}× (${fmt(tarWan.seconds)} s vs ${fmt(tarBound)} s)`, tarWan.seconds <= 1.2 * tarBound);
+  await umount(mnt);
+
+  // The many-files image: find, then tar of everything, cold.
+  c = join(work, 'cache-many');
+  rmSync(c, { recursive: true, force: true });
+  await mount(host, 'bench/many', mnt, c);
+  const find = await sh(`find ${mnt} -type f | wc -l`);
+  rows.push({ case: `find -type f (${find.stdout.trim()} files)`, link: 'loopback', subject: 'stargz-get mount', seconds: find.seconds });
+  check('find MOUNT -type f on the many-files image ≤ 400 ms', `${fmt(find.seconds * 1000, 0)} ms`, find.seconds <= 0.4);
+  const tarMany = await sh(`tar -C ${mnt} -cf - . | wc -c`);
+  rows.push({ case: 'tar . | wc -c (many files), cold', link: 'loopback', subject: 'stargz-get mount', seconds: tarMany.seconds, bytes: Number(tarMany.stdout.trim()) });
+  check('tar of the many-files mount, cold ≤ 8 s', `${fmt(tarMany.seconds)} s`, tarMany.seconds <= 8);
+  const catSmall = await sh(`cat ${mnt}/usr/share/gocode/src/github.com/containerd/stargz-snapshotter/estargz/types.go > /dev/null`);
+  rows.push({ case: 'cat a small file, warm', link: 'loopback', subject: 'stargz-get mount', seconds: catSmall.seconds });
+  await umount(mnt);
+}
+
+function printTable(): void {
+  const lines: string[] = [];
+  lines.push('| case | link | subject | seconds | MiB | requests | peak RSS MB |');
+  lines.push('|---|---|---|---:|---:|---:|---:|');
+  for (const r of rows) {
+    lines.push(`| ${r.case} | ${r.link} | ${r.subject} | ${fmt(r.seconds, 3)} | ${r.bytes !== undefined ? fmt(r.bytes / MB, 2) : ''} | ${r.requests ?? ''} | ${r.rssMB !== undefined ? fmt(r.rssMB, 0) : ''} |`);
+  }
+  lines.push('');
+  lines.push('| target | measured | met |');
+  lines.push('|---|---|---|');
+  for (const v of verdicts) lines.push(`| ${v.target} | ${v.measured} | ${v.met === null ? 'n/a' : v.met ? 'yes' : '**no**'} |`);
+  const table = lines.join('\n');
+  process.stdout.write(table + '\n');
+  const cpu = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown CPU';
+  const resultFile = join(root, 'bench-results.json');
+  writeFileSync(resultFile, JSON.stringify({ date: new Date().toISOString(), machine: { cpu, cores: (readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm) ?? []).length, memGiB: Math.round(Number(readFileSync('/proc/meminfo', 'utf8').match(/MemTotal:\s+(\d+)/)?.[1]) / 1024 / 1024) }, rows, verdicts }, null, 2));
+  log(`wrote ${resultFile}`);
+  void statSync;
+}
+
+async function cleanup(): Promise<void> {
+  for (const m of [...mounts]) await umount(m);
+  for (const c of children) c.kill('SIGTERM');
+}
+
+main()
+  .catch((err: unknown) => {
+    log(`failed: ${err instanceof Error ? err.stack : String(err)}`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanup());
