@@ -102,7 +102,9 @@ export function inflateChunkSync(compressed: Buffer, compression: Compression, i
   const body = compressed.subarray(start);
   let res: { buffer: Buffer; engine: zlib.InflateRaw };
   try {
-    res = zlib.inflateRawSync(body, { maxOutputLength: need + TAIL_SLACK, info: true }) as unknown as { buffer: Buffer; engine: zlib.InflateRaw };
+    // One output buffer of the chunk's size, not 16 KiB pieces joined at the end.
+    const chunkSize = Math.max(zlib.constants.Z_MIN_CHUNK, Math.min(need + TAIL_SLACK, MAX_OUTPUT_PIECE));
+    res = zlib.inflateRawSync(body, { maxOutputLength: need + TAIL_SLACK, chunkSize, info: true }) as unknown as { buffer: Buffer; engine: zlib.InflateRaw };
   } catch (err) {
     if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return undefined;
     throw corrupt('gzip member does not inflate: ' + (err as Error).message, err);
