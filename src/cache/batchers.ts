@@ -2,22 +2,31 @@
 // WAL, so many small changes are folded into one transaction.
 
 /**
- * Collects items added during one turn of the event loop and hands them to `commit` together
- * (on setImmediate: no added latency beyond the current turn). Each add() settles when its
- * batch is committed, or rejects with the commit's error.
+ * Collects items added within `windowMs` (0: one turn of the event loop) and hands them to
+ * `commit` together, or as soon as `maxItems` wait. Each add() settles when its batch is
+ * committed, or rejects with the commit's error.
  */
 export class MicroBatcher<T> {
   private queue: Array<{ item: T; resolve: () => void; reject: (err: unknown) => void }> = [];
   private scheduled = false;
 
-  constructor(private readonly commit: (items: T[]) => void) {}
+  constructor(
+    private readonly commit: (items: T[]) => void,
+    private readonly windowMs = 0,
+    private readonly maxItems = Infinity,
+  ) {}
 
   add(item: T): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
+      if (this.queue.length >= this.maxItems) {
+        this.flush();
+        return;
+      }
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => this.flush());
+        if (this.windowMs > 0) setTimeout(() => this.flush(), this.windowMs);
+        else setImmediate(() => this.flush());
       }
     });
   }

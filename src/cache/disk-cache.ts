@@ -56,6 +56,8 @@ export const INLINE_MAX_BYTES = 16 * 1024;
 /** A read refreshes a chunk's last access at most this often (no write per hot read). */
 export const ACCESS_UPDATE_INTERVAL_MS = 60_000;
 const ACCESS_FLUSH_DELAY_MS = 5_000;
+const WRITE_BATCH_WINDOW_MS = 5;
+const WRITE_BATCH_MAX = 1024;
 const ACCESS_FLUSH_MAX = 1024;
 /** Eviction after a write goes down to this fraction of maxBytes, so it does not run on every write. */
 const EVICT_TARGET = 0.9;
@@ -127,7 +129,9 @@ export class DiskCache {
       beforeChoosing: () => this.access.flushQuietly(), // our recent reads must count
       stopped: () => this.closed,
     });
-    this.writes = new MicroBatcher((items) => this.commitWrites(items));
+    // Every commit rewrites whole 64 KiB pages into the WAL: small chunks arriving over a few
+    // milliseconds share one commit.
+    this.writes = new MicroBatcher((items) => this.commitWrites(items), WRITE_BATCH_WINDOW_MS, WRITE_BATCH_MAX);
     this.access = new AccessBatcher((entries) => this.index.touchMany(entries), ACCESS_FLUSH_DELAY_MS, ACCESS_FLUSH_MAX);
   }
 

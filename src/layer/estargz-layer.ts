@@ -188,9 +188,10 @@ export class EstargzLayer implements Layer {
             await mapConcurrent(range.items.keys(), DELIVERY_CONCURRENCY, async (i) => {
               const item = range.items[i]!;
               const data = outputs[i]!;
-              if (item.refs[0]!.digest) await this.ctx.cache.put(item.key, data);
+              // Readers first; the cache write after (still awaited: it bounds memory).
               settle(item.key, data);
               await deliver(item, data);
+              if (item.refs[0]!.digest) await this.ctx.cache.put(item.key, data);
             });
           }, options.priority),
         ),
