@@ -1,62 +1,50 @@
 // The FUSE adapter: fuse-native operations over the merged VFS. Boring on purpose — look
 // the path up, call the VFS, map the error to an errno, log why. The image is immutable:
-// every operation that would change it answers EROFS.
-import { posix } from 'node:path';
-import { ErrorCodes, StargzError, redact, toStargzError } from '../errors.js';
-import { chunkKey } from '../layer/layer.js';
+// every operation that would change it answers EROFS. Reads are reader.ts's business.
+import { redact, toStargzError } from '../errors.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
-import { S_IFMT, type VNode } from '../vfs/node.js';
+import { S_IFMT, type Inode, type VNode } from '../vfs/node.js';
 import { Errno, errnoFor, negErrno } from './errno.js';
-import type { FuseOps, FuseStat, FuseStatfs } from './fuse-native.js';
-import { DEFAULT_READ_AHEAD, ReadAhead, type ReadAheadOptions } from './read-ahead.js';
+import { encodeStat, type EncodedDir, type FuseOps, type FuseStat, type FuseStatfs } from './fuse-native.js';
+import { createReader, type ReaderOptions } from './reader.js';
+import { parentPath } from './vfs-walk.js';
 
-export interface AdapterOptions {
-  /** A read that has not completed by then answers EIO (the kernel must not wait forever). */
-  readDeadlineMs: number;
-  /** Sequential read-ahead; false turns it off. */
-  readAhead?: ReadAheadOptions | false;
-  /** Whether a chunk is cached already (read-ahead skips those); default: never. */
-  isCached?: (key: string) => boolean;
+export interface AdapterOptions extends Omit<ReaderOptions, 'fail'> {
   /** One line per failure worth telling (an EIO and its cause). */
   log: (line: string) => void;
 }
 
-export const DEFAULT_READ_DEADLINE_MS = 20_000;
-/**
- * After a failed read the kernel retries the page at once, synchronously: answering that
- * retry from the failure we just had keeps one `cat` bounded by one deadline, not two.
- */
-const FAILURE_MEMO_MS = 2_000;
+export { DEFAULT_READ_DEADLINE_MS } from './reader.js';
 
-const O_ACCMODE = 0o3;
-const O_TRUNC = 0o1000;
 const W_OK = 2;
 const ST_RDONLY = 1;
 const BLOCK = 4096;
 const S_IFLNK = 0o120000;
 
-interface Handle {
-  node: VNode;
-  readAhead?: ReadAhead;
-}
-
 export interface FuseAdapter {
   ops: FuseOps;
-  /** Open file handles right now (tests, diagnostics). */
-  openHandles(): number;
+  /** Walks the walk read-ahead is following right now (tests, diagnostics). */
+  activeWalks(): number;
+  /** Drops queued fetch-ahead (unmount). */
+  stop(): void;
 }
 
 export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAdapter {
-  const handles = new Map<number, Handle>();
-  /** ino -> when its last failed read stops being answered from memory, and with what. */
-  const recentFailures = new Map<number, { until: number; res: number }>();
-  let nextHandle = 1;
-  const readAheadOptions = options.readAhead === false ? undefined : (options.readAhead ?? DEFAULT_READ_AHEAD);
-  const isCached = options.isCached ?? (() => false);
-  const totals = imageTotals(fs);
+  let totals: { bytes: number; inodes: number } | undefined; // on the first statfs: a walk of every node
+
+  // The image never changes: each inode's wire stat and each directory's listing are built
+  // once. `find` over 5k directories then costs two cheap calls per directory.
+  const encodedStats = new WeakMap<Inode, Uint32Array>();
+  const encodedDirs = new WeakMap<VNode, EncodedDir>();
+  const statOf = (node: VNode): Uint32Array => {
+    let st = encodedStats.get(node.inode);
+    if (!st) encodedStats.set(node.inode, (st = encodeStat(toFuseStat(fs, node))));
+    return st;
+  };
 
   const ENOENT = negErrno(Errno.ENOENT);
   const EROFS = negErrno(Errno.EROFS);
+  const ENOSYS = negErrno(Errno.ENOSYS);
 
   /** Maps a thrown error to a negative errno, logging anything that is not a plain ENOENT. */
   const fail = (op: string, path: string, err: unknown): number => {
@@ -66,27 +54,7 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
     return negErrno(errno);
   };
 
-  const allocHandle = (h: Handle): number => {
-    // fuse-native carries handles as int32 and treats 0 as "none".
-    for (;;) {
-      const id = nextHandle;
-      nextHandle = nextHandle >= 0x7fffffff ? 1 : nextHandle + 1;
-      if (!handles.has(id)) {
-        handles.set(id, h);
-        return id;
-      }
-    }
-  };
-
-  const fetchAhead = (node: VNode, offset: number, length: number): void => {
-    const layer = node.inode.layer;
-    // Chunks without a digest are never cached: fetching them ahead would be wasted.
-    const refs = fs.chunksFor(node, offset, length).filter((r) => r.digest !== undefined && !isCached(chunkKey(layer.descriptor.digest, r)));
-    if (refs.length === 0) return;
-    layer.readChunks(refs, () => undefined, { priority: 'low' }).catch(() => {
-      // The on-demand read of these bytes will fetch them again and report a failure.
-    });
-  };
+  const reader = createReader(fs, { ...options, fail });
 
   const ops: FuseOps = {
     init(cb) {
@@ -99,6 +67,11 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
       cb(0, toFuseStat(fs, node));
     },
 
+    getattrEncoded(path) {
+      const node = fs.get(path);
+      return node ? statOf(node) : ENOENT;
+    },
+
     fgetattr(path, _fd, cb) {
       ops.getattr!(path, cb);
     },
@@ -109,6 +82,7 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
     },
 
     statfs(_path, cb) {
+      totals ??= imageTotals(fs);
       cb(0, {
         bsize: BLOCK,
         frsize: BLOCK,
@@ -124,30 +98,35 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
       } satisfies FuseStatfs);
     },
 
-    opendir(path, _flags, cb) {
-      const node = fs.get(path);
-      if (!node) return cb(ENOENT);
-      if (!node.children) return cb(negErrno(Errno.ENOTDIR));
-      cb(0, 0);
-    },
-
-    releasedir(_path, _fd, cb) {
-      cb(0);
-    },
+    // No opendir/releasedir: the kernel sends OPENDIR for directories only, and without
+    // them libfuse answers both itself (two fewer trips to JS per directory).
 
     readdir(path, cb) {
+      const res = ops.readdirEncoded!(path);
+      if (typeof res === 'number') return cb(res);
+      const node = fs.get(path)!;
+      const kids = fs.readdir(node);
+      const parent = fs.get(parentPath(path)) ?? node;
+      cb(0, res.names, [node, parent, ...kids].map((k) => toFuseStat(fs, k)));
+    },
+
+    readdirEncoded(path) {
       const node = fs.get(path);
-      if (!node) return cb(ENOENT);
-      if (!node.children) return cb(negErrno(Errno.ENOTDIR));
-      try {
+      if (!node) return ENOENT;
+      if (!node.children) return negErrno(Errno.ENOTDIR);
+      let dir = encodedDirs.get(node);
+      if (!dir) {
         const kids = fs.readdir(node);
-        const parent = path === '/' ? node : (fs.get(posix.dirname(path)) ?? node);
-        const names = ['.', '..', ...kids.map((k) => k.name)];
-        const stats = [node, parent, ...kids].map((k) => toFuseStat(fs, k));
-        cb(0, names, stats);
-      } catch (err) {
-        cb(fail('readdir', path, err));
+        const parent = fs.get(parentPath(path)) ?? node;
+        const names = ['.', '..'];
+        const stats = [statOf(node), statOf(parent)];
+        for (const k of kids) {
+          names.push(k.name);
+          stats.push(statOf(k));
+        }
+        encodedDirs.set(node, (dir = { names, stats }));
       }
+      return dir;
     },
 
     readlink(path, cb) {
@@ -157,62 +136,20 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
       cb(0, fs.readlink(node));
     },
 
-    open(path, flags, cb) {
+    // Opening a file needs nothing from us: the mount is read-only (-o ro), so the kernel
+    // refuses write opens itself, and reads find their file by path. ENOSYS tells the kernel
+    // so once (Linux >= 3.14): it stops sending OPEN and RELEASE, and keeps the page cache
+    // across opens (FOPEN_KEEP_CACHE is its default then): two fewer round trips per file.
+    // (Not for directories: libfuse 2's readdir needs the handle its opendir makes.)
+    open(_path, _flags, cb) {
+      cb(ENOSYS);
+    },
+
+    read(path, _fd, buf, len, pos, cb) {
       const node = fs.get(path);
       if (!node) return cb(ENOENT);
-      if ((flags & O_ACCMODE) !== 0 || flags & O_TRUNC) return cb(EROFS);
       if (node.children) return cb(negErrno(Errno.EISDIR));
-      const size = node.inode.entry.size;
-      const h: Handle = { node };
-      if (readAheadOptions && size > readAheadOptions.initialWindow) h.readAhead = new ReadAhead(size, readAheadOptions);
-      cb(0, allocHandle(h));
-    },
-
-    release(_path, fd, cb) {
-      handles.delete(fd);
-      cb(0);
-    },
-
-    read(path, fd, buf, len, pos, cb) {
-      const h = handles.get(fd);
-      const node = h?.node ?? fs.get(path);
-      if (!node) return cb(ENOENT);
-      if (node.children) return cb(negErrno(Errno.EISDIR));
-      const ino = node.inode.ino;
-      const failed = recentFailures.get(ino);
-      if (failed && failed.until > Date.now()) return cb(failed.res);
-      recentFailures.delete(ino);
-      const ahead = h?.readAhead?.onRead(pos, len);
-      const controller = new AbortController();
-      let answered = false;
-      const answer = (res: number): void => {
-        if (answered) return;
-        answered = true;
-        clearTimeout(timer);
-        cb(res);
-      };
-      const timer = setTimeout(() => {
-        const err = new StargzError(ErrorCodes.TIMEOUT, `no answer within ${options.readDeadlineMs} ms`);
-        const res = fail('read', `${path} @${pos}+${len}`, err);
-        recentFailures.set(ino, { until: Date.now() + FAILURE_MEMO_MS, res });
-        answer(res);
-        controller.abort(err);
-      }, options.readDeadlineMs);
-      fs.read(node, pos, len, { priority: 'high', signal: controller.signal }).then(
-        (data) => {
-          if (answered) return;
-          data.copy(buf, 0, 0, Math.min(data.length, len));
-          answer(Math.min(data.length, len));
-        },
-        (err: unknown) => {
-          if (answered) return;
-          const res = fail('read', `${path} @${pos}+${len}`, err);
-          recentFailures.set(ino, { until: Date.now() + FAILURE_MEMO_MS, res });
-          answer(res);
-        },
-      );
-      // After the on-demand fetch was queued, so it goes first.
-      if (ahead) fetchAhead(node, ahead.offset, ahead.length);
+      reader.read(path, node, buf, len, pos, cb);
     },
 
     getxattr(path, name, _position, cb) {
@@ -244,19 +181,21 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
 
   // An exception escaping into fuse-native would take the whole process (and mount) down:
   // answer it as a failed operation instead.
-  const table = ops as Record<string, (...args: unknown[]) => void>;
+  const table = ops as Record<string, (...args: unknown[]) => unknown>;
   for (const [name, fn] of Object.entries(table)) {
-    table[name] = (...args: unknown[]): void => {
+    table[name] = (...args: unknown[]): unknown => {
       try {
-        fn(...args);
+        return fn(...args);
       } catch (err) {
+        const res = fail(name, String(args[0]), err);
         const cb = args[args.length - 1];
-        if (typeof cb === 'function') (cb as (e: number) => void)(fail(name, String(args[0]), err));
+        if (typeof cb === 'function') (cb as (e: number) => void)(res);
+        return res; // the synchronous *Encoded operations answer with the errno
       }
     };
   }
 
-  return { ops, openHandles: () => handles.size };
+  return { ops, activeWalks: () => reader.activeWalks(), stop: () => reader.stop() };
 }
 
 export function toFuseStat(fs: MergedFs, node: VNode): FuseStat {
@@ -283,11 +222,14 @@ export function toFuseStat(fs: MergedFs, node: VNode): FuseStat {
   };
 }
 
-/** Sizes for statfs: what `df` shows for the mount. */
+/** Sizes for statfs: what `df` shows for the mount (no sorting: order does not matter). */
 function imageTotals(fs: MergedFs): { bytes: number; inodes: number } {
   const seen = new Set<number>();
   let bytes = 0;
-  for (const node of fs.walk(fs.root)) {
+  const stack: VNode[] = [fs.root];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    if (node.children) for (const child of node.children.values()) stack.push(child);
     if (seen.has(node.inode.ino)) continue;
     seen.add(node.inode.ino);
     bytes += node.inode.entry.size;

@@ -14,6 +14,7 @@ export const Errno = {
   EINVAL: 22,
   EROFS: 30,
   ERANGE: 34,
+  ENOSYS: 38,
   ENODATA: 61,
 } as const;
 

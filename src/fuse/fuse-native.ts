@@ -63,6 +63,12 @@ export interface FuseOps {
   releasedir?(path: string, fd: number, cb: ErrCb): void;
   getxattr?(path: string, name: string, position: number, cb: (err: number, value?: Buffer) => void): void;
   listxattr?(path: string, cb: (err: number, names?: string[]) => void): void;
+  /**
+   * Ours, used instead of getattr/readdir when present: answer synchronously with stats
+   * already in fuse-native's wire layout (encodeStat), so a hot path builds no objects.
+   */
+  getattrEncoded?(path: string): number | Uint32Array;
+  readdirEncoded?(path: string): number | EncodedDir;
   // Every operation that would change the file system.
   write?: Refuse;
   create?: Refuse;
@@ -82,6 +88,53 @@ export interface FuseOps {
   removexattr?: Refuse;
 }
 
+/** A directory listing in wire layout: names[i] is described by stats[i]. */
+export interface EncodedDir {
+  names: string[];
+  stats: Uint32Array[];
+}
+
+/** fuse-native's stat layout (its private getStatArray): 18 uint32, 64-bit values as low/high. */
+export function encodeStat(st: FuseStat): Uint32Array {
+  const a = new Uint32Array(18);
+  a[0] = st.mode;
+  a[1] = st.uid;
+  a[2] = st.gid;
+  setUint64(a, 3, st.size);
+  a[5] = st.dev;
+  a[6] = st.nlink || 1;
+  a[7] = st.ino;
+  a[8] = st.rdev;
+  a[9] = st.blksize;
+  setUint64(a, 10, st.blocks);
+  setUint64(a, 12, st.atime);
+  setUint64(a, 14, st.mtime);
+  setUint64(a, 16, st.ctime);
+  return a;
+}
+
+function setUint64(a: Uint32Array, i: number, n: number): void {
+  a[i] = n % 4294967296;
+  a[i + 1] = Math.floor(n / 4294967296);
+}
+
+/**
+ * fuse-native arms a timer around every operation. Ours answer metadata synchronously, so
+ * only reads (which fetch) get one: a per-operation map with every other operation off.
+ */
+export function readOnlyTimeouts(readMs: number): Record<string, number | false> {
+  const out: Record<string, number | false> = { default: 30_000 };
+  for (const name of FUSE_OP_NAMES) out[name] = name === 'read' ? readMs : false;
+  return out;
+}
+
+const FUSE_OP_NAMES = [
+  'init', 'error', 'access', 'statfs', 'fgetattr', 'getattr', 'flush', 'fsync', 'fsyncdir', 'readdir',
+  'truncate', 'ftruncate', 'utimens', 'readlink', 'chown', 'chmod', 'mknod', 'setxattr', 'getxattr',
+  'listxattr', 'removexattr', 'open', 'opendir', 'read', 'write', 'release', 'releasedir', 'create',
+  'unlink', 'rename', 'link', 'symlink', 'mkdir', 'rmdir',
+] as const;
+
 /** fuse-native's constructor options that we use (see its README). */
 export interface FuseNativeOptions {
   fsname?: string;
@@ -94,7 +147,7 @@ export interface FuseNativeOptions {
   entryTimeout?: number;
   debug?: boolean;
   /** Milliseconds before fuse-native answers an operation ETIMEDOUT itself; per op or default. */
-  timeout?: number | false | Record<string, number>;
+  timeout?: number | false | Record<string, number | false>;
   /** Ours: appended verbatim to the -o list. */
   extraOptions?: string[];
 }
@@ -116,7 +169,12 @@ interface FuseInternals {
   ops: FuseOps;
   opts: FuseNativeOptions;
   _fuseOptions(): string;
+  _op_getattr(signal: Signal, path: string): void;
+  _op_fgetattr(signal: Signal, path: string, fd: number): void;
+  _op_readdir(signal: Signal, path: string): void;
 }
+
+const EMPTY_STAT = new Uint32Array(18);
 
 let loaded: FuseClass | undefined;
 
@@ -126,6 +184,9 @@ export function loadFuse(): FuseClass {
   const Base = createRequire(import.meta.url)('fuse-native') as FuseClass;
   const proto = Base.prototype as unknown as FuseInternals;
   const baseOptions = proto._fuseOptions;
+  const baseGetattr = proto._op_getattr;
+  const baseFgetattr = proto._op_fgetattr;
+  const baseReaddir = proto._op_readdir;
   // Called by fuse-native's close() as Fuse.unmount (the base class, not `this`): patch the base.
   Base.unmount = (mnt, cb) => {
     unmountPath(mnt, { lazy: true }).then(() => cb(null), (err: Error) => cb(err));
@@ -137,6 +198,28 @@ export function loadFuse(): FuseClass {
       const extra = this.opts.extraOptions ?? [];
       if (extra.length === 0) return base;
       return base ? `${base},${extra.join(',')}` : `-o${extra.join(',')}`;
+    }
+
+    // getattr/readdir without building stat objects: the kernel asks for these most.
+    _op_getattr(this: FuseInternals, signal: Signal, path: string): void {
+      const fast = this.ops.getattrEncoded;
+      if (!fast) return baseGetattr.call(this, signal, path);
+      const res = fast(path);
+      if (typeof res === 'number') signal(res, EMPTY_STAT);
+      else signal(0, res);
+    }
+
+    _op_fgetattr(this: FuseInternals, signal: Signal, path: string, fd: number): void {
+      if (!this.ops.getattrEncoded) return baseFgetattr.call(this, signal, path, fd);
+      (this as unknown as { _op_getattr: (s: Signal, p: string) => void })._op_getattr(signal, path);
+    }
+
+    _op_readdir(this: FuseInternals, signal: Signal, path: string): void {
+      const fast = this.ops.readdirEncoded;
+      if (!fast) return baseReaddir.call(this, signal, path);
+      const res = fast(path);
+      if (typeof res === 'number') signal(res);
+      else signal(0, res.names, res.stats);
     }
 
     _op_getxattr(this: FuseInternals, signal: Signal, path: string, name: string, valueBuf: Buffer, position: number): void {

@@ -1,4 +1,4 @@
-// Read-ahead per open file: the kernel asks for at most 128 KiB at a time, so a sequential
+// Read-ahead within a file: the kernel asks for at most 128 KiB at a time, so a sequential
 // read through a big file would otherwise be one range request per 128 KiB. Once reads are
 // seen to be sequential we fetch a window ahead of them (low priority, into the cache),
 // doubling it while the pattern holds, and start over after a seek.
@@ -14,12 +14,20 @@ export interface ReadAheadOptions {
    * sequential: the kernel sends several reads at once and they may arrive out of order.
    */
   slack: number;
+  /**
+   * A first read at offset 0 at least this long starts a run at once: the kernel asks for
+   * its largest read (128 KiB) only for a reader with a big buffer (cat, cp), which goes on.
+   */
+  eagerLength: number;
 }
 
+// Sized for a long fat link: a 40 ms round trip at 25 MB/s needs 1 MB in flight, and image
+// chunks are often 4 MiB, so the window holds the next chunks from the start.
 export const DEFAULT_READ_AHEAD: ReadAheadOptions = {
-  initialWindow: 512 * 1024,
-  maxWindow: 8 * 1024 * 1024,
+  initialWindow: 8 * 1024 * 1024,
+  maxWindow: 32 * 1024 * 1024,
   slack: 512 * 1024,
+  eagerLength: 128 * 1024,
 };
 
 export interface ByteRange {
@@ -28,8 +36,8 @@ export interface ByteRange {
 }
 
 export class ReadAhead {
-  /** End of the furthest read so far in the current sequential run. */
-  private lastEnd = 0;
+  /** End of the furthest read so far in the current sequential run (none yet: -1). */
+  private lastEnd = -1;
   /** End of what has been requested ahead in the current run. */
   private aheadEnd = 0;
   private window: number;
@@ -46,11 +54,14 @@ export class ReadAhead {
 
   /**
    * Records a read of [offset, offset + length) and returns what to fetch ahead of it, if
-   * anything. A file's first read at offset 0 counts as the start of a sequential run.
+   * anything. A run needs two reads, one continuing the other (or one big first read, see
+   * eagerLength): a program that only peeks at a file's start (`file`, `head`) costs no
+   * read-ahead, and the kernel already reads ahead of a lone read.
    */
   onRead(offset: number, length: number): ByteRange | undefined {
     const end = Math.min(this.fileSize, offset + Math.max(0, length));
-    const sequential = Math.abs(offset - this.lastEnd) <= this.options.slack;
+    const eager = this.lastEnd < 0 && offset === 0 && length >= this.options.eagerLength;
+    const sequential = eager || (this.lastEnd >= 0 && Math.abs(offset - this.lastEnd) <= this.options.slack);
     if (!sequential) {
       // A seek: forget the run; the next read decides whether a new one starts here.
       this.lastEnd = end;

@@ -7,9 +7,10 @@ import type { LayerContext } from '../layer/layer.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import { runPrefetch, type PrefetchMode, type PrefetchResult } from '../prefetch/prefetch.js';
 import { createFuseAdapter, DEFAULT_READ_DEADLINE_MS } from './adapter.js';
-import { loadFuse, type FuseInstance, type FuseNativeOptions } from './fuse-native.js';
+import { loadFuse, readOnlyTimeouts, type FuseInstance, type FuseNativeOptions } from './fuse-native.js';
 import { isFuse, mountAt } from './mountinfo.js';
 import type { ReadAheadOptions } from './read-ahead.js';
+import type { WalkAheadOptions } from './walk-ahead.js';
 
 export interface ServeOptions {
   /** Absolute path of an existing empty directory (see prepareMountpoint). */
@@ -21,6 +22,8 @@ export interface ServeOptions {
   /** A read that cannot complete by then answers EIO. */
   readDeadlineMs?: number;
   readAhead?: ReadAheadOptions | false;
+  /** Read-ahead across the files of a directory walk; false turns it off. */
+  walkAhead?: WalkAheadOptions | false;
   /** Ask fusermount to unmount if this process dies (falls back to plain mounting). */
   autoUnmount?: boolean;
   /** libfuse debug output on stderr. */
@@ -53,7 +56,19 @@ export async function serveImage(image: { fs: MergedFs; ctx: LayerContext }, opt
       return false;
     }
   };
-  const adapter = createFuseAdapter(fs, { readDeadlineMs, readAhead: options.readAhead, isCached, log });
+  const memory = ctx.cache.memory;
+  const adapter = createFuseAdapter(fs, {
+    readDeadlineMs,
+    readAhead: options.readAhead,
+    walkAhead: options.walkAhead,
+    // Memory only: asking the disk index about every chunk ahead costs more than it saves.
+    isCached: (key) => memory.has(key),
+    peek: (key) => memory.get(key),
+    log,
+    tuning: ctx.tuning,
+    // Fetch-ahead leaves a quarter of the connections to on-demand reads.
+    aheadInFlight: Math.max(1, Math.floor((ctx.limiter.concurrency * 3) / 4)),
+  });
   const fuseOptions: FuseNativeOptions = {
     fsname: options.fsName.replace(/[,\s\\]/g, '_').slice(0, 200),
     subtype: 'stargz-get',
@@ -65,7 +80,7 @@ export async function serveImage(image: { fs: MergedFs; ctx: LayerContext }, opt
     entryTimeout: CACHE_SECONDS,
     debug: options.debug ?? false,
     // fuse-native's own last-resort timeout: after ours, so a read answers EIO, not ETIMEDOUT.
-    timeout: { default: 30_000, read: readDeadlineMs + 10_000 },
+    timeout: readOnlyTimeouts(readDeadlineMs + 10_000),
     extraOptions: ['ro', 'use_ino', 'readdir_ino', `negative_timeout=${CACHE_SECONDS}`],
   };
 
@@ -100,6 +115,7 @@ export async function serveImage(image: { fs: MergedFs; ctx: LayerContext }, opt
   const stop = (how: 'stopped' | 'unmounted' = 'stopped'): Promise<void> => {
     stopping ??= (async () => {
       clearInterval(watch);
+      adapter.stop();
       prefetchAbort.abort(new StargzError(ErrorCodes.ABORTED, 'unmounting'));
       try {
         // fuse-native's unmount also releases the handle that keeps the event loop alive.

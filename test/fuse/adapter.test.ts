@@ -36,17 +36,15 @@ function setup(over: Partial<AdapterOptions> = {}) {
 
 const call = <T extends unknown[]>(fn: (cb: (...a: T) => void) => void): Promise<T> => new Promise((r) => fn((...a: T) => r(a)));
 
+/** Reads as the kernel does without open/release ops: by path, with no file handle (0). */
 async function readAll(ops: FuseOps, path: string, size: number, step = 128 * 1024): Promise<Buffer> {
-  const [err, fd] = await call<[number, number?]>((cb) => ops.open!(path, 0, cb));
-  assert.equal(err, 0);
   const parts: Buffer[] = [];
   for (let pos = 0; pos < size; pos += step) {
     const buf = Buffer.alloc(step);
-    const [n] = await call<[number]>((cb) => ops.read!(path, fd!, buf, step, pos, cb));
+    const [n] = await call<[number]>((cb) => ops.read!(path, 0, buf, step, pos, cb));
     assert.ok(n >= 0, `read at ${pos} answered ${n}`);
     parts.push(buf.subarray(0, n));
   }
-  await call<[number]>((cb) => ops.release!(path, fd!, cb));
   return Buffer.concat(parts);
 }
 
@@ -77,15 +75,19 @@ test('readdir lists . and .. first, then the children with their stats', async (
   assert.equal((await call<[number]>((cb) => ops.readdir!('/etc/hostname', cb)))[0], -20);
 });
 
-test('open/read/release serve the bytes; writes and write opens are refused with EROFS', async () => {
+test('reads serve the bytes; writes are refused with EROFS', async () => {
   const { ops } = setup();
+  // open answers ENOSYS (the kernel then opens files without asking), no release/opendir:
+  // the read-only kernel mount refuses write opens itself.
+  assert.deepEqual(await call((cb) => ops.open!('/etc/hostname', 0, cb)), [-38]);
+  assert.equal(ops.release, undefined);
+  assert.equal(ops.opendir, undefined);
   assert.equal((await readAll(ops, '/etc/hostname', 12)).toString(), 'stargz-edge\n');
   const got = await readAll(ops, '/big', big.length);
   assert.equal(createHash('sha256').update(got).digest('hex'), createHash('sha256').update(big).digest('hex'));
-  assert.equal((await call<[number]>((cb) => ops.open!('/etc/hostname', 1, cb)))[0], EROFS); // O_WRONLY
-  assert.equal((await call<[number]>((cb) => ops.open!('/etc/hostname', 0o1000, cb)))[0], EROFS); // O_TRUNC
-  assert.equal((await call<[number]>((cb) => ops.open!('/etc', 0, cb)))[0], EISDIR);
-  assert.equal((await call<[number]>((cb) => ops.open!('/missing', 0, cb)))[0], ENOENT);
+  assert.equal((await call<[number]>((cb) => ops.read!('/etc', 0, Buffer.alloc(10), 10, 0, cb)))[0], EISDIR);
+  assert.equal((await call<[number]>((cb) => ops.read!('/missing', 0, Buffer.alloc(10), 10, 0, cb)))[0], ENOENT);
+  assert.deepEqual(await call((cb) => ops.read!('/etc/hostname', 0, Buffer.alloc(10), 10, 12, cb)), [0], 'at end of file');
   const refusals: Array<[keyof FuseOps, unknown[]]> = [
     ['write', ['/etc/hostname', 1, Buffer.alloc(1), 1, 0]],
     ['create', ['/new', 0o644]],
@@ -143,7 +145,7 @@ test('a read that hangs answers EIO at its deadline and cancels the fetch', asyn
 
 test('sequential reads of a big file fetch ahead at low priority, skipping cached chunks', async () => {
   const cached = new Set<string>();
-  const { ops, layer, fs } = setup({ isCached: (k) => cached.has(k) });
+  const { ops, layer, fs } = setup({ isCached: (k) => cached.has(k), readAhead: { initialWindow: 256 * 1024, maxWindow: 1024 * 1024, slack: 128 * 1024, eagerLength: 128 * 1024 } });
   const node = fs.get('/big')!;
   cached.add(node.inode.entry.chunks[3]!.digest!);
   await readAll(ops, '/big', 256 * 1024);
@@ -161,10 +163,63 @@ test('sequential reads of a big file fetch ahead at low priority, skipping cache
   assert.ok(off.layer.calls.every((c) => c.options.priority === 'high'));
 });
 
-test('release forgets the handle', async () => {
-  const { ops, adapter } = setup();
-  const [, fd] = await call<[number, number?]>((cb) => ops.open!('/etc/hostname', 0, cb));
-  assert.equal(adapter.openHandles(), 1);
-  await call((cb) => ops.release!('/etc/hostname', fd!, cb));
-  assert.equal(adapter.openHandles(), 0);
+test('getattrEncoded and readdirEncoded answer in wire layout, built once', async () => {
+  const { ops } = setup();
+  const st = ops.getattrEncoded!('/etc/hostname') as Uint32Array;
+  assert.ok(st instanceof Uint32Array);
+  assert.equal(st[3], 12); // size, low word
+  assert.equal(ops.getattrEncoded!('/etc/hostname'), st, 'cached');
+  assert.equal(ops.getattrEncoded!('/nope'), ENOENT);
+  const dir = ops.readdirEncoded!('/etc') as { names: string[]; stats: Uint32Array[] };
+  assert.deepEqual(dir.names, ['.', '..', 'attrs', 'hostname', 'link']);
+  assert.equal(dir.stats[3], st);
+  assert.equal(ops.readdirEncoded!('/etc/hostname'), -20);
+});
+
+test('reading a directory file after file fetches the next files ahead in one low-priority call; one file alone does not', async () => {
+  const files = Array.from({ length: 12 }, (_, i) => ({ path: `d/f${String(i).padStart(2, '0')}`, content: Buffer.alloc(10_000, i) }));
+  const layer = new FakeLayer(files);
+  const fs = new MergedFs([layer]);
+  const { ops, activeWalks } = createFuseAdapter(fs, { readDeadlineMs: 2000, log: () => undefined });
+  const low = (): number => layer.calls.filter((c) => c.options.priority === 'low').length;
+  assert.equal((await readAll(ops, '/d/f00', 10_000))[0], 0);
+  assert.equal(low(), 0, 'a single cat fetches nothing ahead');
+  assert.equal((await readAll(ops, '/d/f01', 10_000))[0], 1);
+  assert.equal(activeWalks(), 1);
+  const ahead = layer.calls.filter((c) => c.options.priority === 'low');
+  assert.equal(ahead.length, 1, 'the rest of the directory in one request');
+  assert.deepEqual(
+    ahead[0]!.refs.map((r) => r.offset),
+    files.slice(2).map((f) => fs.get('/' + f.path)!.inode.entry.chunks[0]!.offset),
+  );
+  for (let i = 2; i < 12; i++) assert.equal((await readAll(ops, `/d/f${String(i).padStart(2, '0')}`, 10_000))[0], i);
+  assert.equal(low(), 1, 'nothing fetched ahead twice');
+});
+
+test('a read waits for the fetch-ahead that has its chunk on the way instead of fetching it again', async () => {
+  const files = Array.from({ length: 4 }, (_, i) => ({ path: `d/f${i}`, content: Buffer.alloc(1000, i) }));
+  const layer = new FakeLayer(files);
+  const fs = new MergedFs([layer]);
+  const memory = new Map<string, Buffer>();
+  // Fetch-ahead lands in "memory" a little later; reads check it first.
+  const held: Array<() => void> = [];
+  const realRead = layer.readChunks.bind(layer);
+  layer.readChunks = async (refs, sink, options) => {
+    if (options?.priority === 'low') await new Promise<void>((r) => held.push(r));
+    return realRead(refs, async (ref, data) => {
+      memory.set(ref.digest!, data);
+      await sink(ref, data);
+    }, options);
+  };
+  const { ops } = createFuseAdapter(fs, { readDeadlineMs: 2000, log: () => undefined, isCached: (k) => memory.has(k), peek: (k) => memory.get(k) });
+  await readAll(ops, '/d/f0', 1000);
+  await readAll(ops, '/d/f1', 1000); // starts the walk: f2 and f3 on their way, held
+  assert.equal(held.length, 1);
+  const f2 = fs.get('/d/f2')!.inode.entry.chunks[0]!.offset;
+  const onDemandF2 = (): number => layer.calls.filter((c) => c.options.priority === 'high' && c.refs.some((r) => r.offset === f2)).length;
+  const pending = readAll(ops, '/d/f2', 1000);
+  await new Promise((r) => setImmediate(r));
+  held.forEach((release) => release());
+  assert.equal((await pending)[0], 2);
+  assert.equal(onDemandF2(), 0, 'f2 came with the fetch-ahead, not fetched again');
 });

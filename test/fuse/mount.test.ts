@@ -204,6 +204,25 @@ describe('stargz-get mount', () => {
     await umount(mnt, m.pid);
   });
 
+  test('a cold tar walks the tree: later files come ahead of the reader in few merged range requests', async (t) => {
+    const proxy: FaultProxy = await startFaultProxy(reg);
+    t.after(() => proxy.close());
+    const mnt = await newDir('mnt');
+    const m = await mounts.detached(ref('edge', proxy.host), mnt, join(work, 'cache-walk'), ['--prefetch', 'none']);
+    proxy.resetStats();
+    const r = await run('sh', ['-c', 'tar -C "$1" -cf - . | wc -c', 'sh', mnt]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(Number(r.stdout.trim()) > 1_000_000);
+    // Without fetch-ahead each file costs at least one request of its own.
+    const files = [...(await imageSums(oracle.edge!)).keys()].length;
+    const ranges = proxy.stats.log.filter((e) => e.range !== undefined);
+    assert.ok(ranges.length <= Math.ceil(files * 0.6), `${ranges.length} range requests for ${files} files: ${ranges.map((e) => e.range).join(' ')}`);
+    // Nothing fetched twice: at most every layer once.
+    const whole = (await edgeLayerSizes()).reduce((n, s) => n + s, 0);
+    assert.ok(proxy.stats.blobBytesToClient <= whole, `${proxy.stats.blobBytesToClient} bytes fetched, the layers are ${whole}`);
+    await umount(mnt, m.pid);
+  });
+
   test('prefetch landmark: the prioritized files are cached in the background after mounting', async (t) => {
     const proxy = await startFaultProxy(reg);
     t.after(() => proxy.close());

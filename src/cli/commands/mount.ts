@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes, StargzError, toStargzError, type ErrorCode } from '../../errors.js';
 import { formatReference, parseReference } from '../../reference/reference.js';
-import { openImage } from '../../image/open-image.js';
+import { openImage, type OpenedImage } from '../../image/open-image.js';
 import { defaultCacheDir } from '../../cache/disk-cache.js';
 import { parsePrefetchMode, type PrefetchResult } from '../../prefetch/prefetch.js';
 import { prepareMountpoint } from '../../fuse/mountpoint.js';
@@ -32,6 +32,8 @@ export interface MountFlags extends CommonFlags {
 const CHILD_ENV = 'STARGZ_GET_MOUNT_CHILD';
 /** Per-request deadline while mounted: with the client's bounded retries, a read gives up in time. */
 const MOUNT_REQUEST_TIMEOUT_MS = 10_000;
+/** Range requests in flight unless --concurrency says otherwise (sync's default is 8). */
+const MOUNT_CONCURRENCY = 16;
 
 type ChildMessage = { type: 'ready'; pid: number } | { type: 'error'; code: ErrorCode; message: string };
 type ParentMessage = { type: 'start'; flags: MountFlags };
@@ -60,6 +62,8 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
   await prepareMountpoint(abs, notice);
   const opts = await openOptionsFrom(flags, imageRef, notice);
   opts.registry = { ...opts.registry, requestTimeoutMs: MOUNT_REQUEST_TIMEOUT_MS };
+  // A mount fetches ahead of readers walking many files: more connections keep a long link busy.
+  opts.concurrency ??= MOUNT_CONCURRENCY;
   const image = await openImage(imageRef, opts);
   let record: string | undefined;
   try {
@@ -85,14 +89,23 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
     }
     io.out(`mounted ${formatReference(imageRef)} at ${abs}`);
     onReady();
+    // The inflate workers take a while to start: not before the mount is ready, but before the first read.
+    image.ctx.inflater?.warm();
     if (mode !== 'none') void serving.prefetched.then((r) => notice(prefetchSummary(r)));
     const how = await Promise.race([serving.ended, whenAborted(io.signal)]);
     await serving.stop();
     notice(how === 'unmounted' ? `${abs} was unmounted` : `unmounted ${abs}`);
+    notice(fetchSummary(image));
   } finally {
     if (record) removeMountRecord(record);
     await image.close();
   }
+}
+
+function fetchSummary(image: OpenedImage): string {
+  const c = image.client.stats;
+  const l = image.ctx.stats;
+  return `fetched ${formatBytes(c.blobBytesReceived)} in ${c.requests} requests (${l.rangeRequests} ranges, ${l.chunksFetched} chunks; ${l.chunkCacheHits} chunks from cache)`;
 }
 
 function prefetchSummary(r: PrefetchResult): string {
