@@ -25,6 +25,9 @@ const DELIVERY_CONCURRENCY = 16;
 
 export const TOC_DIGEST_ANNOTATION = 'containerd.io/snapshot/stargz/toc.digest';
 
+/** Resolves (data) or rejects (err) everyone waiting for a chunk key. */
+type Settle = (key: string, data?: Buffer, err?: unknown) => void;
+
 interface PendingChunk {
   /** Every requested ref with this cache key (the first one describes the extent). */
   refs: ChunkRef[];
@@ -100,38 +103,16 @@ export class EstargzLayer implements Layer {
       for (const ref of p.refs) await sink(ref, data);
     };
 
-    // Cache lookups first; what is left is fetched in merged ranges.
-    const toFetch: PendingChunk[] = [];
-    await mapConcurrent(byKey.values(), DELIVERY_CONCURRENCY, async (p) => {
-      const hit = await this.ctx.cache.get(p.key);
-      if (hit) {
-        this.ctx.stats.chunkCacheHits++;
-        await deliver(p, hit);
-      } else {
-        toFetch.push(p);
-      }
-    });
-    if (toFetch.length > 0) waits.push(this.fetchChunks(toFetch, deliver, options));
-    await allSettledOrThrow(waits);
-  }
-
-  private async fetchChunks(
-    pending: PendingChunk[],
-    deliver: (p: PendingChunk, data: Buffer) => Promise<void>,
-    options: ReadOptions,
-  ): Promise<void> {
-    const source = this.source;
-    if (!source || this.ctx.offline) {
-      throw new StargzError(ErrorCodes.OFFLINE_MISS, `chunks of layer ${this.descriptor.digest} are not in the cache`);
-    }
-    // Register every chunk as in flight before the first await, so concurrent readers join.
+    // Every chunk this call will produce is registered as in flight before the first await,
+    // cache lookups included: a concurrent reader of the same chunk joins instead of
+    // looking it up and fetching it a second time.
     const resolvers = new Map<string, { resolve: (b: Buffer) => void; reject: (e: unknown) => void }>();
-    for (const p of pending) {
+    for (const p of byKey.values()) {
       const promise = new Promise<Buffer>((resolve, reject) => resolvers.set(p.key, { resolve, reject }));
-      promise.catch(() => undefined); // observed by whoever joins; an unjoined failure is reported below
+      promise.catch(() => undefined); // observed by whoever joins; this call reports its own failure
       this.inflight.set(p.key, promise);
     }
-    const settle = (key: string, data?: Buffer, err?: unknown): void => {
+    const settle: Settle = (key, data, err) => {
       const r = resolvers.get(key);
       if (!r) return;
       resolvers.delete(key);
@@ -140,67 +121,91 @@ export class EstargzLayer implements Layer {
       else r.resolve(data as Buffer);
     };
 
+    try {
+      // Cache lookups first; what is left is fetched in merged ranges.
+      const toFetch: PendingChunk[] = [];
+      await mapConcurrent(byKey.values(), DELIVERY_CONCURRENCY, async (p) => {
+        const hit = await this.ctx.cache.get(p.key);
+        if (hit) {
+          this.ctx.stats.chunkCacheHits++;
+          settle(p.key, hit);
+          await deliver(p, hit);
+        } else {
+          toFetch.push(p);
+        }
+      });
+      if (toFetch.length > 0) waits.push(this.fetchChunks(toFetch, deliver, settle, options));
+      await allSettledOrThrow(waits);
+    } finally {
+      for (const key of [...resolvers.keys()]) settle(key, undefined, new StargzError(ErrorCodes.ABORTED, 'fetch abandoned'));
+    }
+  }
+
+  private async fetchChunks(
+    pending: PendingChunk[],
+    deliver: (p: PendingChunk, data: Buffer) => Promise<void>,
+    settle: Settle,
+    options: ReadOptions,
+  ): Promise<void> {
+    const source = this.source;
+    if (!source || this.ctx.offline) {
+      throw new StargzError(ErrorCodes.OFFLINE_MISS, `chunks of layer ${this.descriptor.digest} are not in the cache`);
+    }
     const ranges = planRanges(pending, this.ctx.tuning);
     let failed = false;
-    try {
-      await allSettledOrThrow(
-        ranges.map((range) =>
-          // Two bounds: `inMemory` on ranges held (fetched, being inflated or written), and
-          // `limiter` on requests on the wire. A range frees its request slot as soon as its
-          // bytes are in, so the next request starts while this one is still processed.
-          this.ctx.inMemory.run(async () => {
-            // After a failure, ranges not yet started are not fetched at all.
-            if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
-            const length = range.end - range.offset;
-            let compressed: Buffer;
-            try {
-              compressed = await this.ctx.limiter.run(() => {
-                if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
-                this.ctx.stats.rangeRequests++;
-                this.ctx.stats.bytesRequested += length;
-                return source.readRange(range.offset, length, options.signal);
-              }, options.priority);
-            } catch (err) {
-              failed = true;
-              for (const item of range.items) settle(item.key, undefined, err);
-              throw err;
-            }
-            const compression = this.footer.compression;
-            const jobs: InflateItem[] = range.items.map((item) => ({
-              start: item.offset - range.offset,
-              end: item.end - range.offset,
-              innerOffset: item.refs[0]!.innerOffset,
-              size: item.refs[0]!.size,
-              digest: item.refs[0]!.digest,
-              what: `chunk at ${item.offset} of layer ${this.descriptor.digest}`,
-            }));
-            let outputs: Buffer[];
-            try {
-              outputs = this.ctx.inflater
-                ? await this.ctx.inflater.inflate(compressed, compression, jobs)
-                : await Promise.all(jobs.map((j) => inflateInThread(compressed.subarray(j.start, j.end), compression, j)));
-            } catch (err) {
-              failed = true;
-              for (const item of range.items) settle(item.key, undefined, err);
-              throw err;
-            }
-            this.ctx.stats.chunksFetched += outputs.length;
-            await mapConcurrent(range.items.keys(), DELIVERY_CONCURRENCY, async (i) => {
-              const item = range.items[i]!;
-              const data = outputs[i]!;
-              // Readers first; the cache write after (still awaited: it bounds memory).
-              settle(item.key, data);
-              await deliver(item, data);
-              if (item.refs[0]!.digest) await this.ctx.cache.put(item.key, data);
-            });
-          }, options.priority),
-        ),
-      );
-    } finally {
-      for (const key of [...resolvers.keys()]) {
-        settle(key, undefined, new StargzError(ErrorCodes.ABORTED, 'fetch abandoned'));
-      }
-    }
+    await allSettledOrThrow(
+      ranges.map((range) =>
+        // Two bounds: `inMemory` on ranges held (fetched, being inflated or written), and
+        // `limiter` on requests on the wire. A range frees its request slot as soon as its
+        // bytes are in, so the next request starts while this one is still processed.
+        this.ctx.inMemory.run(async () => {
+          // After a failure, ranges not yet started are not fetched at all.
+          if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
+          const length = range.end - range.offset;
+          let compressed: Buffer;
+          try {
+            compressed = await this.ctx.limiter.run(() => {
+              if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
+              this.ctx.stats.rangeRequests++;
+              this.ctx.stats.bytesRequested += length;
+              return source.readRange(range.offset, length, options.signal);
+            }, options.priority);
+          } catch (err) {
+            failed = true;
+            for (const item of range.items) settle(item.key, undefined, err);
+            throw err;
+          }
+          const compression = this.footer.compression;
+          const jobs: InflateItem[] = range.items.map((item) => ({
+            start: item.offset - range.offset,
+            end: item.end - range.offset,
+            innerOffset: item.refs[0]!.innerOffset,
+            size: item.refs[0]!.size,
+            digest: item.refs[0]!.digest,
+            what: `chunk at ${item.offset} of layer ${this.descriptor.digest}`,
+          }));
+          let outputs: Buffer[];
+          try {
+            outputs = this.ctx.inflater
+              ? await this.ctx.inflater.inflate(compressed, compression, jobs)
+              : await Promise.all(jobs.map((j) => inflateInThread(compressed.subarray(j.start, j.end), compression, j)));
+          } catch (err) {
+            failed = true;
+            for (const item of range.items) settle(item.key, undefined, err);
+            throw err;
+          }
+          this.ctx.stats.chunksFetched += outputs.length;
+          await mapConcurrent(range.items.keys(), DELIVERY_CONCURRENCY, async (i) => {
+            const item = range.items[i]!;
+            const data = outputs[i]!;
+            // Readers first; the cache write after (still awaited: it bounds memory).
+            settle(item.key, data);
+            await deliver(item, data);
+            if (item.refs[0]!.digest) await this.ctx.cache.put(item.key, data);
+          });
+        }, options.priority),
+      ),
+    );
   }
 }
 
