@@ -4,7 +4,7 @@
 // Writes bench-results.json and prints a table of ratios. Everything it starts (registry,
 // link proxy, mounts) is stopped on exit.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, readdirSync, statSync, lstatSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
@@ -328,20 +328,6 @@ async function main(): Promise<void> {
   printTable();
 }
 
-function readTreeBytes(dir: string): number {
-  let n = 0;
-  const walk = (d: string): void => {
-    for (const name of readdirSync(d)) {
-      const p = join(d, name);
-      const st = lstatSync(p);
-      if (st.isDirectory()) walk(p);
-      else if (st.isFile()) n += st.size;
-    }
-  };
-  walk(dir);
-  return n;
-}
-
 async function mount(host: string, repo: string, dir: string, cacheDir: string): Promise<number> {
   mkdirSync(dir, { recursive: true });
   const r = await sh(`node ${cli} mount -d --plain-http --prefetch none --cache-dir ${cacheDir} ${host}/${repo}:v1 ${dir}`);
@@ -440,7 +426,6 @@ function printTable(): void {
   const resultFile = join(root, 'bench-results.json');
   writeFileSync(resultFile, JSON.stringify({ date: new Date().toISOString(), machine: { cpu, cores: (readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm) ?? []).length, memGiB: Math.round(Number(readFileSync('/proc/meminfo', 'utf8').match(/MemTotal:\s+(\d+)/)?.[1]) / 1024 / 1024) }, rows, verdicts }, null, 2));
   log(`wrote ${resultFile}`);
-  void statSync;
 }
 
 async function cleanup(): Promise<void> {
