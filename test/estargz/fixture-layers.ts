@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { layoutsDir } from '../helpers/paths.js';
+import { buildLayerIndex, extractTocJson, MAX_FOOTER_SIZE, parseFooter, parseToc, type Footer, type LayerIndex } from '../../src/estargz/index.js';
 
 export interface FixtureLayer {
   digest: string;
@@ -25,4 +26,21 @@ export function fixtureLayers(layout: string): FixtureLayer[] {
     annotations: l.annotations ?? {},
     blob: readFileSync(blobPath(layout, l.digest)),
   }));
+}
+
+/** A fixture layer opened the way a reader does: footer, TOC JSON (bounded by maxBytes), index. */
+export function openFixtureLayer(l: FixtureLayer, maxBytes?: number): { footer: Footer; json: Buffer; index: LayerIndex } {
+  const footer = parseFooter(l.blob.subarray(l.blob.length - MAX_FOOTER_SIZE), l.blob.length);
+  const json = extractTocJson(l.blob.subarray(footer.tocOffset, footer.tocOffset + footer.tocLength), footer.compression, maxBytes);
+  return { footer, json, index: buildLayerIndex(parseToc(json), footer) };
+}
+
+/** The StargzError code fn throws, or 'no error'. */
+export function errorCode(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return 'no error';
 }

@@ -7,12 +7,7 @@ import { join } from 'node:path';
 import zlib from 'node:zlib';
 import { ErrorCodes } from '../../src/errors.js';
 import {
-  buildLayerIndex,
-  extractTocJson,
   inflateChunk,
-  MAX_FOOTER_SIZE,
-  parseFooter,
-  parseToc,
   sha256Digest,
   verifyChunk,
   type ChunkRef,
@@ -20,7 +15,7 @@ import {
   type LayerIndex,
 } from '../../src/estargz/index.js';
 import { fixturesDir } from '../helpers/paths.js';
-import { fixtureLayers, type FixtureLayer } from './fixture-layers.js';
+import { fixtureLayers, openFixtureLayer, type FixtureLayer } from './fixture-layers.js';
 import { rawZstdFrame } from './synth.js';
 
 interface Opened {
@@ -30,9 +25,8 @@ interface Opened {
 }
 
 function open(l: FixtureLayer): Opened {
-  const footer = parseFooter(l.blob.subarray(l.blob.length - MAX_FOOTER_SIZE), l.blob.length);
-  const json = extractTocJson(l.blob.subarray(footer.tocOffset, footer.tocOffset + footer.tocLength), footer.compression);
-  return { layer: l, footer, index: buildLayerIndex(parseToc(json), footer) };
+  const { footer, index } = openFixtureLayer(l);
+  return { layer: l, footer, index };
 }
 
 async function readFile(o: Opened, chunks: readonly ChunkRef[], what: string): Promise<Buffer> {

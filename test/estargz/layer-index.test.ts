@@ -3,32 +3,15 @@ import assert from 'node:assert/strict';
 import { ErrorCodes } from '../../src/errors.js';
 import {
   buildLayerIndex,
-  extractTocJson,
-  MAX_FOOTER_SIZE,
-  parseFooter,
-  parseToc,
   type LayerIndex,
   type Toc,
 } from '../../src/estargz/index.js';
-import { fixtureLayers, type FixtureLayer } from './fixture-layers.js';
+import { errorCode, fixtureLayers, openFixtureLayer } from './fixture-layers.js';
 import { entry, fakeFooter, toc } from './synth.js';
 
 const MT = 1_600_000_000_000;
 
-function indexOf(l: FixtureLayer): LayerIndex {
-  const f = parseFooter(l.blob.subarray(l.blob.length - MAX_FOOTER_SIZE), l.blob.length);
-  const json = extractTocJson(l.blob.subarray(f.tocOffset, f.tocOffset + f.tocLength), f.compression);
-  return buildLayerIndex(parseToc(json), f);
-}
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return 'no error';
-}
 
 function get(index: LayerIndex, path: string) {
   const e = index.entries.get(path);
@@ -38,7 +21,7 @@ function get(index: LayerIndex, path: string) {
 
 describe('layer index of the edge image (reference-made)', () => {
   const layers = fixtureLayers('edge');
-  const [l0, l1, l2] = layers.map(indexOf) as [LayerIndex, LayerIndex, LayerIndex];
+  const [l0, l1, l2] = layers.map((l) => openFixtureLayer(l).index) as [LayerIndex, LayerIndex, LayerIndex];
 
   test('layer 0: bin/tool is 300000 bytes in 5 contiguous 64 KiB chunks', () => {
     const tool = get(l0, 'bin/tool');
@@ -155,7 +138,7 @@ describe('layer index of the edge image (reference-made)', () => {
 
   test('legacy and zstd variants index to the same files', () => {
     for (const name of ['legacy', 'zstd']) {
-      const other = fixtureLayers(name).map(indexOf);
+      const other = fixtureLayers(name).map((l) => openFixtureLayer(l).index);
       assert.equal(other.length, 3);
       for (const [i, idx] of other.entries()) {
         const mine = [l0, l1, l2][i]!;
@@ -173,7 +156,7 @@ describe('layer index of the edge image (reference-made)', () => {
 
   test('zstd: the last chunk extent stops before the TOC skippable frame', () => {
     const l = fixtureLayers('zstd')[1]!;
-    const idx = indexOf(l);
+    const idx = openFixtureLayer(l).index;
     let maxEnd = 0;
     for (const e of idx.entries.values()) for (const c of e.chunks) maxEnd = Math.max(maxEnd, c.end);
     assert.equal(maxEnd, idx.tocOffset - 8);
@@ -230,7 +213,7 @@ describe('buildLayerIndex on hand-made TOCs', () => {
     ['name nested too deep', toc(entry({ name: 'a/'.repeat(1500), type: 'dir' }))],
   ];
   for (const [what, t] of hostile) {
-    test(`refuses ${what}`, () => assert.equal(code(() => build(t)), ErrorCodes.TOC_INVALID));
+    test(`refuses ${what}`, () => assert.equal(errorCode(() => build(t)), ErrorCodes.TOC_INVALID));
   }
 
   test('chunk extents end at the next larger distinct offset, or the data region end', () => {
@@ -261,7 +244,7 @@ describe('buildLayerIndex on hand-made TOCs', () => {
   test('zstd data region ends 8 bytes before the TOC frame', () => {
     const idx = buildLayerIndex(toc(reg('f', 3, 100)), fakeFooter(1000, 'zstd'));
     assert.equal(idx.entries.get('f')!.chunks[0]!.end, 992);
-    assert.equal(code(() => buildLayerIndex(toc(reg('f', 3, 995)), fakeFooter(1000, 'zstd'))), ErrorCodes.TOC_INVALID);
+    assert.equal(errorCode(() => buildLayerIndex(toc(reg('f', 3, 995)), fakeFooter(1000, 'zstd'))), ErrorCodes.TOC_INVALID);
   });
 
   test('a single chunk without chunkDigest takes the file digest', () => {

@@ -4,31 +4,19 @@ import { spawnSync } from 'node:child_process';
 import zlib from 'node:zlib';
 import { ErrorCodes } from '../../src/errors.js';
 import { extractTocJson, MAX_FOOTER_SIZE, parseFooter, parseToc, tocDigest } from '../../src/estargz/index.js';
-import { fixtureLayers, type FixtureLayer } from './fixture-layers.js';
+import { errorCode, fixtureLayers, openFixtureLayer } from './fixture-layers.js';
 import { gzipTocRegion, rawZstdFrame, tarHeader, tarPax } from './synth.js';
 
 const TOC_DIGEST = 'containerd.io/snapshot/stargz/toc.digest';
 
-function tocJsonOf(l: FixtureLayer): Buffer {
-  const f = parseFooter(l.blob.subarray(l.blob.length - MAX_FOOTER_SIZE), l.blob.length);
-  return extractTocJson(l.blob.subarray(f.tocOffset, f.tocOffset + f.tocLength), f.compression);
-}
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return 'no error';
-}
 
 describe('TOC of reference-made layers', () => {
   for (const name of ['edge', 'legacy', 'zstd', 'mixed']) {
     test(`${name}: the TOC digest equals the layer annotation`, () => {
       for (const l of fixtureLayers(name)) {
         if (!l.annotations[TOC_DIGEST]) continue; // the plain layer of mixed
-        const json = tocJsonOf(l);
+        const json = openFixtureLayer(l).json;
         assert.equal(tocDigest(json), l.annotations[TOC_DIGEST]);
         const toc = parseToc(json);
         assert.equal(toc.version, 1);
@@ -40,12 +28,12 @@ describe('TOC of reference-made layers', () => {
   test('zstd: the JSON length matches the footer', () => {
     for (const l of fixtureLayers('zstd')) {
       const f = parseFooter(l.blob.subarray(l.blob.length - MAX_FOOTER_SIZE), l.blob.length);
-      assert.equal(tocJsonOf(l).length, f.uncompressedTocLength);
+      assert.equal(openFixtureLayer(l).json.length, f.uncompressedTocLength);
     }
   });
 
   test('entries carry the TOC fields: chunks, xattrs as Buffers, devices', () => {
-    const toc = parseToc(tocJsonOf(fixtureLayers('edge')[0]!));
+    const toc = parseToc(openFixtureLayer(fixtureLayers('edge')[0]!).json);
     const tool = toc.entries.filter((e) => e.name === 'bin/tool');
     assert.deepEqual(
       tool.map((e) => e.type),
@@ -72,15 +60,11 @@ describe('TOC of reference-made layers', () => {
   });
 
   test('maxBytes bounds the TOC (gzip and zstd)', () => {
-    assert.equal(code(() => extractFromLayer(fixtureLayers('edge')[0]!, 1000)), ErrorCodes.TOC_INVALID);
-    assert.equal(code(() => extractFromLayer(fixtureLayers('zstd')[0]!, 1000)), ErrorCodes.TOC_INVALID);
+    assert.equal(errorCode(() => openFixtureLayer(fixtureLayers('edge')[0]!, 1000)), ErrorCodes.TOC_INVALID);
+    assert.equal(errorCode(() => openFixtureLayer(fixtureLayers('zstd')[0]!, 1000)), ErrorCodes.TOC_INVALID);
   });
 });
 
-function extractFromLayer(l: FixtureLayer, maxBytes: number): Buffer {
-  const f = parseFooter(l.blob.subarray(l.blob.length - MAX_FOOTER_SIZE), l.blob.length);
-  return extractTocJson(l.blob.subarray(f.tocOffset, f.tocOffset + f.tocLength), f.compression, maxBytes);
-}
 
 describe('extractTocJson on hand-made regions', () => {
   const json = '{"version":1,"entries":[]}';
@@ -99,40 +83,40 @@ describe('extractTocJson on hand-made regions', () => {
   test('broken gzip regions: CORRUPT_DATA or TOC_INVALID, never a crash', () => {
     const region = gzipTocRegion(json);
     const truncated = region.subarray(0, region.length - 20);
-    assert.equal(code(() => extractTocJson(truncated, 'gzip')), ErrorCodes.CORRUPT_DATA);
-    assert.equal(code(() => extractTocJson(region.subarray(0, 5), 'gzip')), ErrorCodes.CORRUPT_DATA);
-    assert.equal(code(() => extractTocJson(Buffer.alloc(0), 'gzip')), ErrorCodes.CORRUPT_DATA);
-    assert.equal(code(() => extractTocJson(Buffer.from('not gzip at all'), 'gzip')), ErrorCodes.CORRUPT_DATA);
+    assert.equal(errorCode(() => extractTocJson(truncated, 'gzip')), ErrorCodes.CORRUPT_DATA);
+    assert.equal(errorCode(() => extractTocJson(region.subarray(0, 5), 'gzip')), ErrorCodes.CORRUPT_DATA);
+    assert.equal(errorCode(() => extractTocJson(Buffer.alloc(0), 'gzip')), ErrorCodes.CORRUPT_DATA);
+    assert.equal(errorCode(() => extractTocJson(Buffer.from('not gzip at all'), 'gzip')), ErrorCodes.CORRUPT_DATA);
     const badCrc = Buffer.from(region);
     badCrc[badCrc.length - 6]! ^= 0xff;
-    assert.equal(code(() => extractTocJson(badCrc, 'gzip')), ErrorCodes.CORRUPT_DATA);
+    assert.equal(errorCode(() => extractTocJson(badCrc, 'gzip')), ErrorCodes.CORRUPT_DATA);
     // gzip fine, but not the TOC tar
-    assert.equal(code(() => extractTocJson(gzipTocRegion(json, 'other.json'), 'gzip')), ErrorCodes.TOC_INVALID);
-    assert.equal(code(() => extractTocJson(zlib.gzipSync(Buffer.from(json)), 'gzip')), ErrorCodes.TOC_INVALID);
-    assert.equal(code(() => extractTocJson(zlib.gzipSync(Buffer.alloc(2048)), 'gzip')), ErrorCodes.TOC_INVALID);
+    assert.equal(errorCode(() => extractTocJson(gzipTocRegion(json, 'other.json'), 'gzip')), ErrorCodes.TOC_INVALID);
+    assert.equal(errorCode(() => extractTocJson(zlib.gzipSync(Buffer.from(json)), 'gzip')), ErrorCodes.TOC_INVALID);
+    assert.equal(errorCode(() => extractTocJson(zlib.gzipSync(Buffer.alloc(2048)), 'gzip')), ErrorCodes.TOC_INVALID);
     const badSum = tarHeader('stargz.index.json', json.length);
     badSum[0] = 0x41;
-    assert.equal(code(() => extractTocJson(zlib.gzipSync(Buffer.concat([badSum, Buffer.alloc(1536)])), 'gzip')), ErrorCodes.TOC_INVALID);
+    assert.equal(errorCode(() => extractTocJson(zlib.gzipSync(Buffer.concat([badSum, Buffer.alloc(1536)])), 'gzip')), ErrorCodes.TOC_INVALID);
     // header claims more data than the tar holds
     const short = zlib.gzipSync(Buffer.concat([tarHeader('stargz.index.json', 100000), Buffer.from(json)]));
-    assert.equal(code(() => extractTocJson(short, 'gzip')), ErrorCodes.TOC_INVALID);
+    assert.equal(errorCode(() => extractTocJson(short, 'gzip')), ErrorCodes.TOC_INVALID);
   });
 
   test('a gzip bomb stops at the bound', () => {
     const bomb = zlib.gzipSync(Buffer.alloc(8 * 1024 * 1024));
-    assert.equal(code(() => extractTocJson(bomb, 'gzip', 64 * 1024)), ErrorCodes.TOC_INVALID);
+    assert.equal(errorCode(() => extractTocJson(bomb, 'gzip', 64 * 1024)), ErrorCodes.TOC_INVALID);
   });
 
   test('zstd regions: frames without a content size, truncation, garbage', () => {
     const frame = rawZstdFrame(Buffer.from(json));
     assert.equal(extractTocJson(frame, 'zstd').toString(), json);
     assert.equal(extractTocJson(Buffer.concat([frame, Buffer.from('trailing')]), 'zstd').toString(), json);
-    assert.equal(code(() => extractTocJson(frame.subarray(0, frame.length - 3), 'zstd')), ErrorCodes.CORRUPT_DATA);
-    assert.equal(code(() => extractTocJson(Buffer.alloc(64), 'zstd')), ErrorCodes.CORRUPT_DATA);
-    assert.equal(code(() => extractTocJson(Buffer.alloc(0), 'zstd')), ErrorCodes.CORRUPT_DATA);
+    assert.equal(errorCode(() => extractTocJson(frame.subarray(0, frame.length - 3), 'zstd')), ErrorCodes.CORRUPT_DATA);
+    assert.equal(errorCode(() => extractTocJson(Buffer.alloc(64), 'zstd')), ErrorCodes.CORRUPT_DATA);
+    assert.equal(errorCode(() => extractTocJson(Buffer.alloc(0), 'zstd')), ErrorCodes.CORRUPT_DATA);
     // a large frame without content size is cut at the bound
     const big = rawZstdFrame(Buffer.alloc(600_000, 0x20));
-    assert.equal(code(() => extractTocJson(big, 'zstd', 100_000)), ErrorCodes.TOC_INVALID);
+    assert.equal(errorCode(() => extractTocJson(big, 'zstd', 100_000)), ErrorCodes.TOC_INVALID);
   });
 
   test('zstd: a compressed frame from the zstd CLI when installed', (t) => {
@@ -178,7 +162,7 @@ describe('parseToc rejects hostile JSON with TOC_INVALID', () => {
     ['deeply nested JSON', Buffer.from('['.repeat(200000) + ']'.repeat(200000))],
   ];
   for (const [what, json] of cases) {
-    test(what, () => assert.equal(code(() => parseToc(json)), ErrorCodes.TOC_INVALID));
+    test(what, () => assert.equal(errorCode(() => parseToc(json)), ErrorCodes.TOC_INVALID));
   }
 
   test('null fields count as absent; unknown fields are ignored', () => {

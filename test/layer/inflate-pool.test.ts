@@ -4,18 +4,15 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
-import { buildLayerIndex, parseFooter, parseToc, extractTocJson, MAX_FOOTER_SIZE } from '../../src/estargz/index.js';
 import { InflatePool, type InflateItem } from '../../src/layer/inflate-pool.js';
 import { isStargzError } from '../../src/errors.js';
-import { fixtureLayers } from '../estargz/fixture-layers.js';
+import { fixtureLayers, openFixtureLayer, type FixtureLayer } from '../estargz/fixture-layers.js';
 
 const pool = new InflatePool(2);
 after(() => pool.close());
 
-function itemsOf(blob: Buffer) {
-  const footer = parseFooter(blob.subarray(blob.length - MAX_FOOTER_SIZE), blob.length);
-  const toc = parseToc(extractTocJson(blob.subarray(footer.tocOffset, footer.tocOffset + footer.tocLength), footer.compression));
-  const index = buildLayerIndex(toc, footer);
+function itemsOf(layer: FixtureLayer) {
+  const { footer, index } = openFixtureLayer(layer);
   const files = [...index.entries.values()].filter((e) => e.type === 'reg' && e.chunks.length > 0);
   return { footer, files };
 }
@@ -23,7 +20,7 @@ function itemsOf(blob: Buffer) {
 for (const layout of ['edge', 'zstd']) {
   test(`${layout}: every chunk inflated by the pool matches its digest and rebuilds each file`, async () => {
     for (const layer of fixtureLayers(layout)) {
-      const { footer, files } = itemsOf(layer.blob);
+      const { footer, files } = itemsOf(layer);
       for (const file of files) {
         const start = file.chunks[0]!.offset;
         const end = file.chunks[file.chunks.length - 1]!.end;
@@ -42,7 +39,7 @@ for (const layout of ['edge', 'zstd']) {
 
 test('a corrupted chunk is refused with an integrity code, from the worker', async () => {
   const layer = fixtureLayers('edge')[0]!;
-  const { footer, files } = itemsOf(layer.blob);
+  const { footer, files } = itemsOf(layer);
   const file = files.find((f) => f.path === 'bin/tool')!;
   const c = file.chunks[1]!;
   const range = Buffer.from(layer.blob.subarray(c.offset, c.end));
