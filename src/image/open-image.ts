@@ -11,7 +11,7 @@ import { DiskCache, defaultCacheDir } from '../cache/disk-cache.js';
 import { ChunkCache } from '../cache/chunk-cache.js';
 import { RegistryBlobSource } from '../blob/blob-source.js';
 import { Limiter } from '../util/limiter.js';
-import { newFetchStats, type Layer, type LayerContext } from '../layer/layer.js';
+import { DEFAULT_FETCH_TUNING, newFetchStats, type Layer, type LayerContext } from '../layer/layer.js';
 import { openLayer } from '../layer/open-layer.js';
 import { InflatePool } from '../layer/inflate-pool.js';
 import { MergedFs } from '../vfs/merged-fs.js';
@@ -76,7 +76,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       limiter: new Limiter(opts.concurrency),
       // A few ranges beyond the requests in flight are being processed, so the link stays busy.
       inMemory: new Limiter(opts.concurrency + 4),
-      tuning: { maxGap: opts.maxGapBytes, maxRangeBytes: opts.maxRangeBytes, tocTailGuess: 32 * 1024 },
+      tuning: { maxGap: opts.maxGapBytes, maxRangeBytes: opts.maxRangeBytes, tocTailGuess: DEFAULT_FETCH_TUNING.tocTailGuess },
       stats: newFetchStats(),
       inflater,
       offline: opts.offline,

@@ -7,6 +7,7 @@ import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { DiskCache } from '../cache/disk-cache.js';
 import type { Limiter, Priority } from '../util/limiter.js';
 import type { InflatePool } from './inflate-pool.js';
+import { DEFAULT_OPTIONS } from '../config.js';
 
 export interface ReadOptions {
   /** Background prefetch runs at 'low' so on-demand reads overtake it. */
@@ -35,9 +36,10 @@ export interface FetchTuning {
   tocTailGuess: number;
 }
 
+/** Range limits come from the one set of defaults in config.ts. */
 export const DEFAULT_FETCH_TUNING: FetchTuning = {
-  maxGap: 64 * 1024,
-  maxRangeBytes: 8 * 1024 * 1024,
+  maxGap: DEFAULT_OPTIONS.maxGapBytes,
+  maxRangeBytes: DEFAULT_OPTIONS.maxRangeBytes,
   tocTailGuess: 32 * 1024,
 };
 
