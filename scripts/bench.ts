@@ -14,7 +14,8 @@ import type { VNode } from '../src/vfs/node.js';
 
 const run = promisify(execFile);
 const root = resolve(new URL('../..', import.meta.url).pathname);
-const shared = resolve(root, '..', 'shared', 'tools');
+// The reference converter, the image builder and the link emulator are the project's own copies.
+const tools = join(root, 'scripts', 'tools');
 const cli = join(root, 'bin', 'stargz-get');
 const argv = process.argv.slice(2);
 const only = argv.includes('--only') ? new Set(argv[argv.indexOf('--only') + 1]!.split(',')) : undefined;
@@ -115,7 +116,7 @@ async function ensureTools(): Promise<void> {
     await run('bash', ['-c', 'command -v esgz-ref']);
   } catch {
     log('building esgz-ref (the reference estargz converter)');
-    await run(join(shared, 'esgz-ref', 'build.sh'), []);
+    await run(join(tools, 'esgz-ref', 'build.sh'), []);
   }
 }
 
@@ -142,7 +143,7 @@ async function startWanLink(targetPort: number): Promise<Link> {
   const port = await freePort();
   const statsFile = join(work, 'link-stats.json');
   rmSync(statsFile, { force: true });
-  const child = spawn('python3', [join(shared, 'slowlink.py'), String(port), String(targetPort), '--delay-ms', String(RTT_MS / 2), '--rate-mbit', String(RATE_MBIT), '--stats', statsFile], { stdio: 'ignore' });
+  const child = spawn('python3', [join(tools, 'slowlink.py'), String(port), String(targetPort), '--delay-ms', String(RTT_MS / 2), '--rate-mbit', String(RATE_MBIT), '--stats', statsFile], { stdio: 'ignore' });
   children.push(child);
   for (let i = 0; i < 50 && !existsSync(statsFile); i++) await new Promise((r) => setTimeout(r, 100));
   return {
@@ -166,7 +167,7 @@ async function ensureImages(host: string): Promise<void> {
   if (!(await have('bench/many'))) sets.push('many');
   if (sets.length) {
     log(`building and pushing images with the reference converter: ${sets.join(' ')} (takes a few minutes)`);
-    await run(join(shared, 'make-images.sh'), [host, join(work, 'images'), ...sets], { maxBuffer: 1 << 24 });
+    await run(join(tools, 'make-images.sh'), [host, join(work, 'images'), ...sets], { maxBuffer: 1 << 24 });
   }
 }
 
