@@ -214,6 +214,7 @@ class SyncRun {
     //    different files share range requests. Started first so that the fetches are in
     //    flight while links and special files are made.
     const files = this.writeFiles(this.jobs);
+    files.catch(() => undefined); // awaited below; a failure while step 3 runs is not unhandled
 
     // 3. Symlinks, device nodes, fifos.
     try {
