@@ -1,131 +1,133 @@
-// The few POSIX calls Node's fs lacks but an OCI unpacker needs, all relative to a directory
-// descriptor or through the entry's own descriptor, none following a symlink: extended
-// attributes, owner, mode and times of entries that cannot be opened (symlinks, device nodes,
-// fifos). Synchronous: none allocates an inode, each costs microseconds. The calls that do
-// allocate (create, mkdir, link, rename...) are asynchronous, in fs_at.c.
-#define _GNU_SOURCE
+// N-API glue for the file-system calls of fs_at.c, which Node's fs lacks but an OCI unpacker
+// needs: *at calls that never follow a symlink, xattrs, device nodes. Arguments are parsed by
+// one format per function; calls that allocate or free inodes can take a millisecond on a busy
+// disk, so they run on libuv's thread pool (napi_async_work) and return a promise; metadata
+// calls cost microseconds and run synchronously.
 #include "errors.h"
+#include "fs_at.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <stdint.h>
-#include <sys/stat.h>
-#include <sys/xattr.h>
-#include <unistd.h>
+#include <stdlib.h>
 
-#define NAME_BUF 1024
-#define XATTR_NAME_BUF 256
+/** Argument formats: f descriptor, n entry name, t symlink target, u uint32, d double, x xattr name, b Buffer. */
+typedef struct {
+  const char* js;
+  enum sg_op op;
+  const char* format;
+  int async;
+} method;
 
-void sg_register_fs_at(napi_env env, napi_value exports);
+static const method METHODS[] = {
+  {"mkdirOpenAt", OP_MKDIR_OPEN, "fnu", 1},
+  {"createAt", OP_CREATE, "fnu", 1},
+  {"symlinkAt", OP_SYMLINK, "tfn", 1},
+  {"mknodAt", OP_MKNOD, "fnuuu", 1},
+  {"linkAt", OP_LINK, "fnfn", 1},
+  {"renameAt", OP_RENAME, "fnfn", 1},
+  {"removeTreeAt", OP_REMOVE_TREE, "fn", 1},
+  {"fsetxattr", OP_FSETXATTR, "fxb", 0},
+  {"lsetxattrAt", OP_LSETXATTR, "fnxb", 0},
+  {"lchownAt", OP_LCHOWN, "fnuu", 0},
+  {"chmodAt", OP_CHMOD, "fnu", 0},
+  {"lutimesAt", OP_LUTIMES, "fnd", 0},
+};
+#define NMETHODS (sizeof METHODS / sizeof METHODS[0])
 
-static int get_fd(napi_env env, napi_value v, int* fd) {
-  return napi_get_value_int32(env, v, fd) == napi_ok && *fd >= 0 ? 0 : -1;
+typedef struct {
+  sg_req req;
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref buffer;  // keeps a Buffer argument alive while the call runs
+} job;
+
+/** Fills r from argv per format; returns 0, or -1 after throwing. */
+static int parse(napi_env env, const method* m, napi_value* argv, size_t argc, job* j) {
+  sg_req* r = &j->req;
+  size_t i = 0;
+  int nfd = 0, nname = 0, nnum = 0, bad = strlen(m->format) > argc;
+  for (const char* c = m->format; !bad && *c; c++, i++) {
+    switch (*c) {
+      case 'f': bad = napi_get_value_int32(env, argv[i], &r->fd[nfd]) != napi_ok || r->fd[nfd] < 0; nfd++; break;
+      case 'n':
+        bad = sg_get_string(env, argv[i], r->name[nname], SG_NAME_BUF) != 0;
+        if (!bad && !sg_is_component(r->name[nname])) {
+          sg_throw_errno(env, EINVAL, m->js, r->name[nname]);  // never a path: one entry of the directory
+          return -1;
+        }
+        nname++;
+        break;
+      case 't': bad = sg_get_string(env, argv[i], r->target, SG_TARGET_BUF) != 0; break;
+      case 'u': bad = napi_get_value_uint32(env, argv[i], &r->num[nnum++]) != napi_ok; break;
+      case 'd': bad = napi_get_value_double(env, argv[i], &r->seconds) != napi_ok || !isfinite(r->seconds); break;
+      case 'x': bad = sg_get_string(env, argv[i], r->xname, SG_XATTR_NAME_BUF) != 0; break;
+      case 'b':
+        bad = napi_get_buffer_info(env, argv[i], &r->data, &r->len) != napi_ok;
+        if (!bad && m->async) napi_create_reference(env, argv[i], 1, &j->buffer);
+        break;
+    }
+  }
+  if (bad) {
+    napi_throw_type_error(env, NULL, m->js);
+    return -1;
+  }
+  return 0;
 }
 
-/** (dirfd, name) of the first two arguments; name must be one directory entry. */
-static int get_at(napi_env env, napi_value* argv, int* dirfd, char* name) {
-  return get_fd(env, argv[0], dirfd) == 0 && sg_get_string(env, argv[1], name, NAME_BUF) == 0 && sg_is_component(name) ? 0 : -1;
+static void execute(napi_env env, void* data) {
+  (void)env;
+  sg_run(&((job*)data)->req);
 }
 
-static napi_value type_error(napi_env env, const char* usage) {
-  napi_throw_type_error(env, NULL, usage);
-  return NULL;
+static void complete(napi_env env, napi_status status, void* data) {
+  job* j = data;
+  sg_req* r = &j->req;
+  if (status != napi_ok && !r->err) r->err = ECANCELED;
+  if (r->err) {
+    napi_reject_deferred(env, j->deferred, sg_errno_error(env, r->err, r->syscall, r->name[0]));
+  } else {
+    napi_value v;
+    napi_create_int32(env, r->result, &v);
+    napi_resolve_deferred(env, j->deferred, v);
+  }
+  if (j->buffer) napi_delete_reference(env, j->buffer);
+  napi_delete_async_work(env, j->work);
+  free(j);
 }
 
-// fsetxattr(fd: number, name: string, value: Buffer): void
-static napi_value js_fsetxattr(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int fd;
-  char name[XATTR_NAME_BUF];
-  void* data = NULL;
-  size_t len = 0;
-  if (argc < 3 || get_fd(env, argv[0], &fd) || sg_get_string(env, argv[1], name, sizeof name) ||
-      napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok)
-    return type_error(env, "fsetxattr(fd, name, buffer)");
-  if (fsetxattr(fd, name, len ? data : "", len, 0) != 0) return sg_throw_errno(env, errno, "fsetxattr", name);
-  return NULL;
-}
-
-// lsetxattrAt(dirfd: number, entry: string, name: string, value: Buffer): void
-// An entry that cannot be opened: through /proc/self/fd/DIRFD/ENTRY, where the kernel jumps to
-// the directory itself, and lsetxattr does not follow ENTRY if it is a symlink.
-static napi_value js_lsetxattr_at(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int dirfd;
-  char entry[NAME_BUF], name[XATTR_NAME_BUF], path[NAME_BUF + 64];
-  void* data = NULL;
-  size_t len = 0;
-  if (argc < 4 || get_at(env, argv, &dirfd, entry) || sg_get_string(env, argv[2], name, sizeof name) ||
-      napi_get_buffer_info(env, argv[3], &data, &len) != napi_ok)
-    return type_error(env, "lsetxattrAt(dirfd, entry, name, buffer)");
-  snprintf(path, sizeof path, "/proc/self/fd/%d/%s", dirfd, entry);
-  if (lsetxattr(path, name, len ? data : "", len, 0) != 0) return sg_throw_errno(env, errno, "lsetxattr", entry);
-  return NULL;
-}
-
-// lchownAt(dirfd: number, name: string, uid: number, gid: number): void
-static napi_value js_lchown_at(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int dirfd;
-  char name[NAME_BUF];
-  uint32_t uid, gid;
-  if (argc < 4 || get_at(env, argv, &dirfd, name) || napi_get_value_uint32(env, argv[2], &uid) != napi_ok ||
-      napi_get_value_uint32(env, argv[3], &gid) != napi_ok)
-    return type_error(env, "lchownAt(dirfd, name, uid, gid)");
-  if (fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) return sg_throw_errno(env, errno, "fchownat", name);
-  return NULL;
-}
-
-// chmodAt(dirfd: number, name: string, mode: number): void  (refuses a symlink rather than following it)
-static napi_value js_chmod_at(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int dirfd;
-  char name[NAME_BUF];
-  uint32_t mode;
-  if (argc < 3 || get_at(env, argv, &dirfd, name) || napi_get_value_uint32(env, argv[2], &mode) != napi_ok)
-    return type_error(env, "chmodAt(dirfd, name, mode)");
-  if (fchmodat(dirfd, name, (mode_t)mode, AT_SYMLINK_NOFOLLOW) != 0) return sg_throw_errno(env, errno, "fchmodat", name);
-  return NULL;
-}
-
-// lutimesAt(dirfd: number, name: string, seconds: number): void  (atime = mtime = seconds)
-static napi_value js_lutimes_at(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int dirfd;
-  char name[NAME_BUF];
-  double t;
-  if (argc < 3 || get_at(env, argv, &dirfd, name) || napi_get_value_double(env, argv[2], &t) != napi_ok || !isfinite(t))
-    return type_error(env, "lutimesAt(dirfd, name, seconds)");
-  double sec = floor(t);
-  struct timespec ts[2];
-  ts[0].tv_sec = (time_t)sec;
-  ts[0].tv_nsec = (long)llround((t - sec) * 1e9);
-  if (ts[0].tv_nsec >= 1000000000L) ts[0].tv_sec++, ts[0].tv_nsec -= 1000000000L;
-  ts[1] = ts[0];
-  if (utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW) != 0) return sg_throw_errno(env, errno, "utimensat", name);
-  return NULL;
+static napi_value call(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  void* self;
+  napi_get_cb_info(env, info, &argc, argv, NULL, &self);
+  const method* m = self;
+  job* j = calloc(1, sizeof *j);
+  if (!j) return sg_throw_errno(env, ENOMEM, m->js, NULL);
+  j->req.op = m->op;
+  if (parse(env, m, argv, argc, j) != 0) {
+    if (j->buffer) napi_delete_reference(env, j->buffer);
+    free(j);
+    return NULL;
+  }
+  if (!m->async) {
+    sg_run(&j->req);
+    sg_req r = j->req;
+    free(j);
+    return r.err ? sg_throw_errno(env, r.err, r.syscall, r.op == OP_FSETXATTR ? r.xname : r.name[0]) : NULL;
+  }
+  napi_value promise, resource;
+  napi_create_promise(env, &j->deferred, &promise);
+  napi_create_string_utf8(env, "stargz-get:fs-at", NAPI_AUTO_LENGTH, &resource);
+  napi_create_async_work(env, NULL, resource, execute, complete, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return promise;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    {"fsetxattr", NULL, js_fsetxattr, NULL, NULL, NULL, napi_default, NULL},
-    {"lsetxattrAt", NULL, js_lsetxattr_at, NULL, NULL, NULL, napi_default, NULL},
-    {"lchownAt", NULL, js_lchown_at, NULL, NULL, NULL, napi_default, NULL},
-    {"chmodAt", NULL, js_chmod_at, NULL, NULL, NULL, napi_default, NULL},
-    {"lutimesAt", NULL, js_lutimes_at, NULL, NULL, NULL, napi_default, NULL},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  sg_register_fs_at(env, exports);
+  napi_property_descriptor props[NMETHODS];
+  for (size_t i = 0; i < NMETHODS; i++) {
+    props[i] = (napi_property_descriptor){METHODS[i].js, NULL, call, NULL, NULL, NULL, napi_default, (void*)&METHODS[i]};
+  }
+  napi_define_properties(env, exports, NMETHODS, props);
   return exports;
 }
 

@@ -1,4 +1,4 @@
-// Loads the small native addon (native/posix_extra.c, native/fs_at.c): file-system calls
+// Loads the small native addon (native/posix_extra.c glue, native/fs_at.c calls): file-system calls
 // relative to a directory descriptor that never follow a symlink, and xattrs and device
 // nodes, which Node's fs does not offer. `name` arguments are single directory entries (a
 // '/' in one is refused with EINVAL). Errors carry `code` ('ELOOP'...) like Node's fs errors.
