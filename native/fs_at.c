@@ -11,8 +11,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 
 /** Directory depth removeTree follows before giving up (ELOOP). */
 #define MAX_REMOVE_DEPTH 4096
@@ -31,6 +33,31 @@ static int mkdir_open(sg_req* r) {
   }
   errno = EEXIST;
   return r->syscall = "mkdirat", -1;
+}
+
+/** Opens the directory at relative path `target` below fd[0] with no symlink (and no '..')
+ * anywhere on the way: openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or, where the kernel
+ * lacks it, one openat(O_NOFOLLOW | O_DIRECTORY) per component. */
+static int open_beneath(sg_req* r) {
+  struct open_how how = {.flags = DIR_FLAGS, .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+  int fd = (int)syscall(SYS_openat2, r->fd[0], r->target, &how, sizeof how);
+  if (fd >= 0 || errno != ENOSYS) return fd;
+  char path[SG_TARGET_BUF];
+  snprintf(path, sizeof path, "%s", r->target);
+  int cur = r->fd[0];
+  char* save = NULL;
+  for (char* c = strtok_r(path, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+    if (strcmp(c, ".") == 0 || strcmp(c, "..") == 0) {
+      if (cur != r->fd[0]) close(cur);
+      return errno = EXDEV, -1;  // what RESOLVE_BENEATH answers for an escape
+    }
+    int next = openat(cur, c, DIR_FLAGS);
+    int e = errno;
+    if (cur != r->fd[0]) close(cur);
+    if (next < 0) return errno = e, -1;
+    cur = next;
+  }
+  return cur != r->fd[0] ? cur : fcntl(cur, F_DUPFD_CLOEXEC, 0);
 }
 
 /** Removes `name` in dirfd and, if it is a directory (not a symlink to one), all below it,
@@ -89,7 +116,7 @@ static int lsetxattr_at(sg_req* r) {
 
 void sg_run(sg_req* r) {
   static const char* const SYSCALL[] = {
-    [OP_MKDIR_OPEN] = "mkdirat", [OP_CREATE] = "openat", [OP_SYMLINK] = "symlinkat", [OP_MKNOD] = "mknodat",
+    [OP_MKDIR_OPEN] = "mkdirat", [OP_OPEN_BENEATH] = "openat2", [OP_CREATE] = "openat", [OP_SYMLINK] = "symlinkat", [OP_MKNOD] = "mknodat",
     [OP_LINK] = "linkat", [OP_RENAME] = "renameat", [OP_REMOVE_TREE] = "unlinkat", [OP_FSETXATTR] = "fsetxattr",
     [OP_LSETXATTR] = "lsetxattr", [OP_LCHOWN] = "fchownat", [OP_CHMOD] = "fchmodat", [OP_LUTIMES] = "utimensat",
   };
@@ -100,6 +127,7 @@ void sg_run(sg_req* r) {
   errno = 0;
   switch (r->op) {
     case OP_MKDIR_OPEN: rc = mkdir_open(r); break;
+    case OP_OPEN_BENEATH: rc = open_beneath(r); break;
     case OP_CREATE: rc = openat(fd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, r->num[0]); break;
     case OP_SYMLINK: rc = symlinkat(r->target, fd, name); break;
     case OP_MKNOD: rc = mknodat(fd, name, (mode_t)r->num[0], makedev(r->num[1], r->num[2])); break;

@@ -19,6 +19,7 @@ typedef struct {
 
 static const method METHODS[] = {
   {"mkdirOpenAt", OP_MKDIR_OPEN, "fnu", 1},
+  {"openBeneath", OP_OPEN_BENEATH, "ft", 1},
   {"createAt", OP_CREATE, "fnu", 1},
   {"symlinkAt", OP_SYMLINK, "tfn", 1},
   {"mknodAt", OP_MKNOD, "fnuuu", 1},

@@ -95,8 +95,6 @@ class SyncRun {
   private readonly preserveOwners: boolean;
   private readonly warned = new Set<string>();
   private readonly disk = new DestFs();
-  /** Every directory descriptor we opened, closed when the run ends. */
-  private readonly opened: DirHandle[] = [];
   private readonly jobs: FileJob[] = [];
   /** Set when the run failed elsewhere: no new file is started. */
   private abandoned = false;
@@ -123,7 +121,7 @@ class SyncRun {
     } finally {
       await this.disk.drain();
       for (const job of this.jobs) if (job.fd !== undefined) fs.closeSync(job.fd);
-      for (const d of this.opened) fs.closeSync(d.fd);
+      this.disk.closeAll();
     }
     return this.summary;
   }
@@ -136,7 +134,7 @@ class SyncRun {
   private async openRoot(top: VNode, dest: string): Promise<DirPlan> {
     const open = (path: string, node: VNode | undefined, name: string): DirPlan => {
       const d: DirPlan = { fd: fs.openSync(path, DIR_OPEN), node, parent: undefined, name, depth: 0 };
-      this.opened.push(d);
+      this.disk.adopt(d);
       return d;
     };
     if (top.children) {
@@ -203,9 +201,8 @@ class SyncRun {
     //    metadata is applied at the end.
     for (const level of byDepth(dirs)) {
       await mapConcurrent(level, CREATE_CONCURRENCY, async (d) => {
-        if (d.fd >= 0) return; // DEST itself
-        d.fd = (await this.disk.mkdirOpen(d.parent!, d.name)).fd;
-        this.opened.push(d);
+        if (d.pinned) return; // DEST itself
+        await this.disk.mkdir(d);
       });
     }
     this.summary.directories = dirs.length;
@@ -230,9 +227,11 @@ class SyncRun {
     //    children changes a directory's mtime).
     for (let i = dirs.length - 1; i >= 0; i--) {
       const d = dirs[i]!;
-      // No entry in any layer (the image root, usually): a plain 0755 directory, as unpackers make it.
-      if (d.node!.inode.entry.implicit) fs.fchmodSync(d.fd, 0o755);
-      else this.applyMetadata(d.node!.inode, d.fd);
+      await this.disk.use(d, (fd) => {
+        // No entry in any layer (the image root, usually): a plain 0755 directory, as unpackers make it.
+        if (d.node!.inode.entry.implicit) fs.fchmodSync(fd, 0o755);
+        else this.applyMetadata(d.node!.inode, fd);
+      });
     }
   }
 
@@ -241,9 +240,11 @@ class SyncRun {
     const native = this.disk.native;
     let tmp: string;
     if (entry.type === 'symlink') {
-      tmp = await this.disk.symlinkTemp(at.dir, entry.linkName);
-      if (this.preserveOwners) native.lchownAt(at.dir.fd, tmp, entry.uid, entry.gid);
-      native.lutimesAt(at.dir.fd, tmp, entry.mtimeMs / 1000);
+      const link = (tmp = await this.disk.symlinkTemp(at.dir, entry.linkName));
+      await this.disk.use(at.dir, (fd) => {
+        if (this.preserveOwners) native.lchownAt(fd, link, entry.uid, entry.gid);
+        native.lutimesAt(fd, link, entry.mtimeMs / 1000);
+      });
       this.summary.symlinks++;
     } else {
       const typeBits = entry.type === 'fifo' ? S_IFIFO : entry.type === 'char' ? S_IFCHR : S_IFBLK;
@@ -257,7 +258,8 @@ class SyncRun {
         throw err;
       }
       // Not opened (opening a device has effects): metadata by name, on the temporary we just made.
-      this.applyMetadataAt(node.inode, at.dir, tmp);
+      const made = tmp;
+      await this.disk.use(at.dir, (fd) => this.applyMetadataAt(node.inode, fd, made));
       this.summary.specials++;
     }
     await this.disk.replace(at.dir, tmp, at.name);
@@ -355,14 +357,14 @@ class SyncRun {
   }
 
   /** The same for an entry that cannot be opened (device node, fifo), by its name in dir, never following it. */
-  private applyMetadataAt(inode: Inode, dir: DirHandle, name: string): void {
+  private applyMetadataAt(inode: Inode, dirfd: number, name: string): void {
     const entry = inode.entry;
     const native = this.disk.native;
-    if (this.preserveOwners) native.lchownAt(dir.fd, name, entry.uid, entry.gid);
+    if (this.preserveOwners) native.lchownAt(dirfd, name, entry.uid, entry.gid);
     else this.noteOwner(entry);
-    native.chmodAt(dir.fd, name, entry.mode & 0o7777);
-    this.setXattrs(entry, (xname, value) => native.lsetxattrAt(dir.fd, name, xname, value));
-    native.lutimesAt(dir.fd, name, entry.mtimeMs / 1000);
+    native.chmodAt(dirfd, name, entry.mode & 0o7777);
+    this.setXattrs(entry, (xname, value) => native.lsetxattrAt(dirfd, name, xname, value));
+    native.lutimesAt(dirfd, name, entry.mtimeMs / 1000);
   }
 
   private noteOwner(entry: Inode['entry']): void {

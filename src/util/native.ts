@@ -11,6 +11,8 @@ export interface PosixExtra {
   // Asynchronous (thread pool): these allocate or free inodes.
   /** mkdirat + an O_NOFOLLOW directory descriptor; an existing directory is reused, anything else in the way unlinked. */
   mkdirOpenAt(dirfd: number, name: string, mode: number): Promise<number>;
+  /** The directory at a relative path below dirfd, with no symlink or '..' on the way (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS). */
+  openBeneath(dirfd: number, relativePath: string): Promise<number>;
   /** openat(O_CREAT|O_EXCL|O_WRONLY|O_NOFOLLOW): a new file's write descriptor. */
   createAt(dirfd: number, name: string, mode: number): Promise<number>;
   symlinkAt(target: string, dirfd: number, name: string): Promise<number>;
