@@ -89,8 +89,11 @@ export class DestFs {
   async use<T>(dir: DirHandle, fn: (fd: number) => T | Promise<T>): Promise<T> {
     while (dir.fd < 0) await (dir.reopening ??= this.reopen(dir).finally(() => (dir.reopening = undefined)));
     dir.users = (dir.users ?? 0) + 1;
-    this.open.delete(dir);
-    this.open.set(dir, true);
+    if (this.open.size > this.budget) {
+      // Under pressure only: keep the least recently used first.
+      this.open.delete(dir);
+      this.open.set(dir, true);
+    }
     try {
       return await fn(dir.fd);
     } finally {
