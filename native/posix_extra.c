@@ -1,85 +1,134 @@
-// The few POSIX calls Node's fs lacks but an OCI unpacker needs: extended attributes on
-// the entry itself (never following a symlink), and device nodes / fifos. Synchronous and
-// tiny; they are called once per entry that needs them.
-#define _GNU_SOURCE
-#include <node_api.h>
+// N-API glue for the file-system calls of fs_at.c, which Node's fs lacks but an OCI unpacker
+// needs: *at calls that never follow a symlink, xattrs, device nodes. Arguments are parsed by
+// one format per function; calls that allocate or free inodes can take a millisecond on a busy
+// disk, so they run on libuv's thread pool (napi_async_work) and return a promise; metadata
+// calls cost microseconds and run synchronously.
+#include "errors.h"
+#include "fs_at.h"
 #include <errno.h>
-#include <string.h>
+#include <math.h>
 #include <stdlib.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/types.h>
-#include <sys/xattr.h>
 
-#define PATH_BUF 4096
-#define NAME_BUF 256
+/** Argument formats: f descriptor, n entry name, t symlink target, u uint32, d double, x xattr name, b Buffer. */
+typedef struct {
+  const char* js;
+  enum sg_op op;
+  const char* format;
+  int async;
+} method;
 
-static napi_value throw_errno(napi_env env, int err, const char* syscall, const char* path) {
-  char msg[PATH_BUF + 64];
-  snprintf(msg, sizeof msg, "%s: %s '%s'", syscall, strerror(err), path);
-  napi_value error, code, message;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, NULL, message, &error);
-  const char* name = "EIO";
-  switch (err) {
-    case EPERM: name = "EPERM"; break;
-    case EACCES: name = "EACCES"; break;
-    case ENOENT: name = "ENOENT"; break;
-    case EEXIST: name = "EEXIST"; break;
-    case ENOTSUP: name = "ENOTSUP"; break;
-    case ENOSPC: name = "ENOSPC"; break;
-    case E2BIG: name = "E2BIG"; break;
-    case ERANGE: name = "ERANGE"; break;
-    case EINVAL: name = "EINVAL"; break;
+static const method METHODS[] = {
+  {"mkdirOpenAt", OP_MKDIR_OPEN, "fnu", 1},
+  {"openBeneath", OP_OPEN_BENEATH, "ft", 1},
+  {"createAt", OP_CREATE, "fnu", 1},
+  {"symlinkAt", OP_SYMLINK, "tfn", 1},
+  {"mknodAt", OP_MKNOD, "fnuuu", 1},
+  {"linkAt", OP_LINK, "fnfn", 1},
+  {"renameAt", OP_RENAME, "fnfn", 1},
+  {"removeTreeAt", OP_REMOVE_TREE, "fn", 1},
+  {"fsetxattr", OP_FSETXATTR, "fxb", 0},
+  {"lsetxattrAt", OP_LSETXATTR, "fnxb", 0},
+  {"lchownAt", OP_LCHOWN, "fnuu", 0},
+  {"chmodAt", OP_CHMOD, "fnu", 0},
+  {"lutimesAt", OP_LUTIMES, "fnd", 0},
+};
+#define NMETHODS (sizeof METHODS / sizeof METHODS[0])
+
+typedef struct {
+  sg_req req;
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref buffer;  // keeps a Buffer argument alive while the call runs
+} job;
+
+/** Fills r from argv per format; returns 0, or -1 after throwing. */
+static int parse(napi_env env, const method* m, napi_value* argv, size_t argc, job* j) {
+  sg_req* r = &j->req;
+  size_t i = 0;
+  int nfd = 0, nname = 0, nnum = 0, bad = strlen(m->format) > argc;
+  for (const char* c = m->format; !bad && *c; c++, i++) {
+    switch (*c) {
+      case 'f': bad = napi_get_value_int32(env, argv[i], &r->fd[nfd]) != napi_ok || r->fd[nfd] < 0; nfd++; break;
+      case 'n':
+        bad = sg_get_string(env, argv[i], r->name[nname], SG_NAME_BUF) != 0;
+        if (!bad && !sg_is_component(r->name[nname])) {
+          sg_throw_errno(env, EINVAL, m->js, r->name[nname]);  // never a path: one entry of the directory
+          return -1;
+        }
+        nname++;
+        break;
+      case 't': bad = sg_get_string(env, argv[i], r->target, SG_TARGET_BUF) != 0; break;
+      case 'u': bad = napi_get_value_uint32(env, argv[i], &r->num[nnum++]) != napi_ok; break;
+      case 'd': bad = napi_get_value_double(env, argv[i], &r->seconds) != napi_ok || !isfinite(r->seconds); break;
+      case 'x': bad = sg_get_string(env, argv[i], r->xname, SG_XATTR_NAME_BUF) != 0; break;
+      case 'b':
+        bad = napi_get_buffer_info(env, argv[i], &r->data, &r->len) != napi_ok;
+        if (!bad && m->async) napi_create_reference(env, argv[i], 1, &j->buffer);
+        break;
+    }
   }
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_set_named_property(env, error, "code", code);
-  napi_throw(env, error);
-  return NULL;
-}
-
-static int get_string(napi_env env, napi_value v, char* buf, size_t len) {
-  size_t n = 0;
-  if (napi_get_value_string_utf8(env, v, buf, len, &n) != napi_ok) return -1;
-  if (n >= len - 1) return -1;  /* refuse silently truncated names */
+  if (bad) {
+    napi_throw_type_error(env, NULL, m->js);
+    return -1;
+  }
   return 0;
 }
 
-// lsetxattr(path: string, name: string, value: Buffer): void
-static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
-  size_t argc = 3; napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  char path[PATH_BUF], name[NAME_BUF];
-  void* data = NULL; size_t len = 0;
-  if (argc < 3 || get_string(env, argv[0], path, sizeof path) || get_string(env, argv[1], name, sizeof name) ||
-      napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "lsetxattr(path, name, buffer)");
-    return NULL;
-  }
-  if (lsetxattr(path, name, len ? data : "", len, 0) != 0) return throw_errno(env, errno, "lsetxattr", path);
-  return NULL;
+static void execute(napi_env env, void* data) {
+  (void)env;
+  sg_run(&((job*)data)->req);
 }
 
-// mknod(path: string, mode: number /* includes S_IFCHR/S_IFBLK/S_IFIFO */, major: number, minor: number): void
-static napi_value js_mknod(napi_env env, napi_callback_info info) {
-  size_t argc = 4; napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  char path[PATH_BUF]; uint32_t mode = 0, major = 0, minor = 0;
-  if (argc < 4 || get_string(env, argv[0], path, sizeof path) || napi_get_value_uint32(env, argv[1], &mode) != napi_ok ||
-      napi_get_value_uint32(env, argv[2], &major) != napi_ok || napi_get_value_uint32(env, argv[3], &minor) != napi_ok) {
-    napi_throw_type_error(env, NULL, "mknod(path, mode, major, minor)");
+static void complete(napi_env env, napi_status status, void* data) {
+  job* j = data;
+  sg_req* r = &j->req;
+  if (status != napi_ok && !r->err) r->err = ECANCELED;
+  if (r->err) {
+    napi_reject_deferred(env, j->deferred, sg_errno_error(env, r->err, r->syscall, r->name[0]));
+  } else {
+    napi_value v;
+    napi_create_int32(env, r->result, &v);
+    napi_resolve_deferred(env, j->deferred, v);
+  }
+  if (j->buffer) napi_delete_reference(env, j->buffer);
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+static napi_value call(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  void* self;
+  napi_get_cb_info(env, info, &argc, argv, NULL, &self);
+  const method* m = self;
+  job* j = calloc(1, sizeof *j);
+  if (!j) return sg_throw_errno(env, ENOMEM, m->js, NULL);
+  j->req.op = m->op;
+  if (parse(env, m, argv, argc, j) != 0) {
+    if (j->buffer) napi_delete_reference(env, j->buffer);
+    free(j);
     return NULL;
   }
-  if (mknod(path, (mode_t)mode, makedev(major, minor)) != 0) return throw_errno(env, errno, "mknod", path);
-  return NULL;
+  if (!m->async) {
+    sg_run(&j->req);
+    sg_req r = j->req;
+    free(j);
+    return r.err ? sg_throw_errno(env, r.err, r.syscall, r.op == OP_FSETXATTR ? r.xname : r.name[0]) : NULL;
+  }
+  napi_value promise, resource;
+  napi_create_promise(env, &j->deferred, &promise);
+  napi_create_string_utf8(env, "stargz-get:fs-at", NAPI_AUTO_LENGTH, &resource);
+  napi_create_async_work(env, NULL, resource, execute, complete, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return promise;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-    {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_default, NULL},
-    {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  napi_property_descriptor props[NMETHODS];
+  for (size_t i = 0; i < NMETHODS; i++) {
+    props[i] = (napi_property_descriptor){METHODS[i].js, NULL, call, NULL, NULL, NULL, napi_default, (void*)&METHODS[i]};
+  }
+  napi_define_properties(env, exports, NMETHODS, props);
   return exports;
 }
 

@@ -205,6 +205,8 @@ class Builder {
       if (linkName === '') throw invalid(`hardlink ${JSON.stringify(path)} has no target`);
     } else if (type === 'symlink') {
       if (e.linkName.includes('\0')) throw invalid(`symlink ${JSON.stringify(path)} target contains NUL`);
+      // Written to disk as UTF-8: a lone surrogate would silently become U+FFFD.
+      if (!e.linkName.isWellFormed()) throw invalid(`symlink ${JSON.stringify(path)} target is not well-formed Unicode`);
       linkName = e.linkName;
     }
     // The writer omits a user/group name it already gave for the same id.

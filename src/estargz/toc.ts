@@ -165,7 +165,7 @@ function parseXattrs(v: unknown, where: string): Record<string, Buffer> {
   if (keys.length > MAX_XATTRS_PER_ENTRY) throw invalid(`${where} has more than ${MAX_XATTRS_PER_ENTRY} attributes`);
   for (const k of keys) {
     const val = v[k];
-    if (k === '' || Buffer.byteLength(k) > MAX_XATTR_NAME_BYTES || k.includes('\0')) throw invalid(`${where} has an invalid attribute name`);
+    if (k === '' || Buffer.byteLength(k) > MAX_XATTR_NAME_BYTES || k.includes('\0') || !k.isWellFormed()) throw invalid(`${where} has an invalid attribute name`);
     if (val === null) {
       // Go encodes a nil []byte as null
       Object.defineProperty(out, k, { value: Buffer.alloc(0), enumerable: true, writable: true, configurable: true });

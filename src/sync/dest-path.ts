@@ -1,19 +1,35 @@
-// Destination paths come from names in an untrusted TOC. The layer index already refuses
-// `..` and absolute names; this is the last check before anything touches the disk.
-import { join } from 'node:path';
+// Names that reach the disk and temporary names. Every name `sync` writes is one entry of a
+// directory it holds a descriptor for, so it must be one well-formed component; two names
+// of a directory must differ in the bytes the file system sees (UTF-8), not only as JS strings.
+import { randomBytes } from 'node:crypto';
 import { ErrorCodes, StargzError } from '../errors.js';
 
-export function safeChildPath(dir: string, name: string): string {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
-    throw new StargzError(ErrorCodes.UNSAFE_PATH, `refusing to write an entry named ${JSON.stringify(name)}`);
-  }
-  return join(dir, name);
+function unsafe(message: string): StargzError {
+  return new StargzError(ErrorCodes.UNSAFE_PATH, message);
 }
 
-let counter = 0;
-/** A hidden sibling name for a file being written; renamed to its final name once complete. */
-export function tempSibling(dir: string, name: string): string {
-  counter = (counter + 1) % 1e9;
-  const base = name.length > 200 ? name.slice(0, 200) : name;
-  return join(dir, `.${base}.sgtmp-${process.pid}-${counter}`);
+/** Refuses a name that is not exactly one directory entry on disk. */
+export function checkEntryName(name: string): void {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || !name.isWellFormed()) {
+    throw unsafe(`refusing to write an entry named ${JSON.stringify(name)}`);
+  }
+}
+
+/** Remembers the on-disk bytes of each name of one directory; a second name with the same bytes is refused. */
+export class NameSet {
+  private readonly seen = new Set<string>();
+
+  add(name: string, where: string): void {
+    checkEntryName(name);
+    const key = Buffer.from(name, 'utf8').toString('latin1');
+    if (this.seen.has(key)) throw unsafe(`two entries of ${where} have the same name on disk: ${JSON.stringify(name)}`);
+    this.seen.add(key);
+  }
+}
+
+export const TEMP_PREFIX = '.sgtmp-';
+
+/** A hidden name nobody can guess in advance (96 random bits); callers create it with O_EXCL semantics. */
+export function tempName(): string {
+  return TEMP_PREFIX + randomBytes(12).toString('hex');
 }

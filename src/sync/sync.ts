@@ -1,21 +1,22 @@
 // `sync`: materializes one path of the merged image into a local directory exactly as an
 // OCI unpacker would, fetching only the chunks that path needs. Files are written at a
-// temporary name with positional writes as chunks arrive (in any order), and renamed to
-// their final name only once complete and verified; directory metadata is applied last,
-// deepest first, so that restrictive modes and mtimes are not disturbed by our own writes.
+// random temporary name with positional writes as chunks arrive (in any order), and renamed
+// to their final name only once complete; directory metadata is applied last, deepest
+// first, so that restrictive modes and mtimes are not disturbed by our own writes.
+// Below DEST, every operation goes through a directory descriptor opened without following
+// symlinks (dest-fs.ts), and metadata through the entry's own descriptor: no path string is
+// ever resolved again, so nothing the image or DEST holds can redirect a write outside DEST.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { promisify } from 'node:util';
-import { basename, dirname } from 'node:path';
-import { createHash } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import { ErrorCodes, StargzError, toStargzError } from '../errors.js';
 import type { ChunkRef } from '../estargz/index.js';
 import type { Layer } from '../layer/layer.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import { visibleXattrs, type Inode, type VNode } from '../vfs/node.js';
-import { posixExtra } from '../util/native.js';
 import { allSettledOrThrow, mapConcurrent } from '../util/concurrent.js';
-import { safeChildPath, tempSibling } from './dest-path.js';
+import { checkEntryName, NameSet } from './dest-path.js';
+import { DestFs, type DirHandle } from './dest-fs.js';
 
 export interface SyncOptions {
   /** Set owners (default: only when running as root, like tar). */
@@ -44,46 +45,46 @@ export interface SyncSummary {
   bytesWritten: number;
 }
 
-interface FileJob {
+/** A directory to create (or DEST itself): its handle is filled in once it is open. */
+interface DirPlan extends DirHandle {
+  node: VNode | undefined;
+  parent: DirPlan | undefined;
+  name: string;
+  depth: number;
+}
+
+/** One name in a planned directory. */
+interface Place {
+  dir: DirPlan;
+  name: string;
+}
+
+interface FileJob extends Place {
   inode: Inode;
-  finalPath: string;
-  tmpPath: string;
+  tmp?: string;
   fd?: number;
   opening?: Promise<number>;
   remaining: number;
   /** End of the furthest byte written: a shorter file gets its (sparse) tail by truncation. */
   writtenEnd: number;
-  /** Other paths in the synced tree that are hardlinks to this file. */
-  links: string[];
-  done: boolean;
+  /** Other places in the synced tree that are hardlinks to this file. */
+  links: Place[];
 }
-
-// Raw descriptors rather than FileHandles: one file costs a handful of syscalls, and the
-// per-handle bookkeeping of FileHandle is measurable over tens of thousands of files.
-const openFd = promisify(fs.open);
-const writeFd = (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> =>
-  new Promise((resolve, reject) => fs.write(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
-const readFd = (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> =>
-  new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
 
 /** Entries created at once (each allocates an inode in the thread pool). */
 const CREATE_CONCURRENCY = 16;
 
 /** Directories grouped by depth, shallowest first: a level only needs the ones above. */
-function byDepth<T extends { path: string }>(dirs: T[]): T[][] {
-  const levels = new Map<number, T[]>();
-  for (const d of dirs) {
-    const depth = d.path.split('/').length;
-    let level = levels.get(depth);
-    if (!level) levels.set(depth, (level = []));
-    level.push(d);
-  }
-  return [...levels.keys()].sort((a, b) => a - b).map((k) => levels.get(k)!);
+function byDepth(dirs: DirPlan[]): DirPlan[][] {
+  const levels: DirPlan[][] = [];
+  for (const d of dirs) (levels[d.depth] ??= []).push(d);
+  return levels.filter((l) => l !== undefined);
 }
 
 const S_IFIFO = 0o010000;
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
+const DIR_OPEN = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY;
 
 export async function syncPath(fs: MergedFs, imagePath: string, dest: string, options: SyncOptions = {}): Promise<SyncSummary> {
   const run = new SyncRun(fs, options);
@@ -93,7 +94,8 @@ export async function syncPath(fs: MergedFs, imagePath: string, dest: string, op
 class SyncRun {
   private readonly preserveOwners: boolean;
   private readonly warned = new Set<string>();
-  private readonly tmpFiles = new Set<string>();
+  private readonly disk = new DestFs();
+  private readonly jobs: FileJob[] = [];
   /** Set when the run failed elsewhere: no new file is started. */
   private abandoned = false;
   private readonly summary: SyncSummary = { target: '', directories: 0, files: 0, symlinks: 0, hardlinks: 0, specials: 0, bytesWritten: 0 };
@@ -109,75 +111,111 @@ class SyncRun {
 
   async run(imagePath: string, dest: string): Promise<SyncSummary> {
     const top = this.fs.resolve(imagePath, false);
-    // Like `cp -a`: a directory becomes DEST; anything else lands in DEST when DEST is an
-    // existing directory, else becomes DEST.
-    let target = dest;
-    if (!top.children) {
-      const st = await fsp.stat(dest).catch(() => undefined);
-      if (st?.isDirectory()) target = safeChildPath(dest, top.name === '' ? 'root' : top.name);
-      else await fsp.mkdir(dirname(dest), { recursive: true });
-    }
-    this.summary.target = target;
     try {
-      await this.materialize(top, target);
+      const root = await this.openRoot(top, dest);
+      await this.materialize(top, root);
     } catch (err) {
-      await this.removeTemporaries();
+      this.abandoned = true;
+      await this.disk.abandon();
       throw toStargzError(err);
+    } finally {
+      await this.disk.drain();
+      for (const job of this.jobs) if (job.fd !== undefined) fs.closeSync(job.fd);
+      this.disk.closeAll();
     }
     return this.summary;
   }
 
-  private async materialize(top: VNode, target: string): Promise<void> {
-    // Plan: destination path of every node, files grouped by inode (hardlinks).
-    const dirs: Array<{ node: VNode; path: string }> = [];
-    const others: Array<{ node: VNode; path: string }> = [];
-    const jobs = new Map<Inode, FileJob>();
-    const plan = (node: VNode, path: string): void => {
+  /**
+   * DEST is the user's path and is followed as typed. Like `cp -a`: a directory becomes
+   * DEST; anything else lands in DEST when DEST is an existing directory, else becomes DEST.
+   * Returns the directory the top entry is created in (or DEST itself, for a directory).
+   */
+  private async openRoot(top: VNode, dest: string): Promise<DirPlan> {
+    const open = (path: string, node: VNode | undefined, name: string): DirPlan => {
+      const d: DirPlan = { fd: fs.openSync(path, DIR_OPEN), node, parent: undefined, name, depth: 0 };
+      this.disk.adopt(d);
+      return d;
+    };
+    if (top.children) {
+      const st = await fsp.stat(dest).catch(() => undefined);
+      if (!st?.isDirectory()) {
+        await fsp.rm(dest, { force: true }); // a file (or dangling symlink) where the directory goes: replaced
+        await fsp.mkdir(dest, { recursive: true, mode: 0o700 });
+      }
+      this.summary.target = dest;
+      return open(dest, top, '');
+    }
+    const st = await fsp.stat(dest).catch(() => undefined);
+    if (st?.isDirectory()) {
+      const name = top.name === '' ? 'root' : top.name;
+      checkEntryName(name);
+      this.summary.target = join(dest, name);
+      return open(dest, undefined, name);
+    }
+    await fsp.mkdir(dirname(dest), { recursive: true });
+    this.summary.target = dest;
+    return open(dirname(dest), undefined, basename(dest));
+  }
+
+  private async materialize(top: VNode, root: DirPlan): Promise<void> {
+    // Plan: the place of every node, files grouped by inode (hardlinks).
+    const dirs: DirPlan[] = [];
+    const others: Array<Place & { node: VNode }> = [];
+    const byInode = new Map<Inode, FileJob>();
+    const plan = (node: VNode, place: Place | undefined): void => {
       if (node.children) {
-        dirs.push({ node, path });
-        for (const child of this.fs.readdir(node)) plan(child, safeChildPath(path, child.name));
+        const dir: DirPlan = place
+          ? { fd: -1, node, parent: place.dir, name: place.name, depth: place.dir.depth + 1 }
+          : root; // the top directory is DEST itself
+        dirs.push(dir);
+        const names = new NameSet();
+        for (const child of this.fs.readdir(node)) {
+          names.add(child.name, node.path);
+          plan(child, { dir, name: child.name });
+        }
         return;
       }
+      const at = place!;
       const type = node.inode.entry.type;
       if (type === 'reg' || type === 'hardlink') {
-        const job = jobs.get(node.inode);
+        const job = byInode.get(node.inode);
         if (job) {
-          job.links.push(path);
+          job.links.push(at);
           return;
         }
-        jobs.set(node.inode, {
-          inode: node.inode,
-          finalPath: path,
-          tmpPath: tempSibling(dirname(path), basename(path)),
-          remaining: node.inode.entry.chunks.length,
-          writtenEnd: 0,
-          links: [],
-          done: false,
-        });
+        byInode.set(node.inode, { ...at, inode: node.inode, remaining: node.inode.entry.chunks.length, writtenEnd: 0, links: [] });
         this.progress.filesTotal++;
         this.progress.bytesTotal += node.inode.entry.size;
         return;
       }
-      others.push({ node, path });
+      others.push({ ...at, node });
     };
-    plan(top, target);
+    plan(top, top.children ? undefined : { dir: root, name: root.name });
+    this.jobs.push(...byInode.values());
 
     // Creating an entry allocates an inode, which can take a millisecond on a busy ext4:
     // those calls go to the thread pool, many at once. Changing metadata of an existing
     // entry is cheap and stays synchronous.
     // 1. Directories, parents first (one depth level at a time), writable by us until their
     //    metadata is applied at the end.
-    for (const level of byDepth(dirs)) await mapConcurrent(level, CREATE_CONCURRENCY, (d) => this.makeDir(d.path));
+    for (const level of byDepth(dirs)) {
+      await mapConcurrent(level, CREATE_CONCURRENCY, async (d) => {
+        if (d.pinned) return; // DEST itself
+        await this.disk.mkdir(d);
+      });
+    }
     this.summary.directories = dirs.length;
 
     // 2. Regular files: all chunks of a layer in one call, so neighbouring chunks of
     //    different files share range requests. Started first so that the fetches are in
     //    flight while links and special files are made.
-    const files = this.writeFiles([...jobs.values()]);
+    const files = this.writeFiles(this.jobs);
+    files.catch(() => undefined); // awaited below; a failure while step 3 runs is not unhandled
 
     // 3. Symlinks, device nodes, fifos.
     try {
-      await mapConcurrent(others, CREATE_CONCURRENCY, (o) => this.makeSpecial(o.node, o.path));
+      await mapConcurrent(others, CREATE_CONCURRENCY, (o) => this.makeSpecial(o.node, o));
     } catch (err) {
       this.abandoned = true; // stop the file writers, then report this failure
       await files.catch(() => undefined);
@@ -185,68 +223,46 @@ class SyncRun {
     }
     await files;
 
-    // 4. Directory metadata, deepest first (creating children changes a directory's mtime).
+    // 4. Directory metadata through each directory's descriptor, deepest first (creating
+    //    children changes a directory's mtime).
     for (let i = dirs.length - 1; i >= 0; i--) {
-      const { node, path } = dirs[i]!;
-      if (node.inode.entry.implicit) {
+      const d = dirs[i]!;
+      await this.disk.use(d, (fd) => {
         // No entry in any layer (the image root, usually): a plain 0755 directory, as unpackers make it.
-        fs.chmodSync(path, 0o755);
-        continue;
-      }
-      this.applyMetadata(node.inode, path);
+        if (d.node!.inode.entry.implicit) fs.fchmodSync(fd, 0o755);
+        else this.applyMetadata(d.node!.inode, fd);
+      });
     }
   }
 
-  private async makeDir(path: string): Promise<void> {
-    try {
-      await fsp.mkdir(path, { mode: 0o700 });
-      return;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {
-        await fsp.mkdir(path, { recursive: true, mode: 0o700 }); // DEST's own parents
-        return;
-      }
-      if (code !== 'EEXIST') throw err;
-    }
-    if ((await fsp.lstat(path)).isDirectory()) return;
-    await fsp.rm(path, { recursive: true, force: true }); // a file or symlink in the way: replace it, never follow it
-    await fsp.mkdir(path, { mode: 0o700 });
-  }
-
-  private async makeSpecial(node: VNode, path: string): Promise<void> {
+  private async makeSpecial(node: VNode, at: Place): Promise<void> {
     const entry = node.inode.entry;
-    const tmp = tempSibling(dirname(path), basename(path));
-    this.tmpFiles.add(tmp);
+    const native = this.disk.native;
+    let tmp: string;
     if (entry.type === 'symlink') {
-      await fsp.symlink(entry.linkName, tmp);
-      if (this.preserveOwners) fs.lchownSync(tmp, entry.uid, entry.gid);
-      const t = entry.mtimeMs / 1000;
-      fs.lutimesSync(tmp, t, t);
+      const link = (tmp = await this.disk.symlinkTemp(at.dir, entry.linkName));
+      await this.disk.use(at.dir, (fd) => {
+        if (this.preserveOwners) native.lchownAt(fd, link, entry.uid, entry.gid);
+        native.lutimesAt(fd, link, entry.mtimeMs / 1000);
+      });
       this.summary.symlinks++;
     } else {
-      const native = posixExtra();
       const typeBits = entry.type === 'fifo' ? S_IFIFO : entry.type === 'char' ? S_IFCHR : S_IFBLK;
-      if (!native) {
-        this.warnOnce('native', `native addon missing: ${entry.type} entries skipped (run npm run build:native)`);
-        this.tmpFiles.delete(tmp);
-        return;
-      }
       try {
-        native.mknod(tmp, typeBits | (entry.mode & 0o7777), entry.devMajor, entry.devMinor);
+        tmp = await this.disk.mknodTemp(at.dir, typeBits | (entry.mode & 0o7777), entry.devMajor, entry.devMinor);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EPERM') {
-          this.tmpFiles.delete(tmp);
           this.warnOnce('mknod', `not permitted to create device nodes (not root): ${entry.type} entries skipped`);
           return;
         }
         throw err;
       }
-      this.applyMetadata(node.inode, tmp);
+      // Not opened (opening a device has effects): metadata by name, on the temporary we just made.
+      const made = tmp;
+      await this.disk.use(at.dir, (fd) => this.applyMetadataAt(node.inode, fd, made));
       this.summary.specials++;
     }
-    await this.replace(tmp, path);
-    this.tmpFiles.delete(tmp);
+    await this.disk.replace(at.dir, tmp, at.name);
   }
 
   private async writeFiles(jobs: FileJob[]): Promise<void> {
@@ -264,7 +280,7 @@ class SyncRun {
         group.owner.set(ref, job);
       }
     }
-    await mapConcurrent(empty, 16, async (job) => {
+    await mapConcurrent(empty, CREATE_CONCURRENCY, async (job) => {
       await this.openJob(job);
       await this.finishJob(job);
     });
@@ -278,7 +294,7 @@ class SyncRun {
             if (failed || this.abandoned) throw new StargzError(ErrorCodes.ABORTED, 'sync abandoned');
             const job = group.owner.get(ref)!;
             const fd = await this.openJob(job);
-            await writeFully(fd, data, ref.fileOffset);
+            await this.disk.writeFully(fd, data, ref.fileOffset);
             job.writtenEnd = Math.max(job.writtenEnd, ref.fileOffset + data.length);
             this.summary.bytesWritten += data.length;
             this.progress.bytesDone += data.length;
@@ -295,125 +311,83 @@ class SyncRun {
 
   private openJob(job: FileJob): Promise<number> {
     if (job.fd !== undefined) return Promise.resolve(job.fd);
-    if (!job.opening) {
-      this.tmpFiles.add(job.tmpPath);
-      const c = fs.constants;
-      job.opening = openFd(job.tmpPath, c.O_CREAT | c.O_EXCL | c.O_WRONLY | c.O_NOFOLLOW, 0o600).then((fd) => {
-        job.fd = fd;
-        return fd;
-      });
-    }
+    job.opening ??= this.disk.createTemp(job.dir).then(({ name, fd }) => {
+      job.tmp = name;
+      job.fd = fd;
+      return fd;
+    });
     return job.opening;
   }
 
   private async finishJob(job: FileJob): Promise<void> {
     const fd = job.fd!;
     const entry = job.inode.entry;
+    const linkTemps: string[] = [];
     try {
       if (job.writtenEnd < entry.size) fs.ftruncateSync(fd, entry.size);
-      // Every chunk was verified against its chunk digest as it arrived; a TOC without
-      // chunk digests gets the whole-file digest checked instead.
-      if (entry.digest && entry.chunks.some((c) => !c.digest)) await verifyFileDigest(fd, entry.digest, job.finalPath);
       // Metadata through the descriptor, synchronously: each call is a few microseconds,
       // cheaper than a trip through the thread pool.
-      this.applyMetadata(job.inode, job.tmpPath, fd);
+      this.applyMetadata(job.inode, fd);
+      // Hardlinks from the temporary (ours, just made), before it gets its final name.
+      for (const link of job.links) linkTemps.push(await this.disk.linkTemp(job.dir, job.tmp!, link.dir));
     } finally {
-      fs.closeSync(fd);
       job.fd = undefined;
+      fs.closeSync(fd);
     }
-    await this.replace(job.tmpPath, job.finalPath);
-    this.tmpFiles.delete(job.tmpPath);
+    await this.disk.replace(job.dir, job.tmp!, job.name);
     this.summary.files++;
-    for (const link of job.links) {
-      const tmp = tempSibling(dirname(link), basename(link));
-      this.tmpFiles.add(tmp);
-      await fsp.link(job.finalPath, tmp);
-      await this.replace(tmp, link);
-      this.tmpFiles.delete(tmp);
+    for (let i = 0; i < job.links.length; i++) {
+      const link = job.links[i]!;
+      await this.disk.replace(link.dir, linkTemps[i]!, link.name);
       this.summary.hardlinks++;
     }
     this.progress.filesDone++;
     this.options.onProgress?.(this.progress);
   }
 
-  /**
-   * Owner, then mode (chown clears setuid), xattrs, and mtime last; through the descriptor
-   * when the entry is a file we have open.
-   */
-  private applyMetadata(inode: Inode, path: string, fd?: number): void {
+  /** Owner, then mode (chown clears setuid), xattrs, and mtime last, through the entry's own descriptor. */
+  private applyMetadata(inode: Inode, fd: number): void {
     const entry = inode.entry;
+    if (this.preserveOwners) fs.fchownSync(fd, entry.uid, entry.gid);
+    else this.noteOwner(entry);
+    fs.fchmodSync(fd, entry.mode & 0o7777);
+    this.setXattrs(entry, (name, value) => this.disk.native.fsetxattr(fd, name, value));
     const t = entry.mtimeMs / 1000;
-    if (this.preserveOwners) {
-      if (fd === undefined) fs.lchownSync(path, entry.uid, entry.gid);
-      else fs.fchownSync(fd, entry.uid, entry.gid);
-    } else if (entry.uid !== 0 || entry.gid !== 0) this.warnOnce('owner', 'not running as root: file owners are not preserved');
-    if (fd === undefined) fs.chmodSync(path, entry.mode & 0o7777);
-    else fs.fchmodSync(fd, entry.mode & 0o7777);
-    this.setXattrs(entry, path);
-    if (fd === undefined) fs.utimesSync(path, t, t);
-    else fs.futimesSync(fd, t, t);
+    fs.futimesSync(fd, t, t);
   }
 
-  private setXattrs(entry: Inode['entry'], path: string): void {
+  /** The same for an entry that cannot be opened (device node, fifo), by its name in dir, never following it. */
+  private applyMetadataAt(inode: Inode, dirfd: number, name: string): void {
+    const entry = inode.entry;
+    const native = this.disk.native;
+    if (this.preserveOwners) native.lchownAt(dirfd, name, entry.uid, entry.gid);
+    else this.noteOwner(entry);
+    native.chmodAt(dirfd, name, entry.mode & 0o7777);
+    this.setXattrs(entry, (xname, value) => native.lsetxattrAt(dirfd, name, xname, value));
+    native.lutimesAt(dirfd, name, entry.mtimeMs / 1000);
+  }
+
+  private noteOwner(entry: Inode['entry']): void {
+    if (entry.uid !== 0 || entry.gid !== 0) this.warnOnce('owner', 'not running as root: file owners are not preserved');
+  }
+
+  private setXattrs(entry: Inode['entry'], set: (name: string, value: Buffer) => void): void {
     const xattrs = visibleXattrs(entry);
-    const names = Object.keys(xattrs);
-    if (names.length > 0) {
-      const native = posixExtra();
-      if (!native) this.warnOnce('xattr', 'native addon missing: extended attributes skipped');
-      else {
-        for (const name of names) {
-          try {
-            native.lsetxattr(path, name, xattrs[name]!);
-          } catch (err) {
-            const code = (err as NodeJS.ErrnoException).code;
-            if (code === 'EPERM' || code === 'ENOTSUP') this.warnOnce('xattr:' + name.split('.')[0], `cannot set ${name.split('.')[0]}.* xattrs here (${code}): skipped`);
-            else throw err;
-          }
-        }
+    for (const name of Object.keys(xattrs)) {
+      try {
+        set(name, xattrs[name]!);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const ns = name.split('.')[0];
+        if (code === 'EPERM' || code === 'ENOTSUP') this.warnOnce('xattr:' + ns, `cannot set ${ns}.* xattrs here (${code}): skipped`);
+        else throw err;
       }
     }
-  }
-
-  /** Atomically puts tmp at path; a directory in the way is removed first. */
-  private async replace(tmp: string, path: string): Promise<void> {
-    try {
-      await fsp.rename(tmp, path);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EISDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw err;
-      await fsp.rm(path, { recursive: true, force: true });
-      await fsp.rename(tmp, path);
-    }
-  }
-
-  private async removeTemporaries(): Promise<void> {
-    await Promise.all([...this.tmpFiles].map((p) => fsp.rm(p, { force: true }).catch(() => undefined)));
-    this.tmpFiles.clear();
   }
 
   private warnOnce(key: string, message: string): void {
     if (this.warned.has(key)) return;
     this.warned.add(key);
     this.options.warn?.(message);
-  }
-}
-
-async function writeFully(fd: number, data: Buffer, position: number): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await writeFd(fd, data, off, data.length - off, position + off);
-}
-
-async function verifyFileDigest(fd: number, expected: string, path: string): Promise<void> {
-  const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(1 << 20);
-  for (let pos = 0; ; ) {
-    const bytesRead = await readFd(fd, buf, 0, buf.length, pos);
-    if (bytesRead === 0) break;
-    hash.update(buf.subarray(0, bytesRead));
-    pos += bytesRead;
-  }
-  const actual = 'sha256:' + hash.digest('hex');
-  if (actual !== expected) {
-    throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${path}: content has digest ${actual}, the TOC says ${expected}`);
   }
 }

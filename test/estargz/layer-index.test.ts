@@ -175,6 +175,20 @@ describe('buildLayerIndex on hand-made TOCs', () => {
     assert.equal(idx.entries.get('a/b')!.implicit, undefined);
   });
 
+  test("'..' is cleaned at the root like estargz's cleanEntryName: names and hardlink targets", () => {
+    const idx = build(
+      toc(
+        entry({ name: '../etc/passwd', type: 'fifo' }),
+        entry({ name: 'a/../../b', type: 'dir' }),
+        entry({ name: '/../c/./../d', type: 'fifo' }),
+        entry({ name: 'l', type: 'hardlink', linkName: '../../etc/passwd' }),
+        entry({ name: 'paired\ud83d\ude00', type: 'fifo' }),
+      ),
+    );
+    assert.deepEqual([...idx.entries.keys()].sort(), ['', 'b', 'd', 'etc', 'etc/passwd', 'l', 'paired\u{1f600}']);
+    assert.equal(idx.entries.get('l')!.linkName, 'etc/passwd');
+  });
+
   test('a root entry ("./") sets the root attributes', () => {
     const idx = build(toc(entry({ name: './', type: 'dir', mode: 0o40700 }), entry({ name: 'f', type: 'fifo' })));
     assert.equal(idx.entries.get('')!.mode, 0o700);
@@ -183,9 +197,10 @@ describe('buildLayerIndex on hand-made TOCs', () => {
   });
 
   const hostile: Array<[string, Toc]> = [
-    ["'..' name", toc(entry({ name: '../etc/passwd', type: 'reg' }))],
-    ["'..' inside a name", toc(entry({ name: 'a/../../b', type: 'dir' }))],
-    ["'..' hardlink target", toc(entry({ name: 'l', type: 'hardlink', linkName: '../../x' }))],
+    ['a lone surrogate in a name', toc(entry({ name: 'x\ud800', type: 'dir' }))],
+    ['a lone low surrogate in a name', toc(entry({ name: 'd/\udc00y', type: 'fifo' }))],
+    ['a lone surrogate in a hardlink target', toc(entry({ name: 'f', type: 'fifo' }), entry({ name: 'l', type: 'hardlink', linkName: 'f\udbff' }))],
+    ['a lone surrogate in a symlink target', toc(entry({ name: 's', type: 'symlink', linkName: 'x\ud800' }))],
     ['NUL in a name', toc(entry({ name: 'a\0b', type: 'dir' }))],
     ['NUL in a symlink target', toc(entry({ name: 's', type: 'symlink', linkName: 'a\0b' }))],
     ['root as a file', toc(entry({ name: '/', type: 'reg' }))],

@@ -8,6 +8,18 @@ import { startRegistry, pushLayout, type TestRegistry } from '../helpers/registr
 import { oracleUnpack, compareTrees, formatDiffs, type TreeDiff } from '../helpers/oracle.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
+import { cliPath } from '../helpers/paths.js';
+import { spawn } from 'node:child_process';
+
+function runShell(script: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', script, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
 
 const CMP = {};
 const suiteStart = Math.floor(Date.now() / 1000) - 5;
@@ -53,6 +65,16 @@ describe('sync equals the umoci unpack', () => {
       if (name === 'mixed') assert.match(r.stderr, /not eStargz: fetching it whole/);
     });
   }
+
+  test('whole edge image with few descriptors: directory descriptors are closed and reopened beneath DEST', async () => {
+    // ulimit -n 128 gives a budget of 16 directory descriptors, fewer than edge's 18 directories.
+    const dest = join(work, 'whole-edge-fewfds');
+    const args = ['sync', '--plain-http', '--cache-dir', join(work, 'cache-fewfds'), `${reg.host}/fixtures/edge:v1`, dest];
+    const r = await runShell(`ulimit -n 128; exec "$0" "$@"`, [process.execPath, cliPath, ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    const diffs = await diff(oracle.edge!, dest);
+    assert.deepEqual(diffs, [], formatDiffs(diffs));
+  });
 
   test('a directory: etc/ becomes DEST', async () => {
     const dest = join(work, 'etc-out');
