@@ -4,9 +4,8 @@
 // digest. From then on it is served from the cache like any other layer.
 import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
-import { Transform, type Readable } from 'node:stream';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import * as tar from 'tar-stream';
 import { ErrorCodes, StargzError, toStargzError } from '../errors.js';
 import type { ChunkRef, IndexEntry, LayerIndex, NodeType } from '../estargz/index.js';
 import type { Descriptor } from '../registry/manifest.js';
@@ -14,19 +13,21 @@ import type { BlobSource } from '../blob/blob-source.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { chunkKey, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
 import { LayerIndexBuilder, decodeLayerIndex, encodeLayerIndex } from './index-codec.js';
+import { PieceWriter } from './piece-writer.js';
+import { tarSink, type EntryBody } from './tar-sink.js';
+import type { TarEntry, TarEntryType } from '../tar/reader.js';
 
-/** Size of the pieces a plain layer's files are cached in. */
-export const PLAIN_PIECE_SIZE = 1024 * 1024;
+export { PLAIN_PIECE_SIZE } from './piece-writer.js';
 
-const TAR_TYPES: Record<string, NodeType | undefined> = {
+const TAR_TYPES: Record<TarEntryType, NodeType | undefined> = {
   file: 'reg',
-  'contiguous-file': 'reg',
-  link: 'hardlink',
+  hardlink: 'hardlink',
   symlink: 'symlink',
-  directory: 'dir',
-  'character-device': 'char',
-  'block-device': 'block',
+  dir: 'dir',
+  char: 'char',
+  block: 'block',
   fifo: 'fifo',
+  other: undefined,
 };
 
 export class PlainLayer implements Layer {
@@ -101,10 +102,7 @@ async function streamLayer(descriptor: Descriptor, source: BlobSource, ctx: Laye
       cb(null, chunk);
     },
   });
-  const extract = tar.extract();
-  extract.on('entry', (header, stream, next) => {
-    addEntry(builder, header, stream as unknown as Readable, ctx).then(() => next(), next);
-  });
+  const extract = tarSink((entry) => addEntry(builder, entry, ctx));
   const input = await ctx.limiter.run(() => source.openStream(signal));
   const stages: NodeJS.ReadWriteStream[] = [hashing];
   if (!descriptor.mediaType.endsWith('.tar') && !descriptor.mediaType.endsWith('.tar+uncompressed')) stages.push(createGunzip());
@@ -124,64 +122,45 @@ async function streamLayer(descriptor: Descriptor, source: BlobSource, ctx: Laye
   return index;
 }
 
-async function addEntry(builder: LayerIndexBuilder, header: tar.Header, stream: Readable, ctx: LayerContext): Promise<void> {
-  const type = TAR_TYPES[header.type];
-  const pax = (header.pax ?? {}) as Record<string, string>;
-  const xattrs: Record<string, Buffer> = {};
-  for (const [k, v] of Object.entries(pax)) {
-    // An empty PAX record deletes the keyword: no xattr.
-    if (k.startsWith('SCHILY.xattr.') && v !== '') xattrs[k.slice('SCHILY.xattr.'.length)] = Buffer.from(v, 'utf8');
-  }
-  const chunks: ChunkRef[] = [];
-  const whole = createHash('sha256');
-  let size = 0;
-  if (type === 'reg') {
-    let piece: Buffer[] = [];
-    let pieceLen = 0;
-    const flush = async (): Promise<void> => {
-      if (pieceLen === 0) return;
-      const data = piece.length === 1 ? piece[0]! : Buffer.concat(piece, pieceLen);
-      const digest = 'sha256:' + createHash('sha256').update(data).digest('hex');
-      chunks.push({ offset: 0, end: 0, innerOffset: 0, fileOffset: size - pieceLen, size: pieceLen, digest });
-      await ctx.cache.put(digest, data);
-      piece = [];
-      pieceLen = 0;
-    };
-    for await (const part of stream) {
-      let buf = part as Buffer;
-      whole.update(buf);
-      while (buf.length > 0) {
-        const take = Math.min(buf.length, PLAIN_PIECE_SIZE - pieceLen);
-        piece.push(buf.subarray(0, take));
-        pieceLen += take;
-        size += take;
-        buf = buf.subarray(take);
-        if (pieceLen === PLAIN_PIECE_SIZE) await flush();
-      }
-    }
-    await flush();
-  } else {
-    stream.resume();
-    await new Promise<void>((resolve, reject) => stream.on('end', resolve).on('error', reject));
-  }
-  if (!type) return; // unknown entry types are skipped, as umoci does
-  const mtime = pax.mtime !== undefined ? Math.floor(parseFloat(pax.mtime) * 1000) : header.mtime.getTime();
+/** The index entry of one tar entry; regular files' data goes to the cache as it arrives. */
+function addEntry(builder: LayerIndexBuilder, t: TarEntry, ctx: LayerContext): EntryBody | undefined {
+  const type = TAR_TYPES[t.type];
+  if (!type) return undefined; // unknown entry types are skipped, as umoci does
   const entry: IndexEntry = {
-    path: header.name,
+    path: t.name,
     type,
-    mode: header.mode & 0o7777,
-    uid: pax.uid !== undefined ? Number(pax.uid) : header.uid,
-    gid: pax.gid !== undefined ? Number(pax.gid) : header.gid,
-    userName: pax.uname ?? header.uname,
-    groupName: pax.gname ?? header.gname,
-    mtimeMs: Number.isFinite(mtime) ? mtime : 0,
-    size,
-    linkName: header.linkname ?? '',
-    devMajor: header.devmajor ?? 0,
-    devMinor: header.devminor ?? 0,
-    xattrs,
-    ...(type === 'reg' ? { digest: 'sha256:' + whole.digest('hex') } : {}),
-    chunks,
+    mode: t.mode & 0o7777,
+    uid: t.uid,
+    gid: t.gid,
+    userName: t.uname,
+    groupName: t.gname,
+    mtimeMs: t.mtimeMs,
+    size: type === 'reg' ? t.size : 0,
+    linkName: t.linkName,
+    devMajor: t.devMajor,
+    devMinor: t.devMinor,
+    xattrs: t.xattrs,
+    chunks: [],
   };
-  builder.add(entry);
+  if (type !== 'reg') {
+    builder.add(entry);
+    return undefined;
+  }
+  // A sparse file's holes are not data: its chunks cover the data regions only, and it has
+  // no whole-file digest (hashing its holes would be unbounded work for a hostile size).
+  if (t.sparse) entry.sparse = true;
+  const pieces = new PieceWriter((digest, data) => ctx.cache.put(digest, data));
+  const whole = t.sparse ? undefined : createHash('sha256');
+  return {
+    data: (offset, data) => {
+      whole?.update(data);
+      return pieces.write(offset, data);
+    },
+    end: async () => {
+      await pieces.flush();
+      entry.chunks = pieces.chunks;
+      if (whole) entry.digest = 'sha256:' + whole.digest('hex');
+      builder.add(entry);
+    },
+  };
 }
