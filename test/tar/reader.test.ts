@@ -121,6 +121,14 @@ describe('TarReader: Python tarfile, git archive, V7', () => {
     assert.deepEqual([uni.uid, uni.gid, uni.uname, uni.gname], [3000000, 3000001, 'üser', 'grøup']);
   });
 
+  test('the estargz reference test builder\'s shape: 100 zero bytes after the end of archive are ignored', () => {
+    const tar = fixtureTar('python-trailing');
+    assert.equal(tar.length % 512, 100);
+    const files = readTar(tar);
+    assert.deepEqual(files.map((f) => f.entry.name), ['ref/', 'ref/xattr.txt']);
+    assert.deepEqual(files[1]!.entry.xattrs['user.bin'], Buffer.from([0x00, 0xff, 0x10]));
+  });
+
   test('GNU: base-256 uid/gid, ././@LongLink names and link targets, a hardlink to a long name', () => {
     const files = readTar(fixtureTar('python-gnu'));
     const long = 'gnu/' + 'l'.repeat(150);
