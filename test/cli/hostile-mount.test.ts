@@ -9,10 +9,8 @@ import { join } from 'node:path';
 import { startRegistry, pushLayout, type TestRegistry } from '../helpers/registry.js';
 import { startHostileServer, type HostileServer } from '../helpers/hostile-server.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
-import { fixtureLayers, openFixtureLayer } from '../estargz/fixture-layers.js';
+import { BIG_LAYER, big2Chunks } from './hostile-fixtures.js';
 import { Mounts, isMounted } from '../fuse/mount-helpers.js';
-
-const BIG_LAYER = 'sha256:c5e4a3cc121f3d03e1c566372a11782f97ac049ff3b0518ca8a3faf8fd9d73f8'; // holds bin/big2
 
 describe('mount under a hostile server', () => {
   let reg: TestRegistry;
@@ -24,13 +22,11 @@ describe('mount under a hostile server', () => {
     reg = await startRegistry({ mode: 'plain' });
     await pushLayout(reg, 'edge', 'fixtures/edge:v1');
     work = await makeTempDir('hostile-mount-');
-    const layer = fixtureLayers('edge').find((l) => l.digest === BIG_LAYER)!;
-    const { index } = openFixtureLayer(layer);
-    const big2 = index.entries.get('bin/big2')!;
+    const { offsets, tailStart } = big2Chunks();
     // Chunk reads of big2 trickle; the footer/TOC tail read (mounting) does not.
     server = await startHostileServer(reg.url, [
       {
-        match: { pathIncludes: BIG_LAYER, hasRange: true, rangeStartAtLeast: big2.chunks[0]!.offset, rangeStartBelow: Math.min(index.tocOffset, layer.blob.length - 32 * 1024) },
+        match: { pathIncludes: BIG_LAYER, hasRange: true, rangeStartAtLeast: offsets[0]!, rangeStartBelow: tailStart },
         action: 'trickle',
         intervalMs: 500,
       },

@@ -12,11 +12,11 @@ import { startHostileServer, type HostileRule, type HostileServer } from '../hel
 import { makeTempDir, removeDir, trackPid, untrackPid } from '../helpers/tmp.js';
 import { cliPath } from '../helpers/paths.js';
 import { runCli } from '../helpers/cli.js';
-import { fixtureLayers, openFixtureLayer } from '../estargz/fixture-layers.js';
+import { fixtureLayers } from '../estargz/fixture-layers.js';
+import { BIG_LAYER, big2Chunks } from './hostile-fixtures.js';
 
 /** Short deadlines so that every case ends in seconds: 1 s for documents, 1 KiB/s over 1 s for blobs. */
 const FAST = ['--timeout', '1s', '--min-rate', '1K', '--rate-window', '1s', '--retries', '0'];
-const BIG_LAYER = 'sha256:c5e4a3cc121f3d03e1c566372a11782f97ac049ff3b0518ca8a3faf8fd9d73f8'; // holds bin/big2 (1 MB, 16 chunks)
 
 interface Running {
   pid: number;
@@ -62,17 +62,6 @@ async function until(what: string, cond: () => Promise<boolean> | boolean, timeo
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
-}
-
-/**
- * Compressed offsets of bin/big2's chunks in the big edge layer, and where the tail read that
- * fetches footer and TOC starts (32 KiB from the end, or the TOC if it starts earlier).
- */
-function big2Chunks(): { offsets: number[]; tocOffset: number } {
-  const layer = fixtureLayers('edge').find((l) => l.digest === BIG_LAYER)!;
-  const { index } = openFixtureLayer(layer);
-  const entry = index.entries.get('bin/big2')!;
-  return { offsets: entry.chunks.map((c) => c.offset), tocOffset: Math.min(index.tocOffset, layer.blob.length - 32 * 1024) };
 }
 
 describe('bounded under hostile servers', () => {
@@ -138,9 +127,9 @@ describe('bounded under hostile servers', () => {
   });
 
   test('a blob body that trickles fails with ERR_TIMEOUT once it stays below --min-rate for --rate-window', async () => {
-    const { offsets, tocOffset } = big2Chunks();
+    const { offsets, tailStart } = big2Chunks();
     const s = await hostile([
-      { match: { pathIncludes: BIG_LAYER, hasRange: true, rangeStartAtLeast: offsets[0]!, rangeStartBelow: tocOffset }, action: 'trickle', intervalMs: 50 },
+      { match: { pathIncludes: BIG_LAYER, hasRange: true, rangeStartAtLeast: offsets[0]!, rangeStartBelow: tailStart }, action: 'trickle', intervalMs: 50 },
     ]);
     const dest = fresh('dest');
     const r = await timed(['sync', ...FAST, `${s.host}/fixtures/edge:v1/bin`, dest]);
@@ -149,6 +138,32 @@ describe('bounded under hostile servers', () => {
     assert.ok(r.ms < 8000, `took ${r.ms} ms`);
     assert.equal(existsSync(join(dest, 'big2')), false, 'no half-written file under its final name');
     assert.deepEqual(await temporaries(dest), []);
+  });
+
+  test('a token answer that trickles fails with ERR_TIMEOUT within its deadline', async () => {
+    const s = await hostile([
+      { match: { path: '/v2/' }, action: 'bearer-challenge' },
+      { match: { pathIncludes: '/token' }, action: 'trickle', intervalMs: 200, body: JSON.stringify({ token: 'x'.repeat(64) }) },
+    ]);
+    const r = await timed(['info', ...FAST, `${s.host}/fixtures/edge:v1`]);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /ERR_TIMEOUT: .*\/token/);
+    assert.ok(r.ms < 5000, `took ${r.ms} ms (deadline 1 s)`);
+  });
+
+  test('Ctrl-C during a trickling token fetch (shared by every request, so no caller signal) exits 130 within a second', async () => {
+    const s = await hostile([
+      { match: { path: '/v2/' }, action: 'bearer-challenge' },
+      { match: { pathIncludes: '/token' }, action: 'trickle', intervalMs: 500, body: JSON.stringify({ token: 'x'.repeat(64) }) },
+    ]);
+    const cli = startCli(['info', '--plain-http', '--cache-dir', fresh('cache'), `${s.host}/fixtures/edge:v1`]);
+    await s.waitForHit(1);
+    await new Promise((r) => setTimeout(r, 700));
+    const t0 = Date.now();
+    process.kill(cli.pid, 'SIGINT');
+    const { code, at } = await cli.exited;
+    assert.equal(code, 130, cli.stderr());
+    assert.ok(at - t0 < 1000, `exited ${at - t0} ms after SIGINT`);
   });
 
   test('Ctrl-C during a trickling manifest fetch exits 130 within a second', async () => {
@@ -166,10 +181,10 @@ describe('bounded under hostile servers', () => {
   });
 
   test('SIGTERM during sync removes the temporaries and exits 143; nothing half-written under a final name', async () => {
-    const { offsets, tocOffset } = big2Chunks();
+    const { offsets, tailStart } = big2Chunks();
     // big2's first chunk arrives, the rest trickles: the file is half-written at a temporary name.
     const s = await hostile([
-      { match: { pathIncludes: BIG_LAYER, hasRange: true, rangeStartAtLeast: offsets[2]!, rangeStartBelow: tocOffset }, action: 'trickle', intervalMs: 500 },
+      { match: { pathIncludes: BIG_LAYER, hasRange: true, rangeStartAtLeast: offsets[2]!, rangeStartBelow: tailStart }, action: 'trickle', intervalMs: 500 },
     ]);
     const dest = fresh('dest');
     const cli = startCli(['sync', '--plain-http', '--cache-dir', fresh('cache'), '--concurrency', '1', '--max-range', '64K', `${s.host}/fixtures/edge:v1/bin`, dest]);

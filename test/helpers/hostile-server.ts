@@ -6,6 +6,7 @@
 //   endless-body   a 200 with the upstream body, then zeros forever (no Content-Length)
 //   echo-auth      403 with the decoded Authorization credential in the error body
 //   big-index      an image index of `count` manifests, one made-up platform each
+//   bearer-challenge  401 asking for a Bearer token from this server's /token (to fault token fetches)
 // Every time a rule applies, the child reports it; waitForHit() waits for that.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -16,6 +17,8 @@ import { trackPid, untrackPid } from './tmp.js';
 export interface HostileRule {
   match: {
     method?: string;
+    /** The whole path, query excluded. */
+    path?: string;
     pathIncludes?: string;
     hasRange?: boolean;
     /** Only ranges starting at or after this offset (Range: bytes=START-...). */
@@ -23,9 +26,11 @@ export interface HostileRule {
     /** Only ranges starting before this offset. */
     rangeStartBelow?: number;
   };
-  action: 'trickle' | 'overrun-range' | 'endless-body' | 'echo-auth' | 'big-index';
+  action: 'trickle' | 'overrun-range' | 'endless-body' | 'echo-auth' | 'big-index' | 'bearer-challenge';
   /** trickle: one byte per this many ms (default 500). */
   intervalMs?: number;
+  /** trickle: this body with status 200 instead of the upstream's answer. */
+  body?: string;
   /** echo-auth: the status (default 403). */
   status?: number;
   /** big-index: how many manifests (default 10000). */
@@ -116,6 +121,7 @@ function rangeStart(req: IncomingMessage): number | undefined {
 function matches(rule: HostileRule, req: IncomingMessage): boolean {
   const m = rule.match;
   if (m.method !== undefined && m.method.toUpperCase() !== req.method) return false;
+  if (m.path !== undefined && (req.url ?? '').split('?')[0] !== m.path) return false;
   if (m.pathIncludes !== undefined && !(req.url ?? '').includes(m.pathIncludes)) return false;
   if (m.hasRange !== undefined && m.hasRange !== (req.headers.range !== undefined)) return false;
   const start = rangeStart(req);
@@ -173,7 +179,10 @@ function zerosForever(res: ServerResponse): void {
 async function apply(cfg: Config, rule: HostileRule, req: IncomingMessage, res: ServerResponse): Promise<void> {
   switch (rule.action) {
     case 'trickle': {
-      const up = await fetchUpstream(cfg, req);
+      const up =
+        rule.body !== undefined
+          ? { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(rule.body) }
+          : await fetchUpstream(cfg, req);
       res.writeHead(up.status, {
         ...passHeaders(up.headers, ['content-type', 'content-range', 'docker-content-digest', 'www-authenticate']),
         'content-length': String(up.body.length),
@@ -221,6 +230,15 @@ async function apply(cfg: Config, rule: HostileRule, req: IncomingMessage, res: 
       });
       res.writeHead(rule.status ?? 403, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
       res.end(body);
+      return;
+    }
+    case 'bearer-challenge': {
+      res.writeHead(401, {
+        'www-authenticate': `Bearer realm="http://${req.headers.host}/token",service="hostile"`,
+        'content-type': 'application/json',
+        'content-length': '2',
+      });
+      res.end('{}');
       return;
     }
     case 'big-index': {
