@@ -5,6 +5,7 @@
 import { Agent } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ErrorCodes, StargzError } from '../errors.js';
+import { DEFAULT_OPTIONS } from '../config.js';
 import { isLoopbackRegistry } from '../reference/reference.js';
 import { GuardedBody, watchRate } from './body-guard.js';
 import { networkError } from './errors.js';
@@ -162,7 +163,7 @@ export class Transport {
       else {
         clearTimeout(timer);
         const rate = this.opts.minTransferRate ?? 0;
-        const windowMs = this.opts.rateWindowMs ?? 30_000;
+        const windowMs = this.opts.rateWindowMs ?? DEFAULT_OPTIONS.rateWindowMs;
         if (rate > 0) {
           stopRate = watchRate(body, rate, windowMs, (got) =>
             end(
