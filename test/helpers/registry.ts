@@ -215,11 +215,11 @@ export function layoutPath(layout: string): string {
 }
 
 /**
- * Pushes an OCI layout's `v1` image to reg as repoTag ('fixtures/edge:v1') with skopeo,
+ * Pushes an OCI layout's `v1` image (or opts.tag) to reg as repoTag ('fixtures/edge:v1') with skopeo,
  * keeping every digest (the eStargz annotations live in the manifest, so it must not be rewritten).
  * An image index is pushed whole (--all) unless opts.all === false.
  */
-export async function pushLayout(reg: TestRegistry, layout: string, repoTag: string, opts: { all?: boolean } = {}): Promise<void> {
+export async function pushLayout(reg: TestRegistry, layout: string, repoTag: string, opts: { all?: boolean; tag?: string } = {}): Promise<void> {
   const dir = layoutPath(layout);
   const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ mediaType?: string }> };
   const isIndex = index.manifests.some((m) => m.mediaType === 'application/vnd.oci.image.index.v1+json');
@@ -228,7 +228,7 @@ export async function pushLayout(reg: TestRegistry, layout: string, repoTag: str
   if (all) args.push('--all');
   const creds = credsOf(reg);
   if (creds) args.push('--dest-creds', creds);
-  args.push(`oci:${dir}:v1`, `docker://${reg.host}/${repoTag}`);
+  args.push(`oci:${dir}:${opts.tag ?? 'v1'}`, `docker://${reg.host}/${repoTag}`);
   try {
     await run('skopeo', args, { maxBuffer: 16 << 20 });
   } catch (err) {
