@@ -19,6 +19,8 @@ export interface Options {
   maxGapBytes: number;
   /** Upper bound of one merged range request, bytes. */
   maxRangeBytes: number;
+  /** Read layers without the TOC-digest annotation lazily, trusting their TOC unverified (src/layer/trust.ts). */
+  insecureSkipTocVerify: boolean;
 }
 
 export const DEFAULT_OPTIONS: Options = {
@@ -28,6 +30,7 @@ export const DEFAULT_OPTIONS: Options = {
   offline: false,
   maxGapBytes: 64 * 1024,
   maxRangeBytes: 4 * 1024 ** 2,
+  insecureSkipTocVerify: false,
 };
 
 /** Fills defaults and rejects contradictory or unbounded values when options are built. */

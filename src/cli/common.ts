@@ -16,6 +16,7 @@ export interface CommonFlags extends CredentialFlags {
   offline?: boolean;
   quiet?: boolean;
   retries?: string;
+  insecureSkipTocVerify?: boolean;
 }
 
 export function addImageOptions(cmd: Command): Command {
@@ -33,6 +34,7 @@ export function addImageOptions(cmd: Command): Command {
     .option('--cache-size <size>', 'bound of the on-disk cache, e.g. 10G (default 10G)')
     .option('--memory-cache <size>', 'bound of the in-memory chunk cache, e.g. 256M (default 256M)')
     .option('--offline', 'use only the cache: the last resolution of the tag, cached TOCs and chunks')
+    .option('--insecure-skip-toc-verify', 'read layers without a TOC-digest annotation lazily, trusting the registry (unsafe)')
     .addOption(new Option('-q, --quiet', 'no progress display and no summary'));
 }
 
@@ -52,6 +54,7 @@ export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, n
     memoryCacheBytes: flags.memoryCache !== undefined ? parseSize(flags.memoryCache) : undefined,
     offline: flags.offline ?? false,
     platform: flags.platform,
+    insecureSkipTocVerify: flags.insecureSkipTocVerify ?? false,
   };
   return {
     ...options,
