@@ -74,6 +74,15 @@ export async function prepareIntegrityImages(reg: TestRegistry, dir: string): Pr
   // ... or by nothing at all (rule (b) for that layer).
   await push('crafted/uncovered:v1', [rewriteToc(edge[0]!.blob, stripToolChunkDigests(false)), ...edge.slice(1).map(annotated)]);
 
+  // Unannotated, with TOCs that contradict the (correctly digested) data they describe.
+  const lie = (field: 'chunkDigest' | 'digest') => (toc: CraftToc) => {
+    const entries = toc.entries.filter((e) => e.name.replace(/^\.?\//, '') === MULTI_CHUNK_FILE);
+    if (field === 'chunkDigest') entries[0].chunkDigest = entries[1].chunkDigest;
+    else entries[0].digest = 'sha256:' + '0'.repeat(64);
+  };
+  await push('crafted/lying-chunk-digest:v1', [{ blob: rewriteToc(edge[0]!.blob, lie('chunkDigest')).blob }, ...edge.slice(1).map(annotated)]);
+  await push('crafted/lying-file-digest:v1', [{ blob: rewriteToc(edge[0]!.blob, lie('digest')).blob }, ...edge.slice(1).map(annotated)]);
+
   const tool = openFixtureLayer(edge[0]!).index.entries.get(MULTI_CHUNK_FILE)!;
   const last = tool.chunks[tool.chunks.length - 1]!;
   const noChunkIndex = openFixtureLayer({ ...edge[0]!, blob: noChunk.blob }).index.entries.get(MULTI_CHUNK_FILE)!;

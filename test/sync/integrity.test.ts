@@ -160,6 +160,16 @@ describe('integrity: every byte served is covered by a digest', () => {
     assert.deepEqual(d, [], formatDiffs(d));
   });
 
+  test('an unannotated eStargz layer whose TOC contradicts its own (verified) data is refused', async () => {
+    for (const image of ['crafted/lying-chunk-digest:v1', 'crafted/lying-file-digest:v1']) {
+      const out = dest();
+      const r = await sync(`${proxy.host}/${image}`, out);
+      refused(r, image);
+      assert.match(r.stderr, /the TOC says/, image);
+      assert.deepEqual(await allNames(out), [], image);
+    }
+  });
+
   test('a later chunk that inflates cleanly but has the wrong digest leaves no file under its final name, nor a temporary one', async () => {
     await withRules([swapBlob(img.edge[0]!.digest, img.files.lateChunk)], async () => {
       const out = dest();
