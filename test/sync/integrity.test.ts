@@ -76,11 +76,12 @@ describe('integrity: every byte served is covered by a digest', () => {
   };
 
   test('TOC cache poisoning across registries (issue 7.2): a TOC another registry served under a plain layer digest is never used', async () => {
-    // A hostile registry serves edge's eStargz layer 0 under the digest of mixed's plain base layer.
+    // A hostile registry serves edge's eStargz layer 1 (other files: bin/big2, ...) under the
+    // digest of mixed's plain base layer.
     const hostile = await startFaultProxy(reg);
     try {
       const plain = img.mixed[0]!;
-      const evil = img.edge[0]!;
+      const evil = img.edge[1]!;
       const evilBlob = join(work, 'evil.blob');
       await writeFile(evilBlob, evil.blob);
       const manifestFor = async (annotations?: Record<string, string>): Promise<string> => {
@@ -96,10 +97,10 @@ describe('integrity: every byte served is covered by a digest', () => {
         { match: { method: 'GET', pathIncludes: '/v2/evil/app/manifests/' }, action: 'serve-file', file: await manifestFor(), contentType: OCI_MANIFEST },
         swapBlob(plain.digest, evilBlob),
       );
-      refused(await sync(`${hostile.host}/evil/app:v1/${MULTI_CHUNK_FILE}`, dest(), shared), 'unannotated hostile layer');
+      refused(await sync(`${hostile.host}/evil/app:v1/bin/big2`, dest(), shared), 'unannotated hostile layer');
       // With its own TOC digest annotated, it is read lazily: the user asked for that image.
       hostile.rules[0]!.file = await manifestFor({ [TOC_DIGEST_ANNOTATION]: evil.annotations[TOC_DIGEST_ANNOTATION]! });
-      const r = await sync(`${hostile.host}/evil/app:v1/${MULTI_CHUNK_FILE}`, dest(), shared);
+      const r = await sync(`${hostile.host}/evil/app:v1/bin/big2`, dest(), shared);
       assert.equal(r.code, 0, r.stderr);
       // The legitimate image from the legitimate registry, same cache: its own bytes only.
       const out = dest();
