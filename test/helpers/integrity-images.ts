@@ -5,6 +5,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import zlib from 'node:zlib';
+import { createHash } from 'node:crypto';
 import { fixtureLayers, openFixtureLayer, type FixtureLayer } from '../estargz/fixture-layers.js';
 import { pushCraftedImage, rewriteToc, writeLayout, type CraftToc, type CraftedLayer } from './craft-image.js';
 import { sameSizeToc, tamperChunk, tamperedPlainGzip } from './hostile-blobs.js';
@@ -26,6 +27,8 @@ export interface IntegrityImages {
   files: {
     /** edge layer 0 with bin/tool's last chunk overwritten (TOC intact). */
     lateChunk: string;
+    /** edge layer 0 with bin/tool's last chunk overwritten and the TOC's digests updated to match: self-consistent. */
+    consistent: string;
     /** edge layer 0 with a TOC that drops every chunkDigest and changes etc/passwd's mode. */
     wrongToc: string;
     /** mixed's plain layer with a file's bytes overwritten. */
@@ -92,13 +95,27 @@ export async function prepareIntegrityImages(reg: TestRegistry, dir: string): Pr
       if (e.name.replace(/^\.?\//, '') === 'etc/passwd') e.mode = 0o777;
     }
   });
+  // A registry that swaps a layer for a self-consistent eStargz blob: only the layer digest can tell.
+  const lateChunk = tamperChunk(edge[0]!.blob, last);
+  const newTool = Buffer.from(toolBytes(edge[0]!));
+  newTool.fill(0x58, last.fileOffset, last.fileOffset + last.size);
+  const sha = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
+  const consistent = rewriteToc(lateChunk, (toc) => {
+    for (const e of toc.entries) {
+      if (e.name.replace(/^\.?\//, '') !== MULTI_CHUNK_FILE) continue;
+      if (e.type === 'reg') e.digest = sha(newTool);
+      if ((e.chunkOffset ?? 0) === last.fileOffset) e.chunkDigest = sha(newTool.subarray(last.fileOffset));
+    }
+  });
   const files: IntegrityImages['files'] = {
+    consistent: join(dir, 'consistent.blob'),
     lateChunk: join(dir, 'late-chunk.blob'),
     wrongToc: join(dir, 'wrong-toc.blob'),
     plain: join(dir, 'plain.blob'),
     noChunkDigestLateChunk: join(dir, 'no-chunk-digest-late-chunk.blob'),
   };
-  await writeFile(files.lateChunk, tamperChunk(edge[0]!.blob, last));
+  await writeFile(files.lateChunk, lateChunk);
+  await writeFile(files.consistent, sameSizeToc(edge[0]!.blob, consistent.blob));
   await writeFile(files.wrongToc, sameSizeToc(edge[0]!.blob, wrongToc.blob));
   await writeFile(files.plain, tamperedPlainGzip(mixed[0]!.blob));
   await writeFile(files.noChunkDigestLateChunk, tamperChunk(noChunk.blob, noChunkIndex.chunks[noChunkIndex.chunks.length - 1]!));
