@@ -135,6 +135,15 @@ describe('integrity: every byte served is covered by a digest', () => {
     assert.deepEqual(d, [], formatDiffs(d));
   });
 
+  test('info probes an unannotated layer by its footer alone: format named, nothing downloaded or trusted', async () => {
+    proxy.resetStats();
+    const r = await runCli(['info', '--json', '--plain-http', '--cache-dir', cache(), `${proxy.host}/crafted/bare:v1`]);
+    assert.equal(r.code, 0, r.stderr);
+    const layers = (JSON.parse(r.stdout) as { layers: Array<{ format: string; lazy: boolean; files: number | null }> }).layers;
+    assert.deepEqual(layers.map((l) => [l.format, l.lazy, l.files]), layers.map(() => ['estargz', false, null]));
+    assert.ok(proxy.stats.blobBytesToClient <= layers.length * 51, `fetched ${proxy.stats.blobBytesToClient} bytes`);
+  });
+
   test('--insecure-skip-toc-verify reads an unannotated layer lazily', async () => {
     const r = await sync(`${proxy.host}/crafted/bare:v1/etc/passwd`, dest(), cache(), ['--insecure-skip-toc-verify']);
     assert.equal(r.code, 0, r.stderr);
