@@ -117,7 +117,10 @@ export class EstargzLayer implements Layer {
     if (files.size === 0) return this.readDigested(direct, sink, options);
     // Once its file digest matched, every chunk of the file has its content digest: from then
     // on it is read like any other (from the cache, or fetched again and verified against it).
-    const whole = Promise.all([...files].map((f) => this.wholeFile.run(f, () => this.verifyWholeFile(f, options)))).then(() =>
+    // Shared by every reader of the file, so no one reader's abort (a FUSE read deadline) stops
+    // it: a read that gave up is answered later from the verified chunks.
+    const shared: ReadOptions = options.priority ? { priority: options.priority } : {};
+    const whole = Promise.all([...files].map((f) => this.wholeFile.run(f, () => this.verifyWholeFile(f, shared)))).then(() =>
       this.readDigested(later, sink, options),
     );
     await allSettledOrThrow([this.readDigested(direct, sink, options), whole]);

@@ -1,14 +1,13 @@
 // Chooses how to read a layer, by the rule of the digest chain that covers it (trust.ts):
 // lazily on a verified TOC, or whole, streamed and verified against the layer digest.
 import { ErrorCodes, StargzError, isStargzError } from '../errors.js';
-import { buildLayerIndex, parseToc, type Footer } from '../estargz/index.js';
+import { buildLayerIndex, MAX_FOOTER_SIZE, parseToc, type Footer } from '../estargz/index.js';
 import type { Descriptor } from '../registry/manifest.js';
 import type { BlobSource } from '../blob/blob-source.js';
 import { EstargzLayer, fetchUntrustedToc, formatOf, probeFooter, type LoadedToc } from './estargz-layer.js';
 import { PlainLayer } from './plain-layer.js';
 import { layerRule, uncoveredFile } from './trust.js';
 import type { Layer, LayerContext } from './layer.js';
-import { MAX_FOOTER_SIZE } from '../estargz/index.js';
 
 const TAR_MEDIA_TYPES = new Set([
   'application/vnd.oci.image.layer.v1.tar+gzip',
