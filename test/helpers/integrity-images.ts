@@ -71,6 +71,7 @@ export async function prepareIntegrityImages(reg: TestRegistry, dir: string): Pr
   };
   // edge, its layers without the TOC-digest annotation (rule (b): read whole).
   await push('crafted/bare:v1', edge.map((l) => ({ blob: l.blob })));
+  await push('crafted/bare-legacy:v1', fixtureLayers('legacy').map((l) => ({ blob: l.blob })));
   // edge with bin/tool's chunks lacking chunkDigest: covered by its file digest ...
   const noChunk = rewriteToc(edge[0]!.blob, stripToolChunkDigests(true));
   await push('crafted/no-chunk-digest:v1', [noChunk, ...edge.slice(1).map(annotated)]);

@@ -58,7 +58,8 @@ describe('integrity: every byte served is covered by a digest', () => {
     reg = await startRegistry({ mode: 'plain' });
     work = await makeTempDir('integrity-');
     img = await prepareIntegrityImages(reg, join(work, 'images'));
-    for (const name of ['edge', 'mixed']) oracle[name] = await oracleUnpack(reg, `fixtures/${name}:v1`, join(work, 'oracle-' + name));
+    await pushLayout(reg, 'legacy', 'fixtures/legacy:v1');
+    for (const name of ['edge', 'mixed', 'legacy']) oracle[name] = await oracleUnpack(reg, `fixtures/${name}:v1`, join(work, 'oracle-' + name));
     proxy = await startFaultProxy(reg);
   });
   after(async () => {
@@ -133,6 +134,12 @@ describe('integrity: every byte served is covered by a digest', () => {
     assert.match(r.stderr, /has no TOC-digest annotation: fetching it whole to verify it/);
     const d = await diff(oracle.edge!, good);
     assert.deepEqual(d, [], formatDiffs(d));
+    // Legacy stargz (47-byte footer) read whole the same way.
+    const legacy = dest();
+    const l = await sync(`${proxy.host}/crafted/bare-legacy:v1`, legacy);
+    assert.equal(l.code, 0, l.stderr);
+    const dl = await diff(oracle.legacy!, legacy);
+    assert.deepEqual(dl, [], formatDiffs(dl));
   });
 
   test('info probes an unannotated layer by its footer alone: format named, nothing downloaded or trusted', async () => {
