@@ -281,6 +281,20 @@ export class DiskCache {
     this.put('tag', key, Buffer.from(digest, 'utf8'), 'cannot store a tag in the cache');
   }
 
+  /**
+   * The content digests of a file's digest-less chunks, stored once the whole file matched
+   * its digest in the TOC; keyed '<TOC digest>@<first chunk offset>'.
+   */
+  getFileChunks(key: string): string[] | undefined {
+    this.assertOpen();
+    const data = this.sql('cannot read a record from the cache', () => this.records.get('file-chunks', key))?.data;
+    return data ? (data.toString('utf8').split(',')) : undefined;
+  }
+
+  putFileChunks(key: string, digests: readonly string[]): void {
+    this.put('file-chunks', key, Buffer.from(digests.join(','), 'utf8'), 'cannot store a record in the cache');
+  }
+
   /** A whole-blob layer's index, stored only once the blob matched `layerDigest`. */
   getLayerIndex(layerDigest: string): Buffer | undefined {
     this.assertOpen();

@@ -62,8 +62,8 @@ CREATE TABLE IF NOT EXISTS chunk_blobs (
 -- replacing one must be atomic and visible to other processes at once, which a row gives for
 -- free. They are not chunks: eviction leaves them alone (--offline needs them).
 CREATE TABLE IF NOT EXISTS records (
-  kind    TEXT NOT NULL,     -- 'toc' | 'manifest' | 'layer-index' | 'tag'
-  key     TEXT NOT NULL,     -- what verified data: TOC digest, layer digest (blob verified whole), manifest digest; or 'registry/repo:tag' + platform
+  kind    TEXT NOT NULL,     -- 'toc' | 'manifest' | 'layer-index' | 'file-chunks' | 'tag'
+  key     TEXT NOT NULL,     -- what verified data: TOC digest (for file-chunks + '@' + offset), layer digest (blob verified whole), manifest digest; or 'registry/repo:tag' + platform
   data    BLOB NOT NULL,     -- for a tag: the manifest digest (UTF-8)
   created INTEGER NOT NULL,  -- ms since the epoch; for a tag, when it was resolved
   PRIMARY KEY (kind, key)

@@ -23,6 +23,7 @@ import { planRanges } from './range-plan.js';
 import { allSettledOrThrow, mapConcurrent } from '../util/concurrent.js';
 import { inflateInThread, type InflateItem } from './inflate-pool.js';
 import { SingleFlight } from '../util/single-flight.js';
+import { isChunkDigest } from '../cache/digest-key.js';
 import { chunkKey, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
 import { layerRule, needsWholeFile, verifyToc, type LayerRule } from './trust.js';
 
@@ -63,19 +64,33 @@ export class EstargzLayer implements Layer {
     private readonly footer: Footer,
     private readonly source: BlobSource | undefined,
     private readonly ctx: LayerContext,
-    /** Only under --insecure-skip-toc-verify: chunks nothing vouches for are served as they come. */
-    private readonly unverifiedOk = false,
+    /** The TOC digest that verified `index`, or 'unverified' under --insecure-skip-toc-verify. */
+    private readonly verifiedBy: string | 'unverified',
   ) {
     this.format = formatOf(footer);
     for (const e of index.entries.values()) {
-      if (needsWholeFile(e)) for (const c of e.chunks) if (c.digest === undefined) this.wholeFileOwner.set(c, e);
+      if (!needsWholeFile(e)) continue;
+      // Verified by an earlier run: the file's chunks are known by their content digests.
+      const key = this.fileChunksKey(e);
+      const known = key ? ctx.disk?.getFileChunks(key) : undefined;
+      if (known && known.length === e.chunks.length && known.every(isChunkDigest)) e.chunks.forEach((c, i) => (c.digest ??= known[i]));
+      else for (const c of e.chunks) if (c.digest === undefined) this.wholeFileOwner.set(c, e);
     }
+  }
+
+  /** Only under --insecure-skip-toc-verify: chunks nothing vouches for are served as they come. */
+  private get unverifiedOk(): boolean {
+    return this.verifiedBy === 'unverified';
+  }
+
+  private fileChunksKey(e: IndexEntry): string | undefined {
+    return this.verifiedBy === 'unverified' ? undefined : `${this.verifiedBy}@${e.chunks[0]!.offset}`;
   }
 
   /** Loads the TOC by the layer's rule and opens the layer lazily on it (no fallback to rule (b): see openLayer). */
   static async open(descriptor: Descriptor, source: BlobSource | undefined, ctx: LayerContext, rule = layerRule(descriptor, ctx.insecureSkipTocVerify ?? false)): Promise<EstargzLayer> {
     const { index, footer } = await EstargzLayer.loadToc(descriptor, source, ctx, rule);
-    return new EstargzLayer(descriptor, index, footer, source, ctx, rule.kind === 'unverified-toc');
+    return new EstargzLayer(descriptor, index, footer, source, ctx, rule.kind === 'toc' ? rule.tocDigest : 'unverified');
   }
 
   /**
@@ -163,6 +178,8 @@ export class EstargzLayer implements Layer {
       if (c.digest === undefined) c.digest = digests[n];
       this.wholeFileOwner.delete(c);
     });
+    const key = this.fileChunksKey(entry);
+    if (key) this.ctx.disk?.putFileChunks(key, digests);
   }
 
   private async readDigested(refs: readonly ChunkRef[], sink: ChunkSink, options: ReadOptions): Promise<void> {

@@ -40,7 +40,9 @@ export async function openLayer(desc: Descriptor, source: BlobSource | undefined
         if (rule.kind === 'unverified-toc') {
           ctx.notice(`layer ${desc.digest.slice(0, 19)} has no TOC-digest annotation: reading it lazily, unverified (--insecure-skip-toc-verify)`);
         }
-        if (!uncovered || rule.kind === 'unverified-toc') return new EstargzLayer(desc, loaded.index, loaded.footer, source, ctx, rule.kind === 'unverified-toc');
+        if (!uncovered || rule.kind === 'unverified-toc') {
+          return new EstargzLayer(desc, loaded.index, loaded.footer, source, ctx, rule.kind === 'toc' ? rule.tocDigest : 'unverified');
+        }
         return await readWhole(desc, source, ctx, options, loaded.footer, loaded, `has chunks no digest covers (${JSON.stringify(uncovered)})`);
       }
       if (source && !ctx.offline) {

@@ -159,9 +159,15 @@ describe('integrity: every byte served is covered by a digest', () => {
 
   test('chunks without chunkDigest are verified by the file digest before any byte is written (issue 7.4)', async () => {
     const out = dest();
-    const r = await sync(`${proxy.host}/crafted/no-chunk-digest:v1/${MULTI_CHUNK_FILE}`, out);
+    const shared = cache();
+    const r = await sync(`${proxy.host}/crafted/no-chunk-digest:v1/${MULTI_CHUNK_FILE}`, out, shared);
     assert.equal(r.code, 0, r.stderr);
     assert.ok((await readFile(out)).equals(img.tool), 'bin/tool as the image has it');
+    // The verified file's chunks are known by content digest from then on: offline works.
+    const offline = dest();
+    const o = await sync(`${proxy.host}/crafted/no-chunk-digest:v1/${MULTI_CHUNK_FILE}`, offline, shared, ['--offline']);
+    assert.equal(o.code, 0, o.stderr);
+    assert.ok((await readFile(offline)).equals(img.tool), 'bin/tool offline');
     await withRules([swapBlob(img.layers['crafted/no-chunk-digest:v1']![0]!, img.files.noChunkDigestLateChunk)], async () => {
       const bad = dest();
       refused(await sync(`${proxy.host}/crafted/no-chunk-digest:v1/bin`, bad), 'tampered digest-less chunk');
