@@ -10,7 +10,7 @@ import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy, type FaultRule } from '../helpers/fault-proxy.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
-import { MULTI_CHUNK_FILE, prepareIntegrityImages, swapBlob, type IntegrityImages } from '../helpers/integrity-images.js';
+import { alteredManifest, MULTI_CHUNK_FILE, prepareIntegrityImages, swapBlob, type IntegrityImages } from '../helpers/integrity-images.js';
 import { Mounts, isMounted, run } from './mount-helpers.js';
 
 describe('integrity over FUSE', () => {
@@ -81,7 +81,7 @@ describe('integrity over FUSE', () => {
     });
   });
 
-  test('an image whose TOC does not match its annotation, or whose unannotated layer was swapped, is not mounted', async () => {
+  test('an image whose manifest, TOC, plain blob or unannotated layer does not match its digest is not mounted', async () => {
     const tryMount = async (image: string, rules: FaultRule[]): Promise<void> => {
       proxy.rules.push(...rules);
       const mnt = await fresh('mnt');
@@ -96,6 +96,10 @@ describe('integrity over FUSE', () => {
     };
     await tryMount('fixtures/edge:v1', [swapBlob(img.edge[0]!.digest, img.files.wrongToc)]);
     await tryMount('crafted/bare:v1', [swapBlob(img.edge[0]!.digest, img.files.consistent)]);
+    await tryMount('fixtures/mixed:v1', [swapBlob(img.mixed[0]!.digest, img.files.plain)]);
+    const pinned = img.manifests['fixtures/edge:v1']!;
+    const manifest = await alteredManifest('edge', pinned, join(work, 'edge-manifest'));
+    await tryMount(`fixtures/edge@${pinned}`, [{ match: { method: 'GET', pathIncludes: `/manifests/${pinned}` }, action: 'serve-file', file: manifest, contentType: 'application/vnd.oci.image.manifest.v1+json' }]);
     // Unswapped, the unannotated image mounts (read whole, verified) and serves the image's bytes.
     await mounted('crafted/bare:v1', [], async (mnt) => {
       const r = await run('sha256sum', [join(mnt, MULTI_CHUNK_FILE)]);
