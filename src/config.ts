@@ -31,6 +31,8 @@ export interface Options {
   minTransferRate: number;
   /** The sliding window of `minTransferRate`, milliseconds. */
   rateWindowMs: number;
+  /** Read layers without the TOC-digest annotation lazily, trusting their TOC unverified (src/layer/trust.ts). */
+  insecureSkipTocVerify: boolean;
 }
 
 export const DEFAULT_OPTIONS: Options = {
@@ -46,6 +48,7 @@ export const DEFAULT_OPTIONS: Options = {
   // takes 3 h, and it should be allowed to), one byte every few seconds does not.
   minTransferRate: 10 * 1024,
   rateWindowMs: 30_000,
+  insecureSkipTocVerify: false,
 };
 
 /** Fills defaults and rejects contradictory or unbounded values when options are built. */

@@ -20,6 +20,7 @@ export interface CommonFlags extends CredentialFlags {
   minRate?: string;
   rateWindow?: string;
   maxRange?: string;
+  insecureSkipTocVerify?: boolean;
 }
 
 export function addImageOptions(cmd: Command): Command {
@@ -41,6 +42,7 @@ export function addImageOptions(cmd: Command): Command {
     .option('--cache-size <size>', 'bound of the on-disk cache, e.g. 10G (default 10G)')
     .option('--memory-cache <size>', 'bound of the in-memory chunk cache, e.g. 256M (default 256M)')
     .option('--offline', 'use only the cache: the last resolution of the tag, cached TOCs and chunks')
+    .option('--insecure-skip-toc-verify', 'read layers without a TOC-digest annotation lazily, trusting the registry (unsafe)')
     .addOption(new Option('-q, --quiet', 'no progress display and no summary'));
 }
 
@@ -65,6 +67,7 @@ export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, n
     minTransferRate: flags.minRate !== undefined ? parseSize(flags.minRate) : undefined,
     rateWindowMs: flags.rateWindow !== undefined ? parseDuration(flags.rateWindow) : undefined,
     maxRangeBytes: flags.maxRange !== undefined ? parseSize(flags.maxRange) : undefined,
+    insecureSkipTocVerify: flags.insecureSkipTocVerify ?? false,
   };
   return {
     ...options,

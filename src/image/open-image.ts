@@ -86,6 +86,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       stats: newFetchStats(),
       inflater,
       offline: opts.offline,
+      insecureSkipTocVerify: opts.insecureSkipTocVerify,
       notice,
     };
     const layers = await Promise.all(
