@@ -19,6 +19,20 @@ export interface Options {
   maxGapBytes: number;
   /** Upper bound of one merged range request, bytes. */
   maxRangeBytes: number;
+  /**
+   * Deadline for connecting and receiving a response's headers, and for the whole of a small
+   * document (manifest, token response, error body), milliseconds.
+   */
+  requestTimeoutMs: number;
+  /**
+   * Blob bodies (chunks, TOCs, plain layers) must arrive at least this fast, bytes/s, measured
+   * over `rateWindowMs`: a trickling server fails, a slow but working link does not.
+   */
+  minTransferRate: number;
+  /** The sliding window of `minTransferRate`, milliseconds. */
+  rateWindowMs: number;
+  /** Read layers without the TOC-digest annotation lazily, trusting their TOC unverified (src/layer/trust.ts). */
+  insecureSkipTocVerify: boolean;
 }
 
 export const DEFAULT_OPTIONS: Options = {
@@ -28,6 +42,13 @@ export const DEFAULT_OPTIONS: Options = {
   offline: false,
   maxGapBytes: 64 * 1024,
   maxRangeBytes: 4 * 1024 ** 2,
+  // A manifest or token is a few KiB: 30 s is plenty even on a bad link, and bounds a trickle.
+  requestTimeoutMs: 30_000,
+  // 10 KiB/s sustained for 30 s: a 1 GB plain layer over a slow link passes (at 100 KiB/s it
+  // takes 3 h, and it should be allowed to), one byte every few seconds does not.
+  minTransferRate: 10 * 1024,
+  rateWindowMs: 30_000,
+  insecureSkipTocVerify: false,
 };
 
 /** Fills defaults and rejects contradictory or unbounded values when options are built. */
@@ -44,11 +65,23 @@ export function resolveOptions(partial: Partial<Options> = {}): Options {
   positiveInt('cacheMaxBytes', Number.MAX_SAFE_INTEGER);
   positiveInt('memoryCacheBytes', 64 * 1024 ** 3);
   positiveInt('maxRangeBytes', 1024 ** 3);
+  positiveInt('requestTimeoutMs', 3_600_000);
+  positiveInt('minTransferRate', 1024 ** 3);
+  positiveInt('rateWindowMs', 3_600_000);
+  if (o.rateWindowMs < 100) throw new StargzError(ErrorCodes.USAGE, 'rateWindowMs must be at least 100 ms');
   if (!Number.isInteger(o.maxGapBytes) || o.maxGapBytes < 0) throw new StargzError(ErrorCodes.USAGE, 'maxGapBytes must be >= 0');
   if (o.memoryCacheBytes < 4 * 1024 * 1024) {
     throw new StargzError(ErrorCodes.USAGE, 'the memory cache must hold at least 4 MiB (one chunk)');
   }
   return o;
+}
+
+/** Parses durations like 30s, 500ms, 2m, or plain seconds (30). Returns milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/i.exec(text);
+  if (!m) throw new StargzError(ErrorCodes.USAGE, `not a duration: ${JSON.stringify(text)} (examples: 30s, 500ms, 2m)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's').toLowerCase() as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(parseFloat(m[1]!) * unit);
 }
 
 /** Parses sizes like 512M, 2G, 10GiB, 1048576. */

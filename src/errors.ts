@@ -91,11 +91,64 @@ export function toStargzError(err: unknown, fallback: ErrorCode = ErrorCodes.IO)
   return new StargzError(fallback, message, { cause: err });
 }
 
+// ---- secrets: one place knows every secret the process holds and scrubs output ----
+
+const secrets = new Set<string>();
+/** Longest first, so a secret containing another is replaced whole. */
+let ordered: string[] = [];
+/**
+ * Shorter values are not scrubbed: replacing every "ab" would garble every message, and a
+ * secret that short protects nothing anyway.
+ */
+const MIN_SECRET_LENGTH = 4;
+
+function addSecret(value: string): void {
+  if (value.length < MIN_SECRET_LENGTH || secrets.has(value)) return;
+  secrets.add(value);
+  ordered = [...secrets].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Remembers a secret (password, token, identity token) so that redact() removes it from every
+ * message, in the forms a server might echo it: as is, URL-encoded, JSON-escaped, base64.
+ */
+export function registerSecret(value: string | undefined): void {
+  if (!value) return;
+  addSecret(value);
+  addSecret(encodeURIComponent(value));
+  addSecret(JSON.stringify(value).slice(1, -1));
+  addSecret(Buffer.from(value, 'utf8').toString('base64'));
+}
+
+/** A username and password: the password, and user:password in every form a Basic header carries it. */
+export function registerCredentials(username: string, password: string): void {
+  registerSecret(password);
+  if (password.length >= MIN_SECRET_LENGTH) registerSecret(`${username}:${password}`);
+}
+
 /** Strips credentials from text that may end up in a log or an error message. */
 export function redact(text: string): string {
-  return text
+  let out = text;
+  for (const secret of ordered) if (out.includes(secret)) out = out.split(secret).join('<redacted>');
+  return out
     .replace(/(authorization:\s*)(basic|bearer)\s+[^\s"',]+/gi, '$1$2 <redacted>')
     .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/g, '$1 <redacted>')
     .replace(/("?(?:access_token|token|refresh_token|password)"?\s*[:=]\s*"?)[^"&\s,}]+/gi, '$1<redacted>')
     .replace(/(\/\/[^/\s:@]+:)[^@/\s]+@/g, '$1<redacted>@');
+}
+
+/**
+ * Makes text from an image or a server safe to print on one line of a terminal: control
+ * characters (C0, DEL, C1 — ESC and CSI drive terminals, a newline forges lines) become
+ * visible escapes.
+ */
+export function escapeControl(text: string): string {
+  return text.replace(CONTROL_RE, (c) => NAMED_ESCAPES[c] ?? '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0'));
+}
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/g;
+const NAMED_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** What goes into a message or log line: no secrets, no control characters. */
+export function scrub(text: string): string {
+  return escapeControl(redact(text));
 }

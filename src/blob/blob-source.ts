@@ -36,7 +36,8 @@ export class RegistryBlobSource implements BlobSource {
   }
 
   async openStream(signal?: AbortSignal): Promise<Readable> {
-    return (await this.client.openBlobStream(this.repository, this.digest, signal)) as Readable;
+    // Bounded by the descriptor's size: a body that goes on is cut off, not read forever.
+    return (await this.client.openBlobStream(this.repository, this.digest, signal, this.size)) as Readable;
   }
 }
 

@@ -245,13 +245,14 @@ export class DiskCache {
 
   // ---- TOCs, manifests, layer indexes, tags ----
 
-  getToc(layerDigest: string): Buffer | undefined {
+  /** By the TOC digest that verified it (never by a layer digest: see src/layer/trust.ts). */
+  getToc(tocDigest: string): Buffer | undefined {
     this.assertOpen();
-    return this.sql('cannot read a TOC from the cache', () => this.records.get('toc', layerDigest))?.data;
+    return this.sql('cannot read a TOC from the cache', () => this.records.get('toc', tocDigest))?.data;
   }
 
-  putToc(layerDigest: string, json: Buffer): void {
-    this.put('toc', layerDigest, json, 'cannot store a TOC in the cache');
+  putToc(tocDigest: string, data: Buffer): void {
+    this.put('toc', tocDigest, data, 'cannot store a TOC in the cache');
   }
 
   /** The manifest's bytes; verified when named by a sha256 digest (a mismatch is dropped, a miss). */
@@ -280,6 +281,21 @@ export class DiskCache {
     this.put('tag', key, Buffer.from(digest, 'utf8'), 'cannot store a tag in the cache');
   }
 
+  /**
+   * The content digests of a file's digest-less chunks, stored once the whole file matched
+   * its digest in the TOC; keyed '<TOC digest>@<first chunk offset>'.
+   */
+  getFileChunks(key: string): string[] | undefined {
+    this.assertOpen();
+    const data = this.sql('cannot read a record from the cache', () => this.records.get('file-chunks', key))?.data;
+    return data ? (data.toString('utf8').split(',')) : undefined;
+  }
+
+  putFileChunks(key: string, digests: readonly string[]): void {
+    this.put('file-chunks', key, Buffer.from(digests.join(','), 'utf8'), 'cannot store a record in the cache');
+  }
+
+  /** A whole-blob layer's index, stored only once the blob matched `layerDigest`. */
   getLayerIndex(layerDigest: string): Buffer | undefined {
     this.assertOpen();
     return this.sql('cannot read a layer index from the cache', () => this.records.get('layer-index', layerDigest))?.data;

@@ -7,8 +7,13 @@ import { ErrorCodes, StargzError } from '../errors.js';
 
 export type Db = Database.Database;
 
-/** Bump on any change to the tables below; older caches are then rebuilt, newer ones refused. */
-export const SCHEMA_VERSION = 1;
+/**
+ * Bump on any change to the tables below, or to what a record's key vouches for; older caches
+ * are then rebuilt, newer ones refused. 2: TOCs keyed by the TOC digest that verified them and
+ * layer indexes only after the whole blob matched its digest (version 1 keyed TOCs by a layer
+ * digest the registry merely claimed: not to be trusted).
+ */
+export const SCHEMA_VERSION = 2;
 
 /** Writers of other processes hold the lock for milliseconds; wait this long before giving up. */
 export const BUSY_TIMEOUT_MS = 10_000;
@@ -57,8 +62,8 @@ CREATE TABLE IF NOT EXISTS chunk_blobs (
 -- replacing one must be atomic and visible to other processes at once, which a row gives for
 -- free. They are not chunks: eviction leaves them alone (--offline needs them).
 CREATE TABLE IF NOT EXISTS records (
-  kind    TEXT NOT NULL,     -- 'toc' | 'manifest' | 'layer-index' | 'tag'
-  key     TEXT NOT NULL,     -- layer digest, manifest digest, or 'registry/repo:tag' + platform
+  kind    TEXT NOT NULL,     -- 'toc' | 'manifest' | 'layer-index' | 'file-chunks' | 'tag'
+  key     TEXT NOT NULL,     -- what verified data: TOC digest (for file-chunks + '@' + offset), layer digest (blob verified whole), manifest digest; or 'registry/repo:tag' + platform
   data    BLOB NOT NULL,     -- for a tag: the manifest digest (UTF-8)
   created INTEGER NOT NULL,  -- ms since the epoch; for a tag, when it was resolved
   PRIMARY KEY (kind, key)

@@ -1,6 +1,6 @@
 // Options every image command shares, and their translation into library options.
 import { Command, Option } from 'commander';
-import { parseSize, type Options } from '../config.js';
+import { parseDuration, parseSize, type Options } from '../config.js';
 import type { OpenImageOptions } from '../image/open-image.js';
 import { resolveCredentials, type CredentialFlags } from './credentials.js';
 import type { ImageReference } from '../reference/reference.js';
@@ -16,6 +16,11 @@ export interface CommonFlags extends CredentialFlags {
   offline?: boolean;
   quiet?: boolean;
   retries?: string;
+  timeout?: string;
+  minRate?: string;
+  rateWindow?: string;
+  maxRange?: string;
+  insecureSkipTocVerify?: boolean;
 }
 
 export function addImageOptions(cmd: Command): Command {
@@ -29,10 +34,15 @@ export function addImageOptions(cmd: Command): Command {
     .option('--insecure', 'do not verify the registry TLS certificate')
     .option('--concurrency <n>', 'parallel range requests (default 8)')
     .option('--retries <n>', 'retries of a failed request before giving up (default 5)')
+    .option('--timeout <duration>', 'deadline for response headers and for a whole manifest or token, e.g. 30s (default 30s)')
+    .option('--min-rate <size>', 'slowest blob transfer accepted, per second, e.g. 10K (default 10K)')
+    .option('--rate-window <duration>', 'how long a transfer may stay below --min-rate, e.g. 30s (default 30s)')
+    .addOption(new Option('--max-range <size>', 'upper bound of one merged range request (default 4M)').hideHelp())
     .option('--cache-dir <dir>', 'on-disk chunk cache (default $XDG_CACHE_HOME/stargz-get)')
     .option('--cache-size <size>', 'bound of the on-disk cache, e.g. 10G (default 10G)')
     .option('--memory-cache <size>', 'bound of the in-memory chunk cache, e.g. 256M (default 256M)')
     .option('--offline', 'use only the cache: the last resolution of the tag, cached TOCs and chunks')
+    .option('--insecure-skip-toc-verify', 'read layers without a TOC-digest annotation lazily, trusting the registry (unsafe)')
     .addOption(new Option('-q, --quiet', 'no progress display and no summary'));
 }
 
@@ -43,7 +53,8 @@ function int(text: string | undefined, name: string): number | undefined {
   return n;
 }
 
-export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, notice: (m: string) => void): Promise<OpenImageOptions> {
+/** `signal` ends every request of the image (Ctrl-C, SIGTERM). */
+export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, notice: (m: string) => void, signal: AbortSignal): Promise<OpenImageOptions> {
   const credentials = await resolveCredentials(flags, ref.registry);
   const options: Partial<Options> = {
     concurrency: int(flags.concurrency, '--concurrency'),
@@ -52,6 +63,11 @@ export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, n
     memoryCacheBytes: flags.memoryCache !== undefined ? parseSize(flags.memoryCache) : undefined,
     offline: flags.offline ?? false,
     platform: flags.platform,
+    requestTimeoutMs: flags.timeout !== undefined ? parseDuration(flags.timeout) : undefined,
+    minTransferRate: flags.minRate !== undefined ? parseSize(flags.minRate) : undefined,
+    rateWindowMs: flags.rateWindow !== undefined ? parseDuration(flags.rateWindow) : undefined,
+    maxRangeBytes: flags.maxRange !== undefined ? parseSize(flags.maxRange) : undefined,
+    insecureSkipTocVerify: flags.insecureSkipTocVerify ?? false,
   };
   return {
     ...options,
@@ -61,6 +77,7 @@ export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, n
       plainHttp: flags.plainHttp ?? false,
       insecure: flags.insecure ?? false,
       retries: int(flags.retries, '--retries'),
+      signal,
     },
   };
 }

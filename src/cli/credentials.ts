@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ErrorCodes, StargzError } from '../errors.js';
+import { ErrorCodes, StargzError, registerCredentials, registerSecret } from '../errors.js';
 import type { Credentials } from '../registry/client.js';
 
 export interface CredentialFlags {
@@ -15,6 +15,13 @@ export interface CredentialFlags {
 }
 
 export async function resolveCredentials(flags: CredentialFlags, registry: string, stdin: NodeJS.ReadableStream = process.stdin): Promise<Credentials | undefined> {
+  const creds = await findCredentials(flags, registry, stdin);
+  // Known as secrets before anything can print them.
+  if (creds) registerCredentials(creds.username, creds.password);
+  return creds;
+}
+
+async function findCredentials(flags: CredentialFlags, registry: string, stdin: NodeJS.ReadableStream): Promise<Credentials | undefined> {
   if (flags.credential !== undefined) {
     if (flags.username !== undefined || flags.password !== undefined || flags.passwordStdin) {
       throw new StargzError(ErrorCodes.USAGE, '--credential cannot be combined with --username/--password');
@@ -40,7 +47,7 @@ export async function resolveCredentials(flags: CredentialFlags, registry: strin
 
 function dockerConfigCredentials(registry: string): Credentials | undefined {
   const dir = process.env.DOCKER_CONFIG ?? join(homedir(), '.docker');
-  let config: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
+  let config: { auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }> };
   try {
     config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   } catch {
@@ -50,6 +57,8 @@ function dockerConfigCredentials(registry: string): Credentials | undefined {
   for (const key of keys) {
     const entry = config.auths?.[key];
     if (!entry) continue;
+    // Not used for the login flow, but held in memory now: never printed.
+    registerSecret(entry.identitytoken);
     if (entry.username && entry.password) return { username: entry.username, password: entry.password };
     if (entry.auth) {
       const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');

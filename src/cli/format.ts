@@ -37,3 +37,37 @@ export function longListing(st: VStat, name: string, linkTarget?: string): strin
   const link = linkTarget !== undefined ? ` -> ${linkTarget}` : '';
   return `${modeString(st.mode)} ${String(st.nlink).padStart(3)} ${String(st.uid).padStart(5)} ${String(st.gid).padStart(5)} ${size.padStart(10)} ${formatTime(st.mtimeMs)} ${name}${link}`;
 }
+
+// ---- names on a terminal ----
+
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL_RUNS = /([\u0000-\u001f\u007f-\u009f]+)/;
+/** Characters a shell would interpret: GNU ls quotes names holding them. */
+const SHELL_SPECIAL = /[\s!"#$&'()*;<>?[\\\]^`{|}~]/;
+const C_ESCAPES: Record<string, string> = { '\x07': '\\a', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\v': '\\v' };
+
+/**
+ * A file name as GNU `ls` shows it on a terminal (--quoting-style=shell-escape): as is when
+ * harmless, in single quotes when a shell would interpret it, control characters as $'\ooo'
+ * so that a name can never drive the terminal and can be pasted back into a shell.
+ */
+export function shellEscapeName(name: string): string {
+  const hasControl = CONTROL.test(name);
+  if (!hasControl && !SHELL_SPECIAL.test(name)) return name;
+  const single = (text: string): string => `'${text.replace(/'/g, "'\\''")}'`;
+  if (!hasControl) return name.includes("'") && !/["$`\\!]/.test(name) ? `"${name}"` : single(name);
+  let out = '';
+  for (const part of name.split(CONTROL_RUNS)) {
+    if (part === '') continue;
+    if (!CONTROL.test(part)) {
+      out += single(part);
+      continue;
+    }
+    let esc = '';
+    for (const c of part) {
+      esc += C_ESCAPES[c] ?? [...Buffer.from(c, 'utf8')].map((b) => '\\' + b.toString(8).padStart(3, '0')).join('');
+    }
+    out += `$'${esc}'`;
+  }
+  return out;
+}

@@ -6,5 +6,7 @@ export interface CliIo {
   /** A one-line notice to the user (stderr), e.g. "layer 0 is not eStargz". */
   notice(line: string): void;
   errStream: NodeJS.WriteStream;
+  /** stdout is a terminal: image-controlled names are quoted (ls) and control characters escaped. */
+  outIsTTY: boolean;
   signal: AbortSignal;
 }

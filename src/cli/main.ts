@@ -3,7 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { setMaxListeners } from 'node:events';
-import { ErrorCodes, StargzError, redact, toStargzError } from '../errors.js';
+import { ErrorCodes, StargzError, escapeControl, redact, scrub, toStargzError } from '../errors.js';
 import { exitStatusFor, hintFor } from './exit-codes.js';
 import { addImageOptions, type CommonFlags } from './common.js';
 import type { CliIo } from './io.js';
@@ -107,19 +107,36 @@ export function buildProgram(io: CliIo): Command {
   return program;
 }
 
+/** After a signal, the command gets this long to clean up (unmount, remove temporaries) before we exit anyway. */
+const SHUTDOWN_GRACE_MS = 10_000;
+/** Once the command has returned after a signal, what still holds the event loop gets this long. */
+const DRAIN_AFTER_SIGNAL_MS = 300;
+const SIGNAL_STATUS: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143 };
+
 export async function main(argv: string[]): Promise<void> {
   const controller = new AbortController();
   // Every in-flight request listens on this one signal.
   setMaxListeners(0, controller.signal);
+  let caught: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (controller.signal.aborted) process.exit(130);
+    if (controller.signal.aborted) process.exit(SIGNAL_STATUS[sig] ?? 130);
+    caught = sig;
     controller.abort(new StargzError(ErrorCodes.ABORTED, `interrupted by ${sig}`));
+    // Cleanup is bounded too: a stuck unmount or close must not keep us alive.
+    setTimeout(() => {
+      process.stderr.write(`stargz-get: ${ErrorCodes.ABORTED}: did not stop within ${SHUTDOWN_GRACE_MS / 1000} s of ${sig}; exiting\n`);
+      process.exit(SIGNAL_STATUS[sig] ?? 130);
+    }, SHUTDOWN_GRACE_MS).unref();
   };
+  // Messages carry text from images and servers: no secret and no control character reaches
+  // stderr or a mount log. stdout is data (listings, JSON): escaped on a terminal only.
+  const outIsTTY = Boolean(process.stdout.isTTY);
   const io: CliIo = {
-    out: (line) => process.stdout.write(line + '\n'),
-    err: (line) => process.stderr.write(line + '\n'),
-    notice: (line) => process.stderr.write(`stargz-get: ${line}\n`),
+    out: (line) => process.stdout.write((outIsTTY ? escapeControl(line) : line) + '\n'),
+    err: (line) => process.stderr.write(scrub(line) + '\n'),
+    notice: (line) => process.stderr.write(`stargz-get: ${scrub(line)}\n`),
     errStream: process.stderr,
+    outIsTTY,
     signal: controller.signal,
   };
   process.on('SIGINT', onSignal);
@@ -134,11 +151,14 @@ export async function main(argv: string[]): Promise<void> {
     }
     const e = (err as { usage?: boolean }).usage ? new StargzError(ErrorCodes.USAGE, (err as Error).message) : toStargzError(err);
     const hint = hintFor(e.code);
-    process.stderr.write(`stargz-get: ${e.code}: ${redact(e.message)}${hint ? ` (${hint})` : ''}\n`);
-    if (process.env.STARGZ_GET_DEBUG) process.stderr.write(String((err as Error).stack) + '\n');
-    process.exitCode = exitStatusFor(e.code);
+    process.stderr.write(`stargz-get: ${e.code}: ${scrub(e.message)}${hint ? ` (${hint})` : ''}\n`);
+    if (process.env.STARGZ_GET_DEBUG) process.stderr.write(redact(String((err as Error).stack)).split('\n').map(escapeControl).join('\n') + '\n');
+    process.exitCode = e.code === ErrorCodes.ABORTED && caught ? (SIGNAL_STATUS[caught] ?? 130) : exitStatusFor(e.code);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    // Told to stop and done cleaning up: whatever still holds the loop (a worker thread, an
+    // idle socket) must not make Ctrl-C feel ignored.
+    if (caught) setTimeout(() => process.exit(), DRAIN_AFTER_SIGNAL_MS).unref();
   }
 }

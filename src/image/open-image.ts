@@ -45,7 +45,13 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
   const disk = DiskCache.open({ dir: opts.cacheDir ?? defaultCacheDir(), maxBytes: opts.cacheMaxBytes });
   const inflater = new InflatePool();
   if (options.warmInflater) inflater.warm();
-  const client = new RegistryClient(ref.registry, { ...options.registry, maxConnectionsPerHost: Math.max(opts.concurrency, options.registry?.maxConnectionsPerHost ?? 0) });
+  const client = new RegistryClient(ref.registry, {
+    requestTimeoutMs: opts.requestTimeoutMs,
+    minTransferRate: opts.minTransferRate,
+    rateWindowMs: opts.rateWindowMs,
+    ...options.registry,
+    maxConnectionsPerHost: Math.max(opts.concurrency, options.registry?.maxConnectionsPerHost ?? 0),
+  });
   try {
     const resolutionKey = `${formatReference(ref)}|${formatPlatform(platform)}`;
     let manifestDigest: string;
@@ -80,6 +86,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       stats: newFetchStats(),
       inflater,
       offline: opts.offline,
+      insecureSkipTocVerify: opts.insecureSkipTocVerify,
       notice,
     };
     const layers = await Promise.all(

@@ -1,6 +1,9 @@
-// An eStargz layer: the TOC is fetched once (footer and TOC tail in one request when the
-// guess covers it, cached by layer digest), and file chunks are range-fetched on demand,
-// merged into few requests, inflated, verified against their chunk digest and cached.
+// An eStargz layer read by rule (a) of the digest chain (trust.ts): the TOC is fetched once
+// (footer and TOC tail in one request when the guess covers it) and cached by the TOC digest
+// that verified it; file chunks are range-fetched on demand, merged into few requests,
+// inflated, verified against their chunk digest and cached by it. A file whose chunks have no
+// digest is fetched whole and checked against its file digest before any of it is served.
+import { createHash } from 'node:crypto';
 import { ErrorCodes, StargzError } from '../errors.js';
 import {
   buildLayerIndex,
@@ -11,6 +14,7 @@ import {
   tocDigest,
   type ChunkRef,
   type Footer,
+  type IndexEntry,
   type LayerIndex,
 } from '../estargz/index.js';
 import type { Descriptor } from '../registry/manifest.js';
@@ -18,12 +22,20 @@ import type { BlobSource } from '../blob/blob-source.js';
 import { planRanges } from './range-plan.js';
 import { allSettledOrThrow, mapConcurrent } from '../util/concurrent.js';
 import { inflateInThread, type InflateItem } from './inflate-pool.js';
+import { SingleFlight } from '../util/single-flight.js';
+import { isChunkDigest } from '../cache/digest-key.js';
 import { chunkKey, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
+import { layerRule, needsWholeFile, verifyToc, type LayerRule } from './trust.js';
+
+/** A layer's footer, TOC JSON and the index built from it. */
+export interface LoadedToc {
+  footer: Footer;
+  json: Buffer;
+  index: LayerIndex;
+}
 
 /** Chunks inflated and handed to the sink at once per range: bounds memory and open files. */
 const DELIVERY_CONCURRENCY = 16;
-
-export const TOC_DIGEST_ANNOTATION = 'containerd.io/snapshot/stargz/toc.digest';
 
 /** Resolves (data) or rejects (err) everyone waiting for a chunk key. */
 type Settle = (key: string, data?: Buffer, err?: unknown) => void;
@@ -42,49 +54,136 @@ export class EstargzLayer implements Layer {
   /** Chunks being fetched right now, so concurrent readers of one chunk share one fetch. */
   private readonly inflight = new Map<string, Promise<Buffer>>();
 
-  private constructor(
+  /** Digest-less chunks -> the file whose digest vouches for them. */
+  private readonly wholeFileOwner = new Map<ChunkRef, IndexEntry>();
+  private readonly wholeFile = new SingleFlight<IndexEntry, void>();
+
+  constructor(
     readonly descriptor: Descriptor,
     readonly index: LayerIndex,
     private readonly footer: Footer,
     private readonly source: BlobSource | undefined,
     private readonly ctx: LayerContext,
+    /** The TOC digest that verified `index`, or 'unverified' under --insecure-skip-toc-verify. */
+    private readonly verifiedBy: string | 'unverified',
   ) {
-    this.format = footer.compression === 'zstd' ? 'estargz-zstd' : footer.legacy ? 'estargz-legacy' : 'estargz';
+    this.format = formatOf(footer);
+    for (const e of index.entries.values()) {
+      if (!needsWholeFile(e)) continue;
+      // Verified by an earlier run: the file's chunks are known by their content digests.
+      const key = this.fileChunksKey(e);
+      const known = key ? ctx.disk?.getFileChunks(key) : undefined;
+      if (known && known.length === e.chunks.length && known.every(isChunkDigest)) e.chunks.forEach((c, i) => (c.digest ??= known[i]));
+      else for (const c of e.chunks) if (c.digest === undefined) this.wholeFileOwner.set(c, e);
+    }
+  }
+
+  /** Only under --insecure-skip-toc-verify: chunks nothing vouches for are served as they come. */
+  private get unverifiedOk(): boolean {
+    return this.verifiedBy === 'unverified';
+  }
+
+  private fileChunksKey(e: IndexEntry): string | undefined {
+    return this.verifiedBy === 'unverified' ? undefined : `${this.verifiedBy}@${e.chunks[0]!.offset}`;
+  }
+
+  /** Loads the TOC by the layer's rule and opens the layer lazily on it (no fallback to rule (b): see openLayer). */
+  static async open(descriptor: Descriptor, source: BlobSource | undefined, ctx: LayerContext, rule = layerRule(descriptor, ctx.insecureSkipTocVerify ?? false)): Promise<EstargzLayer> {
+    const { index, footer } = await EstargzLayer.loadToc(descriptor, source, ctx, rule);
+    return new EstargzLayer(descriptor, index, footer, source, ctx, rule.kind === 'toc' ? rule.tocDigest : 'unverified');
   }
 
   /**
-   * Opens the layer from the cached TOC or by fetching footer + TOC. Throws NOT_ESTARGZ
-   * when the blob has no eStargz footer (the caller then treats it as a plain layer).
+   * The TOC under rule 'toc' (verified against the annotation; cached by that digest) or
+   * 'unverified-toc' (never cached). Throws NOT_ESTARGZ when the blob has no eStargz footer.
    */
-  static async open(descriptor: Descriptor, source: BlobSource | undefined, ctx: LayerContext): Promise<EstargzLayer> {
-    const expected = descriptor.annotations?.[TOC_DIGEST_ANNOTATION];
-    const cached = ctx.disk?.getToc(descriptor.digest);
-    if (cached) {
+  static async loadToc(descriptor: Descriptor, source: BlobSource | undefined, ctx: LayerContext, rule: LayerRule): Promise<LoadedToc> {
+    const expected = rule.kind === 'toc' ? rule.tocDigest : undefined;
+    const cached = expected ? ctx.disk?.getToc(expected) : undefined;
+    if (cached && expected) {
       const parsed = decodeCachedToc(cached);
-      if (parsed && (!expected || tocDigest(parsed.json) === expected)) {
-        return new EstargzLayer(descriptor, buildLayerIndex(parseToc(parsed.json), parsed.footer), parsed.footer, source, ctx);
+      if (parsed && tocDigest(parsed.json) === expected) {
+        return { ...parsed, index: buildLayerIndex(parseToc(parsed.json), parsed.footer) };
       }
     }
     if (!source || ctx.offline) {
       throw new StargzError(ErrorCodes.OFFLINE_MISS, `the TOC of layer ${descriptor.digest} is not in the cache`);
     }
-    // Without the annotation the layer may well be plain tar+gzip: probe the footer alone first.
-    const { footer, json } = await fetchToc(source, ctx, expected ? ctx.tuning.tocTailGuess : MAX_FOOTER_SIZE);
-    if (expected) {
-      const actual = tocDigest(json);
-      if (actual !== expected) {
-        throw new StargzError(
-          ErrorCodes.DIGEST_MISMATCH,
-          `TOC of layer ${descriptor.digest} has digest ${actual}, but the manifest says ${expected}`,
-        );
-      }
-    }
+    const { footer, json } = await fetchUntrustedToc(source, ctx, expected ? ctx.tuning.tocTailGuess : MAX_FOOTER_SIZE);
+    if (expected) verifyToc(json, expected, descriptor.digest);
     const index = buildLayerIndex(parseToc(json), footer);
-    ctx.disk?.putToc(descriptor.digest, encodeCachedToc(footer, json));
-    return new EstargzLayer(descriptor, index, footer, source, ctx);
+    if (expected) ctx.disk?.putToc(expected, encodeCachedToc(footer, json));
+    return { footer, json, index };
   }
 
   async readChunks(refs: readonly ChunkRef[], sink: ChunkSink, options: ReadOptions = {}): Promise<void> {
+    const direct: ChunkRef[] = [];
+    const later: ChunkRef[] = [];
+    const files = new Set<IndexEntry>();
+    for (const ref of refs) {
+      const owner = ref.digest === undefined ? this.wholeFileOwner.get(ref) : undefined;
+      if (ref.digest !== undefined) direct.push(ref);
+      else if (owner) {
+        files.add(owner);
+        later.push(ref);
+      } else if (this.unverifiedOk) direct.push(ref);
+      else throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `chunk at ${ref.offset} of layer ${this.descriptor.digest} has no digest to verify it against`);
+    }
+    if (files.size === 0) return this.readDigested(direct, sink, options);
+    // Once its file digest matched, every chunk of the file has its content digest: from then
+    // on it is read like any other (from the cache, or fetched again and verified against it).
+    // Shared by every reader of the file, so no one reader's abort (a FUSE read deadline) stops
+    // it: a read that gave up is answered later from the verified chunks.
+    const shared: ReadOptions = options.priority ? { priority: options.priority } : {};
+    const whole = Promise.all([...files].map((f) => this.wholeFile.run(f, () => this.verifyWholeFile(f, shared)))).then(() =>
+      this.readDigested(later, sink, options),
+    );
+    await allSettledOrThrow([this.readDigested(direct, sink, options), whole]);
+  }
+
+  /**
+   * Streams a file's digest-less chunks in order, a few MiB at a time (never the whole file in
+   * memory), hashing them and caching each under its own content digest (harmless: content
+   * addressed); only when the file digest matches does the index learn those chunk digests.
+   */
+  private async verifyWholeFile(entry: IndexEntry, options: ReadOptions): Promise<void> {
+    const expected = entry.digest!;
+    const algorithm = expected.slice(0, expected.indexOf(':'));
+    const hash = createHash(algorithm);
+    const digests: string[] = [];
+    const chunks = entry.chunks;
+    for (let i = 0; i < chunks.length; ) {
+      const batch: ChunkRef[] = [];
+      let bytes = 0;
+      while (i < chunks.length && (batch.length === 0 || bytes + chunks[i]!.size <= this.ctx.tuning.maxRangeBytes)) {
+        bytes += chunks[i]!.size;
+        batch.push(chunks[i++]!);
+      }
+      const got = new Map<ChunkRef, Buffer>();
+      const pending = batch.map((ref) => ({ refs: [ref], key: chunkKey(this.descriptor.digest, ref), offset: ref.offset, end: ref.end }));
+      await this.fetchChunks(pending, async (p, data) => void got.set(p.refs[0]!, data), () => undefined, options);
+      for (const ref of batch) {
+        const data = got.get(ref)!;
+        hash.update(data);
+        const digest = 'sha256:' + createHash('sha256').update(data).digest('hex');
+        digests.push(digest);
+        await this.ctx.cache.put(digest, data);
+      }
+    }
+    const actual = `${algorithm}:${hash.digest('hex')}`;
+    if (actual !== expected) {
+      throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${JSON.stringify(entry.path)} in layer ${this.descriptor.digest}: content has digest ${actual}, the TOC says ${expected}`);
+    }
+    chunks.forEach((c, n) => {
+      if (c.digest === undefined) c.digest = digests[n];
+      this.wholeFileOwner.delete(c);
+    });
+    const key = this.fileChunksKey(entry);
+    if (key) this.ctx.disk?.putFileChunks(key, digests);
+  }
+
+  private async readDigested(refs: readonly ChunkRef[], sink: ChunkSink, options: ReadOptions): Promise<void> {
+    if (refs.length === 0) return;
     // Group by cache key: identical chunks (of hardlinked or duplicate files) are fetched once.
     const byKey = new Map<string, PendingChunk>();
     const waits: Promise<void>[] = [];
@@ -209,8 +308,21 @@ export class EstargzLayer implements Layer {
   }
 }
 
-/** Footer and TOC of a layer: the tail guess usually covers both in one request. */
-async function fetchToc(source: BlobSource, ctx: LayerContext, tailGuess: number): Promise<{ footer: Footer; json: Buffer }> {
+export function formatOf(footer: Footer): Layer['format'] {
+  return footer.compression === 'zstd' ? 'estargz-zstd' : footer.legacy ? 'estargz-legacy' : 'estargz';
+}
+
+/** The footer alone (one small request), to name a format without trusting or fetching anything else. */
+export async function probeFooter(source: BlobSource, ctx: LayerContext): Promise<Footer> {
+  const length = Math.min(source.size, MAX_FOOTER_SIZE);
+  ctx.stats.rangeRequests++;
+  ctx.stats.bytesRequested += length;
+  const tail = await ctx.limiter.run(() => source.readRange(source.size - length, length));
+  return parseFooter(tail, source.size);
+}
+
+/** Footer and TOC as the registry serves them (untrusted): the tail guess usually covers both in one request. */
+export async function fetchUntrustedToc(source: BlobSource, ctx: LayerContext, tailGuess: number): Promise<{ footer: Footer; json: Buffer }> {
   const size = source.size;
   if (size < 40) throw new StargzError(ErrorCodes.NOT_ESTARGZ, `blob ${source.digest} is too small to be eStargz`);
   const tailLength = Math.min(size, Math.max(tailGuess, MAX_FOOTER_SIZE));

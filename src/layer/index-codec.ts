@@ -60,18 +60,19 @@ function checkChunks(e: IndexEntry): void {
 // indexes cached by version 1 are rebuilt.
 const CODEC_VERSION = 2;
 
-export function encodeLayerIndex(index: LayerIndex): Buffer {
+/** `format`: what the blob was (a plain tar+gzip, or an eStargz blob read whole). */
+export function encodeLayerIndex(index: LayerIndex, format: string): Buffer {
   const entries = [...index.entries.values()].map((e) => ({
     ...e,
     xattrs: Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [k, (v as Buffer).toString('base64')])),
   }));
-  return Buffer.from(JSON.stringify({ v: CODEC_VERSION, entries }));
+  return Buffer.from(JSON.stringify({ v: CODEC_VERSION, format, entries }));
 }
 
 /** The decoded index, or undefined when the cached bytes are from another version or damaged. */
-export function decodeLayerIndex(data: Buffer): LayerIndex | undefined {
+export function decodeLayerIndex(data: Buffer): { index: LayerIndex; format: string } | undefined {
   try {
-    const doc = JSON.parse(data.toString('utf8')) as { v: number; entries: Array<IndexEntry & { xattrs: Record<string, string> }> };
+    const doc = JSON.parse(data.toString('utf8')) as { v: number; format?: string; entries: Array<IndexEntry & { xattrs: Record<string, string> }> };
     if (doc.v !== CODEC_VERSION || !Array.isArray(doc.entries)) return undefined;
     const builder = new LayerIndexBuilder();
     for (const e of doc.entries) {
@@ -82,7 +83,7 @@ export function decodeLayerIndex(data: Buffer): LayerIndex | undefined {
     const index = builder.finish();
     const root = doc.entries.find((e) => e.path === '');
     if (root && !root.implicit) index.entries.set('', { ...root, xattrs: {} });
-    return index;
+    return { index, format: doc.format ?? 'tar+gzip' };
   } catch {
     return undefined;
   }

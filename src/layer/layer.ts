@@ -67,6 +67,8 @@ export interface LayerContext {
   inflater?: InflatePool;
   /** True with --offline: nothing may be fetched. */
   offline: boolean;
+  /** --insecure-skip-toc-verify: see layerRule in trust.ts. */
+  insecureSkipTocVerify?: boolean;
   notice(message: string): void;
 }
 
@@ -74,7 +76,11 @@ export function newFetchStats(): FetchStats {
   return { chunkCacheHits: 0, chunksFetched: 0, bytesRequested: 0, rangeRequests: 0 };
 }
 
-/** The cache key of a chunk: its content digest, so identical chunks anywhere are stored once. */
+/**
+ * The cache key of a chunk: its content digest, so identical chunks anywhere are stored once.
+ * A chunk without one gets a position key that only names it among in-flight work: nothing is
+ * ever stored under it (the cache holds verified, content-addressed data only; trust.ts).
+ */
 export function chunkKey(layerDigest: string, ref: ChunkRef): string {
-  return ref.digest ?? `${layerDigest}@${ref.offset}+${ref.innerOffset}`;
+  return ref.digest ?? `unverified:${layerDigest}@${ref.offset}+${ref.innerOffset}`;
 }

@@ -1,21 +1,39 @@
-// A layer that is not eStargz (plain tar+gzip, e.g. a base image never converted). It has
-// no TOC, so it is streamed whole once: every file's bytes go into the content-addressed
-// chunk cache in 1 MiB pieces, and the index built from the tar headers is cached by layer
-// digest. From then on it is served from the cache like any other layer.
+// A layer read by rule (b) of the digest chain (trust.ts): plain tar+gzip, or an eStargz
+// blob nothing lets us read lazily (no TOC annotation, or chunks no digest covers). It is
+// streamed whole once and verified against the layer digest: every file's bytes go into the
+// content-addressed chunk cache in 1 MiB pieces, and the index built from the tar headers is
+// cached by layer digest once the blob matched it. From then on it is served from the cache.
+// An eStargz blob is a valid tar.gz too: its bookkeeping entries are skipped, and its TOC
+// must agree with the tar it came in.
 import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCodes, StargzError, toStargzError } from '../errors.js';
-import type { ChunkRef, IndexEntry, LayerIndex, NodeType } from '../estargz/index.js';
+import {
+  DEFAULT_MAX_TOC_BYTES,
+  NO_PREFETCH_LANDMARK,
+  normalizeEntryName,
+  PREFETCH_LANDMARK,
+  TOC_TAR_NAME,
+  type ChunkRef,
+  type IndexEntry,
+  type LayerIndex,
+  type NodeType,
+} from '../estargz/index.js';
 import type { Descriptor } from '../registry/manifest.js';
 import type { BlobSource } from '../blob/blob-source.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { chunkKey, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
 import { LayerIndexBuilder, decodeLayerIndex, encodeLayerIndex } from './index-codec.js';
+import type { LoadedToc } from './estargz-layer.js';
+import { checkTocAgainstTar, type StreamedTocEvidence } from './trust.js';
 import { PieceWriter } from './piece-writer.js';
 import { tarSink, type EntryBody } from './tar-sink.js';
 import type { TarEntry, TarEntryType } from '../tar/reader.js';
+
+/** Entries of an eStargz blob that are its own bookkeeping, not files of the image. */
+const BOOKKEEPING = new Set([TOC_TAR_NAME, PREFETCH_LANDMARK, NO_PREFETCH_LANDMARK]);
 
 export { PLAIN_PIECE_SIZE } from './piece-writer.js';
 
@@ -32,38 +50,44 @@ const TAR_TYPES: Record<TarEntryType, NodeType | undefined> = {
 
 export class PlainLayer implements Layer {
   readonly lazy = false;
-  readonly format = 'tar+gzip' as const;
   private readonly refetch = new SingleFlight<string, void>();
 
   private constructor(
     readonly descriptor: Descriptor,
     readonly index: LayerIndex,
+    readonly format: Layer['format'],
     private readonly source: BlobSource | undefined,
     private readonly ctx: LayerContext,
   ) {}
 
-  /** The cached index, or undefined when the layer has never been fetched. */
+  /** The cached index (written only after the whole blob matched the layer digest), or undefined. */
   static fromCache(descriptor: Descriptor, source: BlobSource | undefined, ctx: LayerContext): PlainLayer | undefined {
     const cached = ctx.disk?.getLayerIndex(descriptor.digest);
-    if (!cached) return undefined;
-    const index = decodeLayerIndex(cached);
-    return index ? new PlainLayer(descriptor, index, source, ctx) : undefined;
+    const decoded = cached && decodeLayerIndex(cached);
+    return decoded ? new PlainLayer(descriptor, decoded.index, decoded.format as Layer['format'], source, ctx) : undefined;
   }
 
   /** An index-less stand-in, for `info`, which must not download a whole layer. */
-  static probed(descriptor: Descriptor, ctx: LayerContext): PlainLayer {
-    return new PlainLayer(descriptor, new LayerIndexBuilder().finish(), undefined, ctx);
+  static probed(descriptor: Descriptor, ctx: LayerContext, format: Layer['format'] = 'tar+gzip'): PlainLayer {
+    return new PlainLayer(descriptor, new LayerIndexBuilder().finish(), format, undefined, ctx);
   }
 
-  static async open(descriptor: Descriptor, source: BlobSource | undefined, ctx: LayerContext): Promise<PlainLayer> {
+  /**
+   * Streams and verifies the whole blob. `toc`: the blob is eStargz with this TOC (as its
+   * footer points to it), which the stream must then confirm.
+   */
+  static async open(descriptor: Descriptor, source: BlobSource | undefined, ctx: LayerContext, toc?: { loaded: LoadedToc; format: Layer['format']; why: string }): Promise<PlainLayer> {
     const cached = PlainLayer.fromCache(descriptor, source, ctx);
     if (cached) return cached;
     if (!source || ctx.offline) {
-      throw new StargzError(ErrorCodes.OFFLINE_MISS, `layer ${descriptor.digest} (not eStargz) is not in the cache`);
+      throw new StargzError(ErrorCodes.OFFLINE_MISS, `layer ${descriptor.digest} (read whole) is not in the cache`);
     }
-    ctx.notice(`layer ${descriptor.digest.slice(0, 19)} is not eStargz: fetching it whole (${descriptor.size} bytes)`);
-    const index = await streamLayer(descriptor, source, ctx);
-    return new PlainLayer(descriptor, index, source, ctx);
+    const why = toc ? toc.why : 'is not eStargz';
+    ctx.notice(`layer ${descriptor.digest.slice(0, 19)} ${why}: fetching it whole to verify it (${descriptor.size} bytes)`);
+    const format = toc?.format ?? 'tar+gzip';
+    const index = await streamLayer(descriptor, source, ctx, { estargz: toc !== undefined, toc: toc?.loaded });
+    ctx.disk?.putLayerIndex(descriptor.digest, encodeLayerIndex(index, format));
+    return new PlainLayer(descriptor, index, format, source, ctx);
   }
 
   async readChunks(refs: readonly ChunkRef[], sink: ChunkSink, options: ReadOptions = {}): Promise<void> {
@@ -82,7 +106,7 @@ export class PlainLayer implements Layer {
     }
     const source = this.source;
     await this.refetch.run('layer', async () => {
-      await streamLayer(this.descriptor, source, this.ctx, options.signal);
+      await streamLayer(this.descriptor, source, this.ctx, { estargz: this.format !== 'tar+gzip' }, options.signal);
     });
     for (const ref of missing) {
       const data = await this.ctx.cache.get(chunkKey(this.descriptor.digest, ref));
@@ -92,9 +116,17 @@ export class PlainLayer implements Layer {
   }
 }
 
-/** Streams, verifies and indexes a whole plain layer, filling the chunk cache. */
-async function streamLayer(descriptor: Descriptor, source: BlobSource, ctx: LayerContext, signal?: AbortSignal): Promise<LayerIndex> {
+interface StreamShape {
+  /** Skip eStargz bookkeeping entries. */
+  estargz: boolean;
+  /** Check the blob against this TOC (its chunk boundaries are hashed as files go by). */
+  toc?: LoadedToc;
+}
+
+/** Streams, verifies and indexes a whole layer blob, filling the chunk cache. */
+async function streamLayer(descriptor: Descriptor, source: BlobSource, ctx: LayerContext, shape: StreamShape, signal?: AbortSignal): Promise<LayerIndex> {
   const builder = new LayerIndexBuilder();
+  const seen: StreamedTocEvidence = { json: undefined, chunkDigests: new Map() };
   const blobHash = createHash('sha256');
   const hashing = new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -102,7 +134,11 @@ async function streamLayer(descriptor: Descriptor, source: BlobSource, ctx: Laye
       cb(null, chunk);
     },
   });
-  const extract = tarSink((entry) => addEntry(builder, entry, ctx));
+  const extract = tarSink((entry) => {
+    const path = shape.estargz ? normalizeEntryName(entry.name) : '';
+    if (!shape.estargz || !BOOKKEEPING.has(path)) return addEntry(builder, entry, ctx, shape.toc, seen);
+    return path === TOC_TAR_NAME ? readAll(DEFAULT_MAX_TOC_BYTES, (json) => void (seen.json = json)) : undefined;
+  });
   const input = await ctx.limiter.run(() => source.openStream(signal));
   const stages: NodeJS.ReadWriteStream[] = [hashing];
   if (!descriptor.mediaType.endsWith('.tar') && !descriptor.mediaType.endsWith('.tar+uncompressed')) stages.push(createGunzip());
@@ -118,12 +154,67 @@ async function streamLayer(descriptor: Descriptor, source: BlobSource, ctx: Laye
   }
   ctx.stats.bytesRequested += descriptor.size;
   const index = builder.finish();
-  ctx.disk?.putLayerIndex(descriptor.digest, encodeLayerIndex(index));
+  if (shape.toc) checkTocAgainstTar(descriptor.digest, shape.toc, index, seen);
   return index;
 }
 
+function readAll(max: number, done: (data: Buffer) => void): EntryBody {
+  const parts: Buffer[] = [];
+  let n = 0;
+  return {
+    data: (_offset, part) => {
+      n += part.length;
+      if (n > max) throw new StargzError(ErrorCodes.TOC_INVALID, `TOC JSON is more than the ${max} bytes allowed`);
+      parts.push(part);
+    },
+    end: () => done(Buffer.concat(parts, n)),
+  };
+}
+
+/** Hashes a file's bytes cut where the TOC's chunks end, each with its chunk digest's algorithm. */
+class BoundaryHashes {
+  readonly digests: string[] = [];
+  private i = 0;
+  private at = 0;
+  private hash;
+
+  constructor(private readonly chunks: readonly ChunkRef[]) {
+    this.hash = this.start();
+  }
+
+  private algorithm(): string {
+    const d = this.chunks[this.i]?.digest;
+    return d ? d.slice(0, d.indexOf(':')) : 'sha256';
+  }
+
+  private start(): ReturnType<typeof createHash> {
+    return createHash(this.algorithm());
+  }
+
+  update(buf: Buffer): void {
+    while (buf.length > 0 && this.i < this.chunks.length) {
+      const c = this.chunks[this.i]!;
+      const take = Math.min(buf.length, c.fileOffset + c.size - this.at);
+      this.hash.update(buf.subarray(0, take));
+      this.at += take;
+      buf = buf.subarray(take);
+      if (this.at === c.fileOffset + c.size) {
+        this.digests.push(`${this.algorithm()}:${this.hash.digest('hex')}`);
+        this.i++;
+        this.hash = this.start();
+      }
+    }
+  }
+}
+
 /** The index entry of one tar entry; regular files' data goes to the cache as it arrives. */
-function addEntry(builder: LayerIndexBuilder, t: TarEntry, ctx: LayerContext): EntryBody | undefined {
+function addEntry(
+  builder: LayerIndexBuilder,
+  t: TarEntry,
+  ctx: LayerContext,
+  toc: LoadedToc | undefined,
+  seen: StreamedTocEvidence,
+): EntryBody | undefined {
   const type = TAR_TYPES[t.type];
   if (!type) return undefined; // unknown entry types are skipped, as umoci does
   const entry: IndexEntry = {
@@ -146,6 +237,9 @@ function addEntry(builder: LayerIndexBuilder, t: TarEntry, ctx: LayerContext): E
     builder.add(entry);
     return undefined;
   }
+  const tocChunks = toc?.index.entries.get(normalizeEntryName(t.name))?.chunks;
+  const cuts = tocChunks ? new BoundaryHashes(tocChunks) : undefined;
+  if (cuts) seen.chunkDigests.set(normalizeEntryName(t.name), cuts.digests);
   // A sparse file's holes are not data: its chunks cover the data regions only, and it has
   // no whole-file digest (hashing its holes would be unbounded work for a hostile size).
   if (t.sparse) entry.sparse = true;
@@ -154,6 +248,7 @@ function addEntry(builder: LayerIndexBuilder, t: TarEntry, ctx: LayerContext): E
   return {
     data: (offset, data) => {
       whole?.update(data);
+      cuts?.update(data);
       return pieces.write(offset, data);
     },
     end: async () => {

@@ -1,10 +1,10 @@
 // Registry authentication: anonymous, Basic, or Bearer tokens from the realm the registry
 // names (distribution token spec). Tokens are cached per scope until they expire, and one
 // fetch serves every request that races for the same token.
-import { ErrorCodes, StargzError } from '../errors.js';
+import { ErrorCodes, StargzError, registerCredentials, registerSecret } from '../errors.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { findChallenge, type Challenge } from './challenge.js';
-import { httpStatusError, readBoundedText } from './errors.js';
+import { httpStatusError, readBody, readBoundedText } from './errors.js';
 import { withRetry, type RetryOptions } from './retry.js';
 import { header, type Transport } from './transport.js';
 
@@ -34,7 +34,7 @@ export function basicAuthorization(c: Credentials): string {
 
 /** Reads a token response: `token` or `access_token`, `expires_in` (seconds). Pure. */
 export function parseTokenResponse(text: string, now = Date.now()): CachedToken {
-  let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+  let doc: { token?: unknown; access_token?: unknown; refresh_token?: unknown; expires_in?: unknown };
   try {
     doc = JSON.parse(text) as typeof doc;
   } catch {
@@ -42,6 +42,9 @@ export function parseTokenResponse(text: string, now = Date.now()): CachedToken 
   }
   const token = typeof doc.token === 'string' && doc.token !== '' ? doc.token : doc.access_token;
   if (typeof token !== 'string' || token === '') throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, 'token server answered without a token');
+  // From now on the process holds these: no message may show them.
+  registerSecret(token);
+  if (typeof doc.refresh_token === 'string') registerSecret(doc.refresh_token);
   const ttl = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : DEFAULT_TOKEN_TTL_SECONDS;
   // Renew a little early so a token does not expire on its way to the registry.
   const margin = Math.min(10, ttl / 10);
@@ -58,8 +61,10 @@ export class Authenticator {
   constructor(
     private readonly transport: Transport,
     private readonly credentials: Credentials | undefined,
-    private readonly retry: Omit<RetryOptions, 'signal'>,
-  ) {}
+    private readonly retry: RetryOptions,
+  ) {
+    if (credentials) registerCredentials(credentials.username, credentials.password);
+  }
 
   get hasCredentials(): boolean {
     return this.credentials !== undefined;
@@ -134,20 +139,19 @@ export class Authenticator {
     const what = `token from ${url.origin}${url.pathname} for ${scope}`;
     return withRetry(async () => {
       this.tokenFetches++;
+      // No caller's signal: the fetch is shared. The transport's own signal still ends it.
       const res = await this.transport.request({ url, headers });
-      const text = await readBoundedText(res.body, MAX_TOKEN_RESPONSE_BYTES);
-      if (res.status !== 200) {
-        const err = httpStatusError(res.status, what, text, header(res.headers, 'retry-after'));
-        if (err.code === ErrorCodes.REGISTRY_AUTH) {
-          throw new StargzError(
-            ErrorCodes.REGISTRY_AUTH,
-            this.credentials ? `${err.message} (credentials refused)` : `${err.message} (anonymous access refused; give credentials)`,
-            { status: res.status },
-          );
-        }
-        throw err;
+      if (res.status === 200) return parseTokenResponse((await readBody(res.body, MAX_TOKEN_RESPONSE_BYTES, what)).toString('utf8'));
+      const text = await readBoundedText(res.body);
+      const err = httpStatusError(res.status, what, text, header(res.headers, 'retry-after'));
+      if (err.code === ErrorCodes.REGISTRY_AUTH) {
+        throw new StargzError(
+          ErrorCodes.REGISTRY_AUTH,
+          this.credentials ? `${err.message} (credentials refused)` : `${err.message} (anonymous access refused; give credentials)`,
+          { status: res.status },
+        );
       }
-      return parseTokenResponse(text);
+      throw err;
     }, this.retry);
   }
 }

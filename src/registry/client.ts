@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { ErrorCodes, StargzError } from '../errors.js';
+import { DEFAULT_OPTIONS } from '../config.js';
 import { registryApiHost, type ImageReference } from '../reference/reference.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { Authenticator, pullScope, type Credentials } from './auth.js';
@@ -35,8 +36,13 @@ export interface RegistryClientOptions {
   retries?: number;
   /** First retry delay, doubled each time (default 200 ms). */
   retryBaseDelayMs?: number;
-  /** Deadline for response headers and for each idle gap in a body (default 30 s). */
+  /** Deadline for response headers, each idle gap in a body, and a whole small document (default: config.ts). */
   requestTimeoutMs?: number;
+  /** Minimum rate of a blob body, bytes/s over rateWindowMs (default: config.ts). */
+  minTransferRate?: number;
+  rateWindowMs?: number;
+  /** Ends every request and retry of this client, token fetches included (the CLI's Ctrl-C). */
+  signal?: AbortSignal;
   /** Connections kept to one origin (default 16). */
   maxConnectionsPerHost?: number;
   userAgent?: string;
@@ -66,7 +72,9 @@ export interface RequestStats {
 export const CLIENT_DEFAULTS = {
   retries: 5,
   retryBaseDelayMs: 200,
-  requestTimeoutMs: 30_000,
+  requestTimeoutMs: DEFAULT_OPTIONS.requestTimeoutMs,
+  minTransferRate: DEFAULT_OPTIONS.minTransferRate,
+  rateWindowMs: DEFAULT_OPTIONS.rateWindowMs,
   maxConnectionsPerHost: 16,
   userAgent: 'stargz-get/0.1.0',
 } as const;
@@ -107,7 +115,8 @@ export function parseContentRange(value: string | undefined): { start: number; e
 
 export class RegistryClient {
   readonly stats: RequestStats = { requests: 0, blobRequests: 0, bytesReceived: 0, blobBytesReceived: 0 };
-  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials'>>;
+  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'signal'>>;
+  private readonly signal: AbortSignal | undefined;
   private readonly apiHost: string;
   private readonly transport: Transport;
   private readonly auth: Authenticator;
@@ -127,6 +136,8 @@ export class RegistryClient {
       retries: options.retries ?? CLIENT_DEFAULTS.retries,
       retryBaseDelayMs: options.retryBaseDelayMs ?? CLIENT_DEFAULTS.retryBaseDelayMs,
       requestTimeoutMs: options.requestTimeoutMs ?? CLIENT_DEFAULTS.requestTimeoutMs,
+      minTransferRate: options.minTransferRate ?? CLIENT_DEFAULTS.minTransferRate,
+      rateWindowMs: options.rateWindowMs ?? CLIENT_DEFAULTS.rateWindowMs,
       maxConnectionsPerHost: options.maxConnectionsPerHost ?? CLIENT_DEFAULTS.maxConnectionsPerHost,
       userAgent: options.userAgent ?? CLIENT_DEFAULTS.userAgent,
     };
@@ -134,20 +145,29 @@ export class RegistryClient {
     checkInt('retries', this.opts.retries, 0, 100);
     checkInt('retryBaseDelayMs', this.opts.retryBaseDelayMs, 0, 60_000);
     checkInt('requestTimeoutMs', this.opts.requestTimeoutMs, 1, 3_600_000);
+    checkInt('minTransferRate', this.opts.minTransferRate, 0, 1024 ** 3);
+    checkInt('rateWindowMs', this.opts.rateWindowMs, 100, 3_600_000);
+    this.signal = options.signal;
     checkInt('maxConnectionsPerHost', this.opts.maxConnectionsPerHost, 1, 1024);
     this.apiHost = registryApiHost(registry);
     this.transport = new Transport({
       insecure: this.opts.insecure,
       maxConnectionsPerHost: this.opts.maxConnectionsPerHost,
       requestTimeoutMs: this.opts.requestTimeoutMs,
+      minTransferRate: this.opts.minTransferRate,
+      rateWindowMs: this.opts.rateWindowMs,
+      ...(this.signal ? { signal: this.signal } : {}),
       userAgent: this.opts.userAgent,
       onRequest: () => void this.stats.requests++,
     });
     this.auth = new Authenticator(this.transport, options.credentials, this.retryOptions());
   }
 
+  /** Retries stop at the caller's signal and at the client's. */
   private retryOptions(signal?: AbortSignal): RetryOptions {
-    return { retries: this.opts.retries, baseDelayMs: this.opts.retryBaseDelayMs, ...(signal ? { signal } : {}) };
+    const both = [signal, this.signal].filter((s): s is AbortSignal => s !== undefined);
+    const any = both.length === 2 ? AbortSignal.any(both) : both[0];
+    return { retries: this.opts.retries, baseDelayMs: this.opts.retryBaseDelayMs, ...(any ? { signal: any } : {}) };
   }
 
   /** 'unknown' until a range read was answered; 'ignored' once a server sent 200 with the whole blob. */
@@ -164,7 +184,7 @@ export class RegistryClient {
   /** The registry's base URL, pinging it once (shared by concurrent callers). */
   private async baseUrl(): Promise<string> {
     if (this.pinged) return this.pinged.baseUrl;
-    const result = await this.pingFlight.run('ping', () => ping(this.transport, this.apiHost, this.opts.plainHttp));
+    const result = await this.pingFlight.run('ping', () => ping(this.transport, this.apiHost, this.opts.plainHttp, this.signal));
     if (!this.pinged) {
       this.pinged = result;
       this.auth.setChallenges(result.challenges);
@@ -173,16 +193,23 @@ export class RegistryClient {
   }
 
   /** A GET on the registry with auth; a 401 gets one more try with fresh or other credentials. */
-  private async registryGet(repository: string, path: string, headers: Record<string, string>, what: string, signal?: AbortSignal): Promise<HttpResponse> {
+  private async registryGet(
+    repository: string,
+    path: string,
+    headers: Record<string, string>,
+    what: string,
+    signal: AbortSignal | undefined,
+    kind: 'document' | 'blob',
+  ): Promise<HttpResponse> {
     const url = new URL(path, await this.baseUrl());
     const scope = pullScope(repository);
     const used = await this.auth.authorization(scope, signal);
-    const res = await this.transport.request({ url, headers: used ? { ...headers, authorization: used } : headers, ...(signal ? { signal } : {}) });
+    const res = await this.transport.request({ url, kind, headers: used ? { ...headers, authorization: used } : headers, ...(signal ? { signal } : {}) });
     if (res.status !== 401 || res.crossOrigin) return res;
     const text = await readBoundedText(res.body);
     const next = await this.auth.retryAuthorization(scope, parseWwwAuthenticate(res.headers['www-authenticate']), used, signal);
     if (next === undefined) throw this.errorFor(res, text, what);
-    return this.transport.request({ url, headers: { ...headers, authorization: next }, ...(signal ? { signal } : {}) });
+    return this.transport.request({ url, kind, headers: { ...headers, authorization: next }, ...(signal ? { signal } : {}) });
   }
 
   /** Turns an unwanted status into its error, with the (bounded) error body in the message. */
@@ -241,7 +268,7 @@ export class RegistryClient {
     if (cached && cached.expiresAt > Date.now()) {
       let res: HttpResponse | undefined;
       try {
-        res = await this.transport.request({ url: cached.url, headers, ...(signal ? { signal } : {}) });
+        res = await this.transport.request({ url: cached.url, kind: 'blob', headers, ...(signal ? { signal } : {}) });
       } catch (err) {
         this.cdnUrls.delete(key);
         throw err;
@@ -250,7 +277,7 @@ export class RegistryClient {
       res.body.dump().catch(() => undefined);
     }
     this.cdnUrls.delete(key);
-    const res = await this.registryGet(repository, `/v2/${repository}/blobs/${digest}`, headers, `blob ${repository}@${digest}`, signal);
+    const res = await this.registryGet(repository, `/v2/${repository}/blobs/${digest}`, headers, `blob ${repository}@${digest}`, signal, 'blob');
     if (res.crossOrigin && (res.status === 200 || res.status === 206)) {
       this.cdnUrls.set(key, { url: res.url, expiresAt: Date.now() + CDN_URL_TTL_MS });
     }
@@ -266,7 +293,7 @@ export class RegistryClient {
     else if (!TAG_RE.test(tagOrDigest)) throw new StargzError(ErrorCodes.REFERENCE_INVALID, `invalid tag ${JSON.stringify(tagOrDigest)}`);
     const what = `manifest ${repository}${byDigest ? '@' : ':'}${tagOrDigest}`;
     return withRetry(async () => {
-      const res = await this.registryGet(repository, `/v2/${repository}/manifests/${tagOrDigest}`, { accept: MANIFEST_ACCEPT }, what, signal);
+      const res = await this.registryGet(repository, `/v2/${repository}/manifests/${tagOrDigest}`, { accept: MANIFEST_ACCEPT }, what, signal, 'document');
       if (res.status !== 200) throw await this.statusError(res, what);
       const bytes = await this.readLimited(res, MAX_MANIFEST_BYTES, what, false);
       const digest = sha256(bytes);
@@ -354,6 +381,17 @@ export class RegistryClient {
         discard(res.body);
         throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: the blob is only ${cr.total} bytes`);
       }
+      const announced = cr.end - cr.start + 1;
+      const declared = Number(header(res.headers, 'content-length'));
+      if (Number.isFinite(declared) && declared !== announced) {
+        discard(res.body);
+        throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: Content-Length ${declared} contradicts Content-Range ${cr.start}-${cr.end}`);
+      }
+      // Not one byte past what the Content-Range announces: a server that keeps sending would
+      // otherwise hold us forever, since a range answer is read to its end.
+      res.body.limit(announced, () =>
+        new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: the server sent more than the ${announced} bytes its Content-Range announces`),
+      );
       if (this.range === 'unknown') this.range = 'yes';
       // A server may round a range out (block-aligned stores) or cut it short (size caps).
       skip = start - cr.start;
@@ -403,16 +441,28 @@ export class RegistryClient {
     }
   }
 
-  /** Streaming GET of a whole blob (plain layers): the caller verifies the digest. Retries before the first byte only. */
-  async openBlobStream(repository: string, digest: string, signal?: AbortSignal): Promise<NodeJS.ReadableStream> {
+  /**
+   * Streaming GET of a whole blob (plain layers): the caller verifies the digest. Retries
+   * before the first byte only. With `size` (the descriptor's), a body that is longer fails
+   * with REGISTRY_PROTOCOL as soon as it is.
+   */
+  async openBlobStream(repository: string, digest: string, signal?: AbortSignal, size?: number): Promise<NodeJS.ReadableStream> {
     checkDigest(digest);
     const what = `blob ${repository}@${digest}`;
     const res = await withRetry(async () => {
       const r = await this.blobGet(repository, digest, {}, signal);
       if (r.status !== 200) throw await this.statusError(r, what);
+      const declared = Number(header(r.headers, 'content-length'));
+      if (size !== undefined && Number.isFinite(declared) && declared !== size) {
+        discard(r.body);
+        throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what} is ${declared} bytes, the manifest says ${size}`);
+      }
       return r;
     }, this.retryOptions(signal));
     const body = res.body;
+    if (size !== undefined) {
+      body.limit(size, () => new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: the server sent more than the ${size} bytes the manifest gives the blob`));
+    }
     const count = (n: number): void => this.count(n, true);
     const out = new Transform({
       transform(chunk: Buffer, _enc, cb) {

@@ -26,13 +26,34 @@ export async function readBoundedText(
       size += Math.min(chunk.length, room);
       if (size >= limit) break;
     }
-  } catch {
-    // A broken error body must not hide the status that came with it.
+  } catch (err) {
+    // A broken error body must not hide the status that came with it; being told to stop must.
+    if (isAbortError(err) || (err instanceof StargzError && err.code === ErrorCodes.ABORTED)) throw err;
   } finally {
     body.on?.('error', () => undefined); // destroying an unfinished undici body emits an error
     body.destroy?.();
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A whole body of at most `max` bytes (a token response): more fails, read errors propagate. */
+export async function readBody(body: AsyncIterable<Buffer> & { destroy(): unknown; on(event: 'error', fn: () => void): unknown }, max: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      size += chunk.length;
+      if (size > max) {
+        body.on('error', () => undefined);
+        body.destroy();
+        throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: the answer is more than the ${max} bytes allowed`);
+      }
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    throw networkError(err, what);
+  }
+  return Buffer.concat(chunks, size);
 }
 
 /** Summarizes a registry error body: the spec's error list when it is one, else the first line of text. */

@@ -276,11 +276,21 @@ export function selectManifest(index: ImageIndex, want: Platform): Descriptor {
     }
   }
   if (best) return best;
-  const available = index.manifests
-    .filter((d) => d.platform && d.platform.os !== 'unknown')
-    .map((d) => formatPlatform(d.platform!));
+  const available = [
+    ...new Set(index.manifests.filter((d) => d.platform && d.platform.os !== 'unknown').map((d) => formatPlatform(d.platform!))),
+  ];
   throw new StargzError(
     ErrorCodes.PLATFORM_NOT_FOUND,
-    `no manifest for platform ${formatPlatform(want)}; available: ${available.length ? [...new Set(available)].join(', ') : 'none'}`,
+    `no manifest for platform ${formatPlatform(want)}; available: ${summarizePlatforms(available)}`,
   );
+}
+
+/** Platforms listed in a message: a few, then how many more (an index may name thousands). */
+const LISTED_PLATFORMS = 8;
+
+export function summarizePlatforms(platforms: string[]): string {
+  if (platforms.length === 0) return 'none';
+  const shown = platforms.slice(0, LISTED_PLATFORMS).map((p) => (p.length > 60 ? p.slice(0, 60) + '…' : p));
+  const rest = platforms.length - shown.length;
+  return rest > 0 ? `${shown.join(', ')} and ${rest} more (${platforms.length} platforms)` : shown.join(', ');
 }

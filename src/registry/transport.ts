@@ -1,18 +1,29 @@
 // HTTP for the registry client: undici agents with keep-alive and a per-origin connection
-// limit, timeouts, TLS policy, and redirects followed by hand so Authorization never leaves
-// the origin it was meant for (undici redirect-handler does the same).
-import { Agent, type Dispatcher } from 'undici';
+// limit, deadlines and a minimum transfer rate per request, one abort signal for all of them,
+// TLS policy, and redirects followed by hand so Authorization never leaves the origin it was
+// meant for (undici redirect-handler does the same).
+import { Agent } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ErrorCodes, StargzError } from '../errors.js';
+import { DEFAULT_OPTIONS } from '../config.js';
 import { isLoopbackRegistry } from '../reference/reference.js';
+import { GuardedBody, watchRate } from './body-guard.js';
 import { networkError } from './errors.js';
 
 export interface TransportOptions {
   /** Use TLS without verifying the certificate, for every host. */
   insecure: boolean;
   maxConnectionsPerHost: number;
-  /** Deadline for the response headers, and for each idle gap in a body. */
+  /**
+   * Deadline for the response headers, for each idle gap in a body, and for the whole of a
+   * document answer (see HttpRequest.kind).
+   */
   requestTimeoutMs: number;
+  /** A blob body slower than this (bytes/s over rateWindowMs) fails with TIMEOUT; 0 turns it off. */
+  minTransferRate?: number;
+  rateWindowMs?: number;
+  /** Aborts every request (the CLI's Ctrl-C and SIGTERM); a request's own signal adds to it. */
+  signal?: AbortSignal;
   userAgent: string;
   /** Called for every request sent, redirect hops and token fetches included (statistics). */
   onRequest?: (url: URL) => void;
@@ -23,9 +34,15 @@ export interface HttpRequest {
   method?: 'GET' | 'HEAD';
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /**
+   * 'document' (default): manifests, tokens, pings — the whole answer within requestTimeoutMs.
+   * 'blob': headers within requestTimeoutMs, then a body of any length at no less than the
+   * minimum rate. Answers other than 2xx are documents either way (error bodies are small).
+   */
+  kind?: 'document' | 'blob';
 }
 
-export type ResponseBody = Dispatcher.ResponseData['body'];
+export type ResponseBody = GuardedBody;
 
 export interface HttpResponse {
   status: number;
@@ -91,22 +108,83 @@ export class Transport {
     return (this.unverifying ??= this.makeAgent(true));
   }
 
-  /** One request without following redirects. Network failures become StargzErrors. */
+  /**
+   * One request without following redirects. Network failures, deadlines and aborts become
+   * StargzErrors (TIMEOUT, ABORTED), thrown by send() or by reading the body.
+   */
   async send(req: HttpRequest): Promise<HttpResponse> {
     const headers: Record<string, string> = { 'user-agent': this.opts.userAgent, ...req.headers };
+    const what = `${req.method ?? 'GET'} ${req.url.origin}${req.url.pathname}`;
+    const timeoutMs = this.opts.requestTimeoutMs;
+    // One controller per request: the caller's signal, the transport's and our deadlines all
+    // end it through undici's own abort path, which also destroys a body being read.
+    const ctl = new AbortController();
+    const end = (reason: StargzError): void => {
+      if (!ctl.signal.aborted) ctl.abort(reason);
+    };
+    const outer = [req.signal, this.opts.signal].filter((s): s is AbortSignal => s !== undefined);
+    const onOuter = (): void => end(new StargzError(ErrorCodes.ABORTED, `${what}: aborted`));
+    let timer: NodeJS.Timeout | undefined;
+    let stopRate: (() => void) | undefined;
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      stopRate?.();
+      for (const s of outer) s.removeEventListener('abort', onOuter);
+    };
+    const deadline = (ms: number, why: string): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => end(new StargzError(ErrorCodes.TIMEOUT, `${what}: ${why}`, { retryable: true })), ms);
+      timer.unref();
+    };
+    for (const s of outer) {
+      if (s.aborted) throw new StargzError(ErrorCodes.ABORTED, `${what}: aborted`);
+      s.addEventListener('abort', onOuter, { once: true });
+    }
+    const kind = req.kind ?? 'document';
+    deadline(timeoutMs, kind === 'document' ? `no complete answer within ${timeoutMs} ms` : `no response headers within ${timeoutMs} ms`);
     this.opts.onRequest?.(req.url);
+    let res;
     try {
-      const res = await this.agentFor(req.url).request({
+      res = await this.agentFor(req.url).request({
         origin: req.url.origin,
         path: req.url.pathname + req.url.search,
         method: req.method ?? 'GET',
         headers,
-        signal: req.signal ?? null,
+        signal: ctl.signal,
       });
-      return { status: res.statusCode, headers: res.headers, body: res.body, url: req.url, crossOrigin: false };
     } catch (err) {
-      throw networkError(err, `${req.method ?? 'GET'} ${req.url.origin}${req.url.pathname}`);
+      cleanup();
+      throw networkError(err, what);
     }
+    const ok = res.statusCode >= 200 && res.statusCode < 300;
+    const body = new GuardedBody();
+    if (kind === 'blob') {
+      if (!ok) deadline(timeoutMs, `error answer not complete within ${timeoutMs} ms`);
+      else {
+        clearTimeout(timer);
+        const rate = this.opts.minTransferRate ?? 0;
+        const windowMs = this.opts.rateWindowMs ?? DEFAULT_OPTIONS.rateWindowMs;
+        if (rate > 0) {
+          stopRate = watchRate(body, rate, windowMs, (got) =>
+            end(
+              new StargzError(
+                ErrorCodes.TIMEOUT,
+                `${what}: the body arrived slower than ${rate} bytes/s (${got} bytes in ${windowMs} ms)`,
+                { retryable: true },
+              ),
+            ),
+          );
+        }
+      }
+    }
+    const raw = res.body;
+    raw.on('error', (err) => body.destroy(networkError(err, what)));
+    body.on('close', () => {
+      cleanup();
+      if (!raw.destroyed) raw.destroy(); // we stopped reading: hang up rather than drain
+    });
+    raw.pipe(body);
+    return { status: res.statusCode, headers: res.headers, body, url: req.url, crossOrigin: false };
   }
 
   /**
@@ -142,8 +220,10 @@ export class Transport {
     }
   }
 
+  /** Waits for requests in flight; once aborted, cuts them off instead. */
   async close(): Promise<void> {
-    await Promise.all([this.verifying.close(), this.unverifying?.close()]);
+    if (this.opts.signal?.aborted) await Promise.all([this.verifying.destroy(), this.unverifying?.destroy()]);
+    else await Promise.all([this.verifying.close(), this.unverifying?.close()]);
   }
 }
 

@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, utimesSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { SCHEMA_VERSION } from '../../src/cache/schema.js';
 import { DiskCache, ACCESS_UPDATE_INTERVAL_MS } from '../../src/cache/disk-cache.js';
 import { chunkFile, makeChunk, makeTempDir, removeDir, type TestChunk } from './cache-fixtures.js';
 
@@ -119,7 +120,7 @@ describe('prune, clear, info', () => {
       assert.equal(empty.chunks, 0);
       assert.equal(empty.chunkBytes, 0);
       assert.equal(empty.maxBytes, 10 * 1024 * KiB);
-      assert.equal(empty.schemaVersion, 1);
+      assert.equal(empty.schemaVersion, SCHEMA_VERSION);
       assert.ok(empty.diskBytes > 0);
       const chunks = [3, 30, 300].map((k) => makeChunk(`info${k}`, k * KiB));
       for (const c of chunks) await cache.writeChunk(c.digest, c.data);

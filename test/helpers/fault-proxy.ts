@@ -24,12 +24,15 @@ export interface FaultRule {
     hasRange?: boolean;
     multiRange?: boolean; // Range header lists more than one range
   };
-  action: 'status' | 'reset' | 'truncate' | 'ignore-range' | 'redirect' | 'delay';
+  action: 'status' | 'reset' | 'truncate' | 'ignore-range' | 'redirect' | 'delay' | 'serve-file';
   status?: number; // 'status' (default 503)
   retryAfter?: number; // 'status': Retry-After seconds
   body?: string; // 'status'
   truncateAfterBytes?: number; // 'truncate': headers + N body bytes, then the socket is destroyed
   delayMs?: number; // 'delay' before forwarding (default 1000)
+  /** 'serve-file': answer with this file's bytes instead (single Range honoured): a registry swapping a blob or manifest. */
+  file?: string;
+  contentType?: string; // 'serve-file' (default application/octet-stream)
   /** How often the rule may still apply (decremented in place); unlimited when absent. */
   times?: number;
 }
@@ -200,7 +203,10 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
   /** The CDN: blobs straight from registry storage, single Range supported. */
   async function serveCdn(req: IncomingMessage, res: ServerResponse, o: Serve, count: Counter): Promise<void> {
     const m = CDN_PATH.exec(new URL(req.url ?? '/', 'http://x').pathname);
-    const file = m ? upstream.blobPath(m[1] as string) : undefined;
+    return serveFile(req, res, m ? upstream.blobPath(m[1] as string) : undefined, o, count);
+  }
+
+  async function serveFile(req: IncomingMessage, res: ServerResponse, file: string | undefined, o: Serve, count: Counter, contentType = 'application/octet-stream'): Promise<void> {
     const st = file ? await stat(file).catch(() => undefined) : undefined;
     if (!file || !st) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('no such blob');
@@ -213,7 +219,7 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
     }
     const start = r ? r.start : 0;
     const end = r ? r.end : st.size - 1;
-    const headers: OutgoingHttpHeaders = { 'content-type': 'application/octet-stream', 'content-length': end - start + 1, 'accept-ranges': 'bytes' };
+    const headers: OutgoingHttpHeaders = { 'content-type': contentType, 'content-length': end - start + 1, 'accept-ranges': 'bytes' };
     if (r) headers['content-range'] = `bytes ${start}-${end}/${st.size}`;
     res.writeHead(r ? 206 : 200, headers);
     if (req.method === 'HEAD' || st.size === 0) {
@@ -307,6 +313,10 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
             return;
           }
           return redirectToCdn(req, res, (blobMatch as RegExpExecArray)[1] as string, (blobMatch as RegExpExecArray)[2] as string);
+        case 'serve-file':
+          req.resume();
+          void serveFile(req, res, rule.file, {}, count, rule.contentType).catch(() => res.destroy());
+          return;
         case 'delay': {
           const t = setTimeout(() => serve({}), rule.delayMs ?? 1000);
           res.on('close', () => clearTimeout(t));

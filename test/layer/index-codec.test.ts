@@ -32,7 +32,7 @@ test('a dense file must be tiled; a sparse one may have gaps but no overlap and 
 test('the sparse flag and binary xattrs survive the cache encoding', () => {
   const b = new LayerIndexBuilder();
   b.add({ ...file([chunk(8, 2)], 100, true), xattrs: { 'user.bin': Buffer.from([0, 0xff, 0x10]) } });
-  const back = decodeLayerIndex(encodeLayerIndex(b.finish()))!;
+  const back = decodeLayerIndex(encodeLayerIndex(b.finish(), 'tar+gzip'))!.index;
   const e = back.entries.get('f')!;
   assert.equal(e.sparse, true);
   assert.deepEqual(e.xattrs['user.bin'], Buffer.from([0, 0xff, 0x10]));

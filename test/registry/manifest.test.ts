@@ -13,6 +13,7 @@ import {
   parsePlatform,
   platformRank,
   selectManifest,
+  summarizePlatforms,
   type Descriptor,
   type ImageIndex,
   type Platform,
@@ -185,5 +186,16 @@ describe('selectManifest', () => {
       },
     );
     assert.throws(() => selectManifest({ mediaType: MediaTypes.OCI_INDEX, manifests: [] }, parsePlatform('linux/amd64')), /available: none/);
+  });
+});
+
+describe('summarizePlatforms', () => {
+  test('a few platforms, then a count', () => {
+    const many = Array.from({ length: 10_000 }, (_, i) => `linux/arch${i}`);
+    const text = summarizePlatforms(many);
+    assert.ok(text.length < 200, text);
+    assert.match(text, /^linux\/arch0, linux\/arch1, .* and 9992 more \(10000 platforms\)$/);
+    assert.equal(summarizePlatforms(['linux/amd64', 'linux/arm64']), 'linux/amd64, linux/arm64');
+    assert.equal(summarizePlatforms([]), 'none');
   });
 });

@@ -11,7 +11,7 @@ export interface InfoFlags extends CommonFlags {
 export async function infoCommand(source: string, flags: InfoFlags, io: CliIo): Promise<void> {
   const ref = parseReference(source);
   // Plain layers are only probed here, never downloaded: info reads TOCs alone.
-  const image = await openImage(ref, { ...(await openOptionsFrom(flags, ref, io.notice)), probePlainLayers: true });
+  const image = await openImage(ref, { ...(await openOptionsFrom(flags, ref, io.notice, io.signal)), probePlainLayers: true });
   try {
     const layers = image.layers.map((layer, i) => {
       let files = 0;

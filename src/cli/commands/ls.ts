@@ -3,7 +3,7 @@ import { openImage } from '../../image/open-image.js';
 import type { MergedFs } from '../../vfs/merged-fs.js';
 import type { VNode } from '../../vfs/node.js';
 import { openOptionsFrom, type CommonFlags } from '../common.js';
-import { longListing } from '../format.js';
+import { longListing, shellEscapeName } from '../format.js';
 import type { CliIo } from '../io.js';
 
 export interface LsFlags extends CommonFlags {
@@ -15,7 +15,7 @@ export interface LsFlags extends CommonFlags {
 
 export async function lsCommand(source: string, flags: LsFlags, io: CliIo): Promise<void> {
   const { ref, path } = parseReferenceWithPath(source);
-  const image = await openImage(ref, await openOptionsFrom(flags, ref, io.notice));
+  const image = await openImage(ref, await openOptionsFrom(flags, ref, io.notice, io.signal));
   try {
     const fs = image.fs;
     const top = fs.resolve(path, true);
@@ -28,13 +28,16 @@ export async function lsCommand(source: string, flags: LsFlags, io: CliIo): Prom
       io.out(JSON.stringify(nodes.map(({ node }) => describe(fs, node, image.layers.indexOf(node.inode.layer))), null, 2));
       return;
     }
+    // Names come from the image: on a terminal they are quoted as GNU ls quotes them, so an
+    // escape sequence in a name cannot drive the terminal. Piped, they stay exact (as GNU ls).
+    const show = io.outIsTTY ? shellEscapeName : (s: string): string => s;
     for (const { node, name } of nodes) {
       if (!flags.long) {
-        io.out(name);
+        io.out(show(name));
         continue;
       }
       const st = fs.stat(node);
-      io.out(longListing(st, name, node.inode.entry.type === 'symlink' ? node.inode.entry.linkName : undefined));
+      io.out(longListing(st, show(name), node.inode.entry.type === 'symlink' ? show(node.inode.entry.linkName) : undefined));
     }
   } finally {
     await image.close();

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCodes, StargzError, toStargzError, type ErrorCode } from '../../errors.js';
+import { ErrorCodes, StargzError, redact, toStargzError, type ErrorCode } from '../../errors.js';
 import { formatReference, parseReference } from '../../reference/reference.js';
 import { openImage, type OpenedImage } from '../../image/open-image.js';
 import { defaultCacheDir } from '../../cache/disk-cache.js';
@@ -60,8 +60,8 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
   const imageRef = parseReference(ref);
   const notice = (m: string): void => io.notice(m);
   await prepareMountpoint(abs, notice);
-  const opts = await openOptionsFrom(flags, imageRef, notice);
-  opts.registry = { ...opts.registry, requestTimeoutMs: MOUNT_REQUEST_TIMEOUT_MS };
+  const opts = await openOptionsFrom(flags, imageRef, notice, io.signal);
+  opts.requestTimeoutMs ??= MOUNT_REQUEST_TIMEOUT_MS;
   // A mount fetches ahead of readers walking many files: more connections keep a long link busy.
   opts.concurrency ??= MOUNT_CONCURRENCY;
   const image = await openImage(imageRef, opts);
@@ -209,7 +209,8 @@ async function serveAsDetachedChild(ref: string, abs: string, io: CliIo): Promis
     await runMount(ref, abs, flags, stamped, () => void tell({ type: 'ready', pid: process.pid }));
   } catch (err) {
     const e = toStargzError(err);
-    await tell({ type: 'error', code: e.code, message: e.message });
+    // Only this process knows the secrets (the parent may never have read them): scrub here.
+    await tell({ type: 'error', code: e.code, message: redact(e.message) });
     throw err; // main logs it (into the log file) and sets the exit status
   }
 }

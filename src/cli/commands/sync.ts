@@ -17,7 +17,7 @@ export async function syncCommand(source: string, dest: string, flags: CommonFla
     progress.clear();
     io.notice(m);
   };
-  const options = await openOptionsFrom(flags, ref, notice);
+  const options = await openOptionsFrom(flags, ref, notice, io.signal);
   // sync reads each chunk once and writes it to its file and the disk cache: holding
   // chunks in memory too would only grow the process. A user's --memory-cache still wins.
   if (flags.memoryCache === undefined) options.memoryCacheBytes = SYNC_MEMORY_CACHE_BYTES;
