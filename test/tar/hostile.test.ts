@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCodes } from '../../src/errors.js';
 import { fixtureTar, readTar } from './read-tar.js';
-import type { TarLimits } from '../../src/tar/reader.js';
+import { TarReader, type TarLimits } from '../../src/tar/reader.js';
 
 /** One header block with the given fields (octal numbers, a valid checksum). */
 function header(f: { name?: string; type?: string; size?: number | Buffer; magic?: 'ustar' | 'gnu'; extra?: (b: Buffer) => void }): Buffer {
@@ -112,21 +112,41 @@ describe('TarReader: hostile input is ERR_CORRUPT_DATA', () => {
     assert.equal(codeOf(sparse('0,1,2,1,4,1', 3, 200, 3), { maxSparseEntries: 2 }), C);
   });
 
-  test('old GNU sparse: endless extension blocks stop at the entry limit; sparse 1.0: a map that never ends', () => {
+  test('old GNU sparse: a map longer than maxSparseEntries is refused, however valid', () => {
+    // 4 regions in the header and 21 in one extension block: offsets 0, 2, 4… of 1 byte each.
+    const entryAt = (b: Buffer, at: number, i: number): void => {
+      b.write((2 * i).toString(8).padStart(11, '0') + '\0', at);
+      b.write('00000000001\0', at + 12);
+    };
+    const s = header({
+      type: 'S',
+      magic: 'gnu',
+      size: 25,
+      extra: (b) => {
+        for (let i = 0; i < 4; i++) entryAt(b, 386 + i * 24, i);
+        b[482] = 1;
+        b.write((100).toString(8).padStart(11, '0') + '\0', 483);
+      },
+    });
     const ext = Buffer.alloc(512);
-    for (let i = 0; i < 21; i++) {
-      ext.write('00000000001\0', i * 24);
-      ext.write('00000000001\0', i * 24 + 12);
-    }
-    ext[504] = 1;
-    const s = header({ type: 'S', magic: 'gnu', extra: (b) => { b[482] = 1; } });
-    assert.equal(codeOf(Buffer.concat([s, ...Array(100).fill(ext)]), { maxSparseEntries: 1000 }), C);
+    for (let i = 0; i < 21; i++) entryAt(ext, i * 24, i + 4);
+    const tar = Buffer.concat([s, ext, Buffer.alloc(512, 0x61), blocks(2)]);
+    assert.equal(readTar(tar)[0]!.entry.sparse!.length, 25);
+    assert.equal(codeOf(tar, { maxSparseEntries: 10 }), C);
+  });
+
+  test('sparse 1.0: a map that never ends is refused after a few blocks, not after the whole entry', () => {
     const v1 = Buffer.concat([
       pax(paxRecord('GNU.sparse.major', '1') + paxRecord('GNU.sparse.minor', '0') + paxRecord('GNU.sparse.realsize', '10')),
-      header({ size: 512 * 50 }),
-      Buffer.alloc(512 * 50, 0x31), // "1111…": a number that never ends
+      header({ size: 512 * 1000 }),
+      Buffer.alloc(512 * 1000, 0x31), // "1111…": a number that never ends
     ]);
-    assert.equal(codeOf(v1, { maxSparseEntries: 10 }), C);
+    const reader = new TarReader({ maxSparseEntries: 10 });
+    let fed = 0;
+    assert.throws(() => {
+      for (; fed < v1.length; fed += 512) reader.write(v1.subarray(fed, fed + 512));
+    }, (err: { code?: string }) => err.code === C);
+    assert.ok(fed < 512 * 20, `refused after ${fed} bytes`);
   });
 
   test('more entries than the limit', () => {
