@@ -77,6 +77,7 @@ cache deny all
 cache_mem 8 MB
 hosts_file ${join(dir, 'hosts')}
 dns_nameservers 127.0.0.1
+dns_timeout 2 seconds
 pinger_enable off
 shutdown_lifetime 0 seconds
 acl loopback src 127.0.0.0/8

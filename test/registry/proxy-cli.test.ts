@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { noDnsPrefix } from '../helpers/hermetic-dns.js';
 import { makePki } from '../helpers/pki.js';
-import { pushLayout, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { freePort, pushLayout, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startSquid, type TestProxy } from '../helpers/squid.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 
@@ -89,6 +89,13 @@ describe('forward proxies through the CLI', () => {
     const r = await ls(`${NAME}:${port(plain)}`, ['--plain-http'], { HTTP_PROXY: squid.url, NO_PROXY: '.test' });
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stderr, /ERR_REGISTRY_UNREACHABLE/);
+  });
+
+  test('a proxy that cannot reach the registry (CONNECT answered 5xx): ERR_PROXY naming the proxy', async () => {
+    // registry.test on a port where nothing listens: squid resolves it, its connect is refused
+    const r = await ls(`${NAME}:${await freePort()}`, ['--cert-dir', caDir], { HTTPS_PROXY: squid.url });
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, new RegExp(`ERR_PROXY: .*via proxy http://127\\.0\\.0\\.1:${squid.port}: the proxy answered 5\\d\\d \\(it could not reach the registry\\)`));
   });
 
   for (const kind of ['HTTPS (CONNECT)', 'plain HTTP'] as const) {
