@@ -22,6 +22,7 @@ describe('forward proxies through the CLI', () => {
   let work: string;
   let plain: TestRegistry;
   let tls: TestRegistry;
+  let token: TestRegistry; // Bearer tokens from a realm on another origin
   let squid: TestProxy;
   let authSquid: TestProxy;
   let caDir: string;
@@ -31,8 +32,8 @@ describe('forward proxies through the CLI', () => {
     work = await makeTempDir('proxy-cli-');
     await mkdir(join(work, 'pki'));
     const pki = await makePki(join(work, 'pki'), [NAME]);
-    [plain, tls] = await Promise.all([startRegistry(), startRegistry({ tls: { pki } })]);
-    await Promise.all([pushLayout(plain, 'edge', 'fixtures/edge:v1'), pushLayout(tls, 'edge', 'fixtures/edge:v1')]);
+    [plain, tls, token] = await Promise.all([startRegistry(), startRegistry({ tls: { pki } }), startRegistry({ mode: 'token' })]);
+    await Promise.all([pushLayout(plain, 'edge', 'fixtures/edge:v1'), pushLayout(tls, 'edge', 'fixtures/edge:v1'), pushLayout(token, 'edge', 'fixtures/edge:v1')]);
     const hosts = { [NAME]: '127.0.0.1' };
     [squid, authSquid] = await Promise.all([startSquid({ hosts }), startSquid({ hosts, auth: { username: PROXY_USER, password: PROXY_PASS } })]);
     caDir = join(work, 'ca');
@@ -45,6 +46,7 @@ describe('forward proxies through the CLI', () => {
     await authSquid?.stop();
     await plain?.stop();
     await tls?.stop();
+    await token?.stop();
     if (work) await removeDir(work);
   });
 
@@ -74,6 +76,13 @@ describe('forward proxies through the CLI', () => {
   test('HTTPS through HTTPS_PROXY with CONNECT, the private CA verified end to end', async () => {
     listsEdge(await ls(`${NAME}:${port(tls)}`, ['--cert-dir', caDir], { HTTPS_PROXY: squid.url }));
     assert.ok((await logged(squid, new RegExp(`CONNECT ${NAME}:${port(tls)}`))).length > 0, (await squid.accessLog()).join('\n'));
+  });
+
+  test('the token realm goes through the proxy too (loopback is not excluded implicitly)', async () => {
+    const realm = new URL(token.tokenServer!.url);
+    const r = await ls(`${NAME}:${port(token)}`, ['--plain-http', '--credential', `${token.username}:${token.password}`], { HTTP_PROXY: squid.url });
+    listsEdge(r);
+    assert.ok((await logged(squid, new RegExp(`GET http://${realm.host}/`))).length > 0, (await squid.accessLog()).join('\n'));
   });
 
   test('proxy credentials in the URL are sent: the authenticating proxy lets us through', async () => {
