@@ -129,10 +129,10 @@ export class Transport {
    * The TLS alert behind a connection closed before any answer (see probeTlsAlert), as an
    * ERR_TLS; undefined when there is none. Direct HTTPS connections only.
    */
-  private async hiddenTlsAlert(err: unknown, url: URL, route: Route, what: string): Promise<StargzError | undefined> {
+  private async hiddenTlsAlert(err: unknown, url: URL, route: Route, what: string, signal?: AbortSignal): Promise<StargzError | undefined> {
     const code = (err as { code?: unknown } | undefined)?.code;
     if (url.protocol !== 'https:' || route.proxy || (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET')) return undefined;
-    if (this.opts.signal?.aborted) return undefined;
+    if (this.opts.signal?.aborted || signal?.aborted) return undefined;
     const alert = await probeTlsAlert(url, route.tls, Math.min(this.opts.requestTimeoutMs, MAX_CONNECT_TIMEOUT_MS));
     return alert && describeTlsFailure(alert, what, url.host, route.clientCert);
   }
@@ -145,6 +145,8 @@ export class Transport {
     const headers: Record<string, string> = { 'user-agent': this.opts.userAgent, ...req.headers };
     const what = `${req.method ?? 'GET'} ${req.url.origin}${req.url.pathname}`;
     const timeoutMs = this.opts.requestTimeoutMs;
+    // First, before any timer or listener: unreadable certificate files throw ERR_TLS here.
+    const route = this.routeFor(req.url);
     // One controller per request: the caller's signal, the transport's and our deadlines all
     // end it through undici's own abort path, which also destroys a body being read.
     const ctl = new AbortController();
@@ -172,7 +174,6 @@ export class Transport {
     const kind = req.kind ?? 'document';
     deadline(timeoutMs, kind === 'document' ? `no complete answer within ${timeoutMs} ms` : `no response headers within ${timeoutMs} ms`);
     this.opts.onRequest?.(req.url);
-    const route = this.routeFor(req.url);
     const failure = (err: unknown): StargzError =>
       describeProxyFailure(err, route.proxy, what) ?? describeTlsFailure(err, what, req.url.host, route.clientCert) ?? networkError(err, what);
     let res;
@@ -186,7 +187,7 @@ export class Transport {
       });
     } catch (err) {
       cleanup();
-      throw (await this.hiddenTlsAlert(err, req.url, route, what)) ?? failure(err);
+      throw (await this.hiddenTlsAlert(err, req.url, route, what, req.signal)) ?? failure(err);
     }
     const ok = res.statusCode >= 200 && res.statusCode < 300;
     const body = new GuardedBody();
