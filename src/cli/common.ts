@@ -4,11 +4,13 @@ import { parseDuration, parseSize, type Options } from '../config.js';
 import type { OpenImageOptions } from '../image/open-image.js';
 import { resolveCredentials, type CredentialFlags } from './credentials.js';
 import type { ImageReference } from '../reference/reference.js';
+import { certDirSettings } from '../registry/tls.js';
 
 export interface CommonFlags extends CredentialFlags {
   platform?: string;
   plainHttp?: boolean;
   insecure?: boolean;
+  certDir?: string;
   concurrency?: string;
   cacheDir?: string;
   cacheSize?: string;
@@ -32,6 +34,7 @@ export function addImageOptions(cmd: Command): Command {
     .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this host)')
     .option('--plain-http', 'talk HTTP, not HTTPS, to the registry')
     .option('--insecure', 'do not verify the registry TLS certificate')
+    .option('--cert-dir <dir>', 'TLS for the registry: *.crt CA certificates (added to the system ones), NAME.cert + NAME.key client certificate (default: its certs.d directory)')
     .option('--concurrency <n>', 'parallel range requests (default 8)')
     .option('--retries <n>', 'retries of a failed request before giving up (default 5)')
     .option('--timeout <duration>', 'deadline for response headers and for a whole manifest or token, e.g. 30s (default 30s)')
@@ -76,6 +79,7 @@ export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, n
       credentials,
       plainHttp: flags.plainHttp ?? false,
       insecure: flags.insecure ?? false,
+      ...(flags.certDir !== undefined ? { tls: certDirSettings(flags.certDir) } : {}),
       retries: int(flags.retries, '--retries'),
       signal,
     },

@@ -13,6 +13,8 @@ const TABLE: Record<ErrorCode, { status: number; hint?: string }> = {
   [ErrorCodes.MANIFEST_UNSUPPORTED]: { status: 3 },
   [ErrorCodes.REGISTRY_AUTH]: { status: 4, hint: 'pass --username with --password-stdin (or --credential USER:PASSWORD)' },
   [ErrorCodes.REGISTRY_UNREACHABLE]: { status: 5, hint: 'is the registry up? for a plain-HTTP registry add --plain-http' },
+  [ErrorCodes.TLS]: { status: 5, hint: 'see README, Certificates; --insecure skips verification altogether' },
+  [ErrorCodes.PROXY]: { status: 5, hint: 'check HTTPS_PROXY / HTTP_PROXY; NO_PROXY lists hosts reached directly' },
   [ErrorCodes.TIMEOUT]: { status: 5, hint: 'the registry or the link is too slow; raise --timeout, or lower --min-rate / lengthen --rate-window' },
   [ErrorCodes.REGISTRY_RATE_LIMITED]: { status: 5, hint: 'the registry is rate limiting; try again later or lower --concurrency' },
   [ErrorCodes.REGISTRY_SERVER]: { status: 5 },

@@ -20,7 +20,9 @@ import {
   type Platform,
 } from './manifest.js';
 import { ping, type PingResult } from './ping.js';
+import { proxyFromEnv, type ProxySettings } from './proxy.js';
 import { withRetry, type RetryOptions } from './retry.js';
+import { hostTlsLookup, type TlsSettings } from './tls.js';
 import { Transport, discard, header, type HttpResponse } from './transport.js';
 
 export type { Credentials } from './auth.js';
@@ -32,6 +34,16 @@ export interface RegistryClientOptions {
   plainHttp?: boolean;
   /** HTTPS without certificate verification. */
   insecure?: boolean;
+  /**
+   * TLS for the registry host (CAs added to the system roots, a client certificate, skip
+   * verification). Unset: its certs.d directory (tls.ts certsDirRoots), as docker and podman.
+   * Other hosts (token realm, blob CDN) always use their own certs.d directory, if any.
+   */
+  tls?: TlsSettings;
+  /** Roots searched for HOST[:PORT] directories (default tls.ts certsDirRoots()). */
+  certsDirs?: string[];
+  /** Forward proxies (default: HTTPS_PROXY, HTTP_PROXY, NO_PROXY from the environment, proxy.ts). */
+  proxy?: ProxySettings;
   /** Retries of a failed request (default 5). */
   retries?: number;
   /** First retry delay, doubled each time (default 200 ms). */
@@ -115,7 +127,7 @@ export function parseContentRange(value: string | undefined): { start: number; e
 
 export class RegistryClient {
   readonly stats: RequestStats = { requests: 0, blobRequests: 0, bytesReceived: 0, blobBytesReceived: 0 };
-  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'signal'>>;
+  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'signal' | 'tls' | 'certsDirs' | 'proxy'>>;
   private readonly signal: AbortSignal | undefined;
   private readonly apiHost: string;
   private readonly transport: Transport;
@@ -152,6 +164,8 @@ export class RegistryClient {
     this.apiHost = registryApiHost(registry);
     this.transport = new Transport({
       insecure: this.opts.insecure,
+      tlsFor: hostTlsLookup(this.apiHost, options.tls, options.certsDirs),
+      proxy: options.proxy ?? proxyFromEnv(),
       maxConnectionsPerHost: this.opts.maxConnectionsPerHost,
       requestTimeoutMs: this.opts.requestTimeoutMs,
       minTransferRate: this.opts.minTransferRate,
