@@ -11,7 +11,7 @@ const TABLE: Record<ErrorCode, { status: number; hint?: string }> = {
   [ErrorCodes.REGISTRY_NOT_FOUND]: { status: 3, hint: 'check the repository name and tag' },
   [ErrorCodes.PLATFORM_NOT_FOUND]: { status: 3, hint: 'pick one of the listed platforms with --platform' },
   [ErrorCodes.MANIFEST_UNSUPPORTED]: { status: 3 },
-  [ErrorCodes.REGISTRY_AUTH]: { status: 4, hint: 'pass --username with --password-stdin (or --credential USER:PASSWORD)' },
+  [ErrorCodes.REGISTRY_AUTH]: { status: 4, hint: 'pass --username with --password-stdin, or run stargz-get login REGISTRY' },
   [ErrorCodes.CREDENTIALS]: { status: 4, hint: 'check the credential files (Docker config.json, containers auth.json) and the credential helper they name' },
   [ErrorCodes.REGISTRY_UNREACHABLE]: { status: 5, hint: 'is the registry up? for a plain-HTTP registry add --plain-http' },
   [ErrorCodes.TIMEOUT]: { status: 5, hint: 'the registry or the link is too slow; raise --timeout, or lower --min-rate / lengthen --rate-window' },
