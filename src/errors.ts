@@ -10,6 +10,8 @@ export const ErrorCodes = {
   REGISTRY_UNREACHABLE: 'ERR_REGISTRY_UNREACHABLE',
   /** The registry refused our credentials, or wants credentials we do not have. */
   REGISTRY_AUTH: 'ERR_REGISTRY_AUTH',
+  /** Credentials cannot be looked up or stored: a malformed credential file, a failing or hung credential helper. */
+  CREDENTIALS: 'ERR_CREDENTIALS',
   /** The repository, tag, manifest or blob does not exist. */
   REGISTRY_NOT_FOUND: 'ERR_REGISTRY_NOT_FOUND',
   /** 429 Too Many Requests, still after our retries. */

@@ -1,8 +1,9 @@
 // Options every image command shares, and their translation into library options.
 import { Command, Option } from 'commander';
+import { resolve } from 'node:path';
 import { parseDuration, parseSize, type Options } from '../config.js';
 import type { OpenImageOptions } from '../image/open-image.js';
-import { resolveCredentials, type CredentialFlags } from './credentials.js';
+import { keychainFromFlags, type CredentialFlags } from './credentials.js';
 import type { ImageReference } from '../reference/reference.js';
 import { certDirSettings } from '../registry/tls.js';
 
@@ -31,6 +32,8 @@ export function addImageOptions(cmd: Command): Command {
     .option('-p, --password <password>', 'registry password (prefer --password-stdin)')
     .option('--password-stdin', 'read the registry password from standard input')
     .option('--credential <user:password>', 'registry credentials in one argument')
+    // Resolved now: a detached mount's server runs in another directory.
+    .option('--authfile <file>', "containers' auth.json to read before the other credential files", (v: string) => resolve(v))
     .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this host)')
     .option('--plain-http', 'talk HTTP, not HTTPS, to the registry')
     .option('--insecure', 'do not verify the registry TLS certificate')
@@ -56,9 +59,9 @@ function int(text: string | undefined, name: string): number | undefined {
   return n;
 }
 
-/** `signal` ends every request of the image (Ctrl-C, SIGTERM). */
-export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, notice: (m: string) => void, signal: AbortSignal): Promise<OpenImageOptions> {
-  const credentials = await resolveCredentials(flags, ref.registry);
+/** `signal` ends every request of the image (Ctrl-C, SIGTERM). The keychain looks credentials up per registry and repository when asked, so `_ref` is not needed here. */
+export async function openOptionsFrom(flags: CommonFlags, _ref: ImageReference, notice: (m: string) => void, signal: AbortSignal): Promise<OpenImageOptions> {
+  const keychain = await keychainFromFlags(flags, notice);
   const options: Partial<Options> = {
     concurrency: int(flags.concurrency, '--concurrency'),
     cacheDir: flags.cacheDir,
@@ -76,7 +79,7 @@ export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, n
     ...options,
     notice,
     registry: {
-      credentials,
+      keychain,
       plainHttp: flags.plainHttp ?? false,
       insecure: flags.insecure ?? false,
       ...(flags.certDir !== undefined ? { tls: certDirSettings(flags.certDir) } : {}),

@@ -7,6 +7,7 @@ import { DEFAULT_OPTIONS } from '../config.js';
 import { registryApiHost, type ImageReference } from '../reference/reference.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { Authenticator, pullScope, type Credentials } from './auth.js';
+import { defaultKeychain, staticKeychain, type Keychain } from './keychain.js';
 import { parseWwwAuthenticate } from './challenge.js';
 import { httpStatusError, networkError, readBoundedText } from './errors.js';
 import {
@@ -29,7 +30,10 @@ export type { Credentials } from './auth.js';
 export type { Descriptor, Platform } from './manifest.js';
 
 export interface RegistryClientOptions {
+  /** Fixed credentials; without them (and without `keychain`), defaultKeychain() is asked. */
   credentials?: Credentials;
+  /** Where credentials come from, asked at each authentication (see keychain.ts). */
+  keychain?: Keychain;
   /** Talk HTTP, not HTTPS. */
   plainHttp?: boolean;
   /** HTTPS without certificate verification. */
@@ -127,7 +131,7 @@ export function parseContentRange(value: string | undefined): { start: number; e
 
 export class RegistryClient {
   readonly stats: RequestStats = { requests: 0, blobRequests: 0, bytesReceived: 0, blobBytesReceived: 0 };
-  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'signal' | 'tls' | 'certsDirs' | 'proxy'>>;
+  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'keychain' | 'signal' | 'tls' | 'certsDirs' | 'proxy'>>;
   private readonly signal: AbortSignal | undefined;
   private readonly apiHost: string;
   private readonly transport: Transport;
@@ -174,7 +178,8 @@ export class RegistryClient {
       userAgent: this.opts.userAgent,
       onRequest: () => void this.stats.requests++,
     });
-    this.auth = new Authenticator(this.transport, options.credentials, this.retryOptions());
+    const keychain = options.keychain ?? (options.credentials ? staticKeychain(options.credentials.username, options.credentials.password) : defaultKeychain());
+    this.auth = new Authenticator(this.transport, registry, keychain, this.retryOptions());
   }
 
   /** Retries stop at the caller's signal and at the client's. */
@@ -235,7 +240,7 @@ export class RegistryClient {
     this.stats.bytesReceived += Buffer.byteLength(bodyText);
     const err = httpStatusError(res.status, what, bodyText, header(res.headers, 'retry-after'));
     if (err.code === ErrorCodes.REGISTRY_AUTH && res.status === 401 && !this.auth.hasCredentials) {
-      return new StargzError(err.code, `${err.message} (no credentials given)`, { status: err.status });
+      return new StargzError(err.code, `${err.message} (no credentials found)`, { status: err.status });
     }
     return err;
   }
@@ -299,6 +304,15 @@ export class RegistryClient {
   }
 
   // ---- API ----
+
+  /** GET /v2/ with the keychain's credentials through the registry's challenge: `login` checks them with this. */
+  async checkCredentials(signal?: AbortSignal): Promise<void> {
+    const url = new URL('/v2/', await this.baseUrl());
+    const used = await this.auth.authorization('', signal);
+    const res = await this.transport.request({ url, headers: used ? { authorization: used } : {}, ...(signal ? { signal } : {}) });
+    if (res.status >= 200 && res.status < 300) return discard(res.body);
+    throw await this.statusError(res, `login to ${this.registry}`);
+  }
 
   /** GET the manifest by tag or digest; verifies the digest (DIGEST_MISMATCH) when fetched by digest, and computes it from the bytes otherwise. */
   async getManifest(repository: string, tagOrDigest: string, signal?: AbortSignal): Promise<{ digest: string; mediaType: string; bytes: Buffer }> {

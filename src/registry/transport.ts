@@ -36,8 +36,10 @@ export interface TransportOptions {
 
 export interface HttpRequest {
   url: URL;
-  method?: 'GET' | 'HEAD';
+  method?: 'GET' | 'HEAD' | 'POST';
   headers?: Record<string, string>;
+  /** A small request body (the OAuth2 token form). */
+  body?: string;
   signal?: AbortSignal;
   /**
    * 'document' (default): manifests, tokens, pings — the whole answer within requestTimeoutMs.
@@ -183,6 +185,7 @@ export class Transport {
         path: req.url.pathname + req.url.search,
         method: req.method ?? 'GET',
         headers,
+        ...(req.body !== undefined ? { body: req.body } : {}),
         signal: ctl.signal,
       });
     } catch (err) {

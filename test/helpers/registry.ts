@@ -30,7 +30,7 @@ export interface TestRegistry {
   password?: string;
   dataDir: string; // temp root: storage/ (the registry's rootdirectory), config.yml, registry.log
   pid: number;
-  tokenServer?: { url: string; issued: number /* tokens issued so far */ };
+  tokenServer?: TokenServer;
   /** Path of a blob's data file inside registry storage (tests may corrupt or delete it). */
   blobPath(digest: string): string;
   /** Kills the registry (and the token server) and removes dataDir. */
