@@ -55,6 +55,16 @@ function invalid(message: string, cause?: unknown): StargzError {
 }
 
 /**
+ * The largest compressed TOC region whose JSON can be at most `maxJsonBytes`: the JSON, its tar
+ * framing, and the worst expansion of deflate (stored blocks) or zstd (raw blocks), both well
+ * under 1/128. A footer pointing further back is refused before anything is fetched.
+ */
+export function maxTocRegionBytes(maxJsonBytes: number = DEFAULT_MAX_TOC_BYTES): number {
+  const raw = maxJsonBytes + TAR_OVERHEAD;
+  return raw + Math.ceil(raw / 128) + 64 * 1024;
+}
+
+/**
  * Inflate the TOC region [tocOffset, tocOffset+tocLength) and return the raw JSON bytes (for gzip:
  * the `stargz.index.json` tar entry inside the gzip member; for zstd: the zstd frame). Bounded:
  * refuse TOCs whose JSON exceeds maxBytes (default 256 MiB) with TOC_INVALID.
