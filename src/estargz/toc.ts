@@ -167,11 +167,15 @@ function parseEntry(e: unknown, i: number): TocEntry {
   return entry;
 }
 
+/** Shared by every entry without xattrs (most of them): one object, not one per entry. */
+export const NO_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
+
 function parseXattrs(v: unknown, where: string): Record<string, Buffer> {
-  const out: Record<string, Buffer> = {};
-  if (v === undefined || v === null) return out;
+  if (v === undefined || v === null) return NO_XATTRS;
   if (!isObject(v)) throw invalid(`${where} is not an object`);
   const keys = Object.keys(v);
+  if (keys.length === 0) return NO_XATTRS;
+  const out: Record<string, Buffer> = {};
   if (keys.length > MAX_XATTRS_PER_ENTRY) throw invalid(`${where} has more than ${MAX_XATTRS_PER_ENTRY} attributes`);
   for (const k of keys) {
     const val = v[k];
