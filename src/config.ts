@@ -11,6 +11,13 @@ export interface Options {
   cacheMaxBytes: number;
   /** Upper bound of inflated chunks kept in memory, bytes. */
   memoryCacheBytes: number;
+  /**
+   * Upper bound of chunk data in flight, bytes: fetched compressed ranges plus the chunks
+   * inflated from them, until they are delivered and written to the cache (a range waits until
+   * its bytes fit), and of the inflated TOC. Chunk data in memory stays below
+   * memoryCacheBytes + memoryBudgetBytes; one chunk larger than the budget runs alone.
+   */
+  memoryBudgetBytes: number;
   /** Use only the cache: the last tag resolution and cached TOCs/chunks. */
   offline: boolean;
   /** 'os/arch[/variant]'; default this host's linux/arch. */
@@ -39,6 +46,8 @@ export const DEFAULT_OPTIONS: Options = {
   concurrency: 8,
   cacheMaxBytes: 10 * 1024 ** 3,
   memoryCacheBytes: 256 * 1024 ** 2,
+  // Keeps 16 default 4 MiB ranges and their chunks in flight, and the largest TOC we accept.
+  memoryBudgetBytes: 256 * 1024 ** 2,
   offline: false,
   maxGapBytes: 64 * 1024,
   maxRangeBytes: 4 * 1024 ** 2,
@@ -64,6 +73,7 @@ export function resolveOptions(partial: Partial<Options> = {}): Options {
   positiveInt('concurrency', 256);
   positiveInt('cacheMaxBytes', Number.MAX_SAFE_INTEGER);
   positiveInt('memoryCacheBytes', 64 * 1024 ** 3);
+  positiveInt('memoryBudgetBytes', 64 * 1024 ** 3);
   positiveInt('maxRangeBytes', 1024 ** 3);
   positiveInt('requestTimeoutMs', 3_600_000);
   positiveInt('minTransferRate', 1024 ** 3);
@@ -73,6 +83,8 @@ export function resolveOptions(partial: Partial<Options> = {}): Options {
   if (o.memoryCacheBytes < 4 * 1024 * 1024) {
     throw new StargzError(ErrorCodes.USAGE, 'the memory cache must hold at least 4 MiB (one chunk)');
   }
+  // Below a few ranges the link idles while one is inflated; a range larger than it runs alone.
+  if (o.memoryBudgetBytes < 8 * 1024 * 1024) throw new StargzError(ErrorCodes.USAGE, 'the memory budget must be at least 8 MiB');
   return o;
 }
 

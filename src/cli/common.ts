@@ -16,6 +16,7 @@ export interface CommonFlags extends CredentialFlags {
   cacheDir?: string;
   cacheSize?: string;
   memoryCache?: string;
+  memoryBudget?: string;
   offline?: boolean;
   quiet?: boolean;
   retries?: string;
@@ -47,6 +48,7 @@ export function addImageOptions(cmd: Command): Command {
     .option('--cache-dir <dir>', 'on-disk chunk cache (default $XDG_CACHE_HOME/stargz-get)')
     .option('--cache-size <size>', 'bound of the on-disk cache, e.g. 10G (default 10G)')
     .option('--memory-cache <size>', 'bound of the in-memory chunk cache, e.g. 256M (default 256M)')
+    .option('--memory-budget <size>', 'bound of chunk data and TOC in flight, on top of --memory-cache (default 256M)')
     .option('--offline', 'use only the cache: the last resolution of the tag, cached TOCs and chunks')
     .option('--insecure-skip-toc-verify', 'read layers without a TOC-digest annotation lazily, trusting the registry (unsafe)')
     .addOption(new Option('-q, --quiet', 'no progress display and no summary'));
@@ -67,6 +69,7 @@ export async function openOptionsFrom(flags: CommonFlags, _ref: ImageReference, 
     cacheDir: flags.cacheDir,
     cacheMaxBytes: flags.cacheSize !== undefined ? parseSize(flags.cacheSize) : undefined,
     memoryCacheBytes: flags.memoryCache !== undefined ? parseSize(flags.memoryCache) : undefined,
+    memoryBudgetBytes: flags.memoryBudget !== undefined ? parseSize(flags.memoryBudget) : undefined,
     offline: flags.offline ?? false,
     platform: flags.platform,
     requestTimeoutMs: flags.timeout !== undefined ? parseDuration(flags.timeout) : undefined,

@@ -5,7 +5,7 @@
 import { ErrorCodes, StargzError } from '../errors.js';
 import { dataRegionEnd, type Compression, type Footer } from './footer.js';
 import { baseName, normalizeEntryName, parentPath } from './names.js';
-import { MAX_TOC_ENTRIES, type Toc, type TocEntry } from './toc.js';
+import { MAX_TOC_ENTRIES, NO_XATTRS, type Toc, type TocEntry } from './toc.js';
 import { TOC_TAR_NAME } from './toc-tar.js';
 
 export type NodeType = 'dir' | 'reg' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
@@ -65,6 +65,9 @@ export interface LayerIndex {
   compression: Compression;
   tocOffset: number;
 }
+
+/** Shared by every entry without data: one frozen array, not one per entry. */
+const NO_CHUNKS: ChunkRef[] = Object.freeze([]) as unknown as ChunkRef[];
 
 export const PREFETCH_LANDMARK = '.prefetch.landmark';
 export const NO_PREFETCH_LANDMARK = '.no.prefetch.landmark';
@@ -231,7 +234,8 @@ class Builder {
       devMajor: device ? e.devMajor : 0,
       devMinor: device ? e.devMinor : 0,
       xattrs: e.xattrs,
-      chunks: [],
+      // Only regular files get chunks of their own (hardlinks take their target's array).
+      chunks: type === 'reg' ? [] : NO_CHUNKS,
     };
     if (userName) entry.userName = userName;
     if (groupName) entry.groupName = groupName;
@@ -352,7 +356,16 @@ class Builder {
     }
   }
 
-  /** Chunks sharing a compressed extent (packed small files) must not claim the same bytes differently. */
+  /**
+   * Chunks sharing a compressed extent (packed small files) must not claim the same bytes
+   * differently; an identical claim (a crafted duplicate file) is allowed, but every claim
+   * counts towards the whole layer's expansion: at most MAX_RATIO decoded bytes per byte of
+   * the data region. A writer emits each file's bytes once (estargz's minChunkSize packs small
+   * files at distinct innerOffsets; zstd:chunked writes a frame per chunk; hardlinks share
+   * their target's chunks without TOC chunks of their own), so its claims stay within the
+   * per-extent ratio already checked and this cannot reject a real image; 16 chunks of 1 GiB
+   * pointing at one 1 MiB member (16 GiB from 1 MiB) are refused.
+   */
   private checkOverlaps(): void {
     const all = this.allChunks;
     const before = (a: ChunkRef, b: ChunkRef): number => a.offset - b.offset || a.innerOffset - b.innerOffset;
@@ -362,9 +375,15 @@ class Builder {
         break;
       }
     }
+    const limit = this.dataEnd * MAX_RATIO[this.footer.compression] + RATIO_SLACK;
+    let claimed = all.length > 0 ? all[0]!.size : 0;
     for (let i = 1; i < all.length; i++) {
       const a = all[i - 1]!;
       const b = all[i]!;
+      claimed += b.size;
+      if (claimed > limit) {
+        throw invalid(`the TOC's chunks claim more than ${limit} decoded bytes from a data region of ${this.dataEnd} compressed bytes`);
+      }
       if (a.offset !== b.offset) continue;
       const same = a.innerOffset === b.innerOffset && a.size === b.size && a.digest === b.digest;
       if (!same && b.innerOffset < a.innerOffset + a.size) {
@@ -387,8 +406,8 @@ export function implicitDir(path: string): IndexEntry {
     linkName: '',
     devMajor: 0,
     devMinor: 0,
-    xattrs: {},
-    chunks: [],
+    xattrs: NO_XATTRS,
+    chunks: NO_CHUNKS,
     implicit: true,
   };
 }

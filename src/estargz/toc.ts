@@ -55,6 +55,16 @@ function invalid(message: string, cause?: unknown): StargzError {
 }
 
 /**
+ * The largest compressed TOC region whose JSON can be at most `maxJsonBytes`: the JSON, its tar
+ * framing, and the worst expansion of deflate (stored blocks) or zstd (raw blocks), both well
+ * under 1/128. A footer pointing further back is refused before anything is fetched.
+ */
+export function maxTocRegionBytes(maxJsonBytes: number = DEFAULT_MAX_TOC_BYTES): number {
+  const raw = maxJsonBytes + TAR_OVERHEAD;
+  return raw + Math.ceil(raw / 128) + 64 * 1024;
+}
+
+/**
  * Inflate the TOC region [tocOffset, tocOffset+tocLength) and return the raw JSON bytes (for gzip:
  * the `stargz.index.json` tar entry inside the gzip member; for zstd: the zstd frame). Bounded:
  * refuse TOCs whose JSON exceeds maxBytes (default 256 MiB) with TOC_INVALID.
@@ -157,11 +167,15 @@ function parseEntry(e: unknown, i: number): TocEntry {
   return entry;
 }
 
+/** Shared by every entry without xattrs (most of them): one object, not one per entry. */
+export const NO_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
+
 function parseXattrs(v: unknown, where: string): Record<string, Buffer> {
-  const out: Record<string, Buffer> = {};
-  if (v === undefined || v === null) return out;
+  if (v === undefined || v === null) return NO_XATTRS;
   if (!isObject(v)) throw invalid(`${where} is not an object`);
   const keys = Object.keys(v);
+  if (keys.length === 0) return NO_XATTRS;
+  const out: Record<string, Buffer> = {};
   if (keys.length > MAX_XATTRS_PER_ENTRY) throw invalid(`${where} has more than ${MAX_XATTRS_PER_ENTRY} attributes`);
   for (const k of keys) {
     const val = v[k];

@@ -11,6 +11,7 @@ import { DiskCache, defaultCacheDir } from '../cache/disk-cache.js';
 import { ChunkCache } from '../cache/chunk-cache.js';
 import { RegistryBlobSource } from '../blob/blob-source.js';
 import { Limiter } from '../util/limiter.js';
+import { ByteBudget } from '../util/byte-budget.js';
 import { DEFAULT_FETCH_TUNING, newFetchStats, type Layer, type LayerContext } from '../layer/layer.js';
 import { openLayer } from '../layer/open-layer.js';
 import { InflatePool } from '../layer/inflate-pool.js';
@@ -80,8 +81,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       cache: new ChunkCache(new MemoryChunkCache(opts.memoryCacheBytes), disk),
       disk,
       limiter: new Limiter(opts.concurrency),
-      // A few ranges beyond the requests in flight are being processed, so the link stays busy.
-      inMemory: new Limiter(opts.concurrency + 4),
+      memory: new ByteBudget(opts.memoryBudgetBytes),
       tuning: { maxGap: opts.maxGapBytes, maxRangeBytes: opts.maxRangeBytes, tocTailGuess: DEFAULT_FETCH_TUNING.tocTailGuess },
       stats: newFetchStats(),
       inflater,

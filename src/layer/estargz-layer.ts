@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto';
 import { ErrorCodes, StargzError } from '../errors.js';
 import {
   buildLayerIndex,
+  DEFAULT_MAX_TOC_BYTES,
+  maxTocRegionBytes,
   extractTocJson,
   MAX_FOOTER_SIZE,
   parseFooter,
@@ -46,7 +48,12 @@ interface PendingChunk {
   key: string;
   offset: number;
   end: number;
+  /** Inflated size, so a merged range stays within the memory budget. */
+  decoded: number;
 }
+
+/** A merged range inflates to at most this share of the memory budget: several fit at once. */
+const RANGES_PER_BUDGET = 4;
 
 export class EstargzLayer implements Layer {
   readonly lazy = true;
@@ -160,7 +167,7 @@ export class EstargzLayer implements Layer {
         batch.push(chunks[i++]!);
       }
       const got = new Map<ChunkRef, Buffer>();
-      const pending = batch.map((ref) => ({ refs: [ref], key: chunkKey(this.descriptor.digest, ref), offset: ref.offset, end: ref.end }));
+      const pending = batch.map((ref) => ({ refs: [ref], key: chunkKey(this.descriptor.digest, ref), offset: ref.offset, end: ref.end, decoded: ref.size }));
       await this.fetchChunks(pending, async (p, data) => void got.set(p.refs[0]!, data), () => undefined, options);
       for (const ref of batch) {
         const data = got.get(ref)!;
@@ -196,7 +203,7 @@ export class EstargzLayer implements Layer {
       }
       const group = byKey.get(key);
       if (group) group.refs.push(ref);
-      else byKey.set(key, { refs: [ref], key, offset: ref.offset, end: ref.end });
+      else byKey.set(key, { refs: [ref], key, offset: ref.offset, end: ref.end, decoded: ref.size });
     }
     const deliver = async (p: PendingChunk, data: Buffer): Promise<void> => {
       for (const ref of p.refs) await sink(ref, data);
@@ -250,14 +257,15 @@ export class EstargzLayer implements Layer {
     if (!source || this.ctx.offline) {
       throw new StargzError(ErrorCodes.OFFLINE_MISS, `chunks of layer ${this.descriptor.digest} are not in the cache`);
     }
-    const ranges = planRanges(pending, this.ctx.tuning);
+    const ranges = planRanges(pending, { ...this.ctx.tuning, maxDecodedBytes: Math.floor(this.ctx.memory.capacity / RANGES_PER_BUDGET) });
     let failed = false;
     await allSettledOrThrow(
       ranges.map((range) =>
-        // Two bounds: `inMemory` on ranges held (fetched, being inflated or written), and
-        // `limiter` on requests on the wire. A range frees its request slot as soon as its
-        // bytes are in, so the next request starts while this one is still processed.
-        this.ctx.inMemory.run(async () => {
+        // Two bounds: `memory` on bytes held (the range and the chunks inflated from it, until
+        // delivered and cached), and `limiter` on requests on the wire. A range frees its
+        // request slot as soon as its bytes are in, so the next request starts while this one
+        // is still processed.
+        this.ctx.memory.run(heldBytes(range), async () => {
           // After a failure, ranges not yet started are not fetched at all.
           if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
           const length = range.end - range.offset;
@@ -308,6 +316,13 @@ export class EstargzLayer implements Layer {
   }
 }
 
+/** Memory a range holds while processed: its compressed bytes and every chunk inflated from it. */
+function heldBytes(range: { offset: number; end: number; items: PendingChunk[] }): number {
+  let bytes = range.end - range.offset;
+  for (const item of range.items) bytes += item.decoded;
+  return bytes;
+}
+
 export function formatOf(footer: Footer): Layer['format'] {
   return footer.compression === 'zstd' ? 'estargz-zstd' : footer.legacy ? 'estargz-legacy' : 'estargz';
 }
@@ -331,6 +346,16 @@ export async function fetchUntrustedToc(source: BlobSource, ctx: LayerContext, t
   ctx.stats.bytesRequested += tailLength;
   const tail = await ctx.limiter.run(() => source.readRange(tailStart, tailLength));
   const footer = parseFooter(tail.subarray(Math.max(0, tail.length - MAX_FOOTER_SIZE)), size);
+  // The TOC is held in memory, inflated: it must fit the budget, and its region the bound that
+  // follows from that, checked before the region is fetched (a footer may point anywhere).
+  const maxJson = Math.min(DEFAULT_MAX_TOC_BYTES, ctx.memory.capacity);
+  const maxRegion = maxTocRegionBytes(maxJson);
+  if (footer.tocLength > maxRegion) {
+    throw new StargzError(
+      ErrorCodes.TOC_INVALID,
+      `the footer of blob ${source.digest} puts the TOC at offset ${footer.tocOffset}: ${footer.tocLength} bytes, more than the ${maxRegion} a TOC of at most ${maxJson} bytes can take (memory budget ${ctx.memory.capacity})`,
+    );
+  }
   let region: Buffer;
   if (footer.tocOffset >= tailStart) {
     region = tail.subarray(footer.tocOffset - tailStart, footer.tocOffset - tailStart + footer.tocLength);
@@ -341,7 +366,7 @@ export async function fetchUntrustedToc(source: BlobSource, ctx: LayerContext, t
     const head = await ctx.limiter.run(() => source.readRange(footer.tocOffset, headLength));
     region = Buffer.concat([head, tail]).subarray(0, footer.tocLength);
   }
-  return { footer, json: extractTocJson(region, footer.compression) };
+  return { footer, json: extractTocJson(region, footer.compression, maxJson) };
 }
 
 // The cached TOC keeps its footer in front (one JSON line), since chunk extents depend on it.

@@ -6,6 +6,7 @@ import type { Descriptor } from '../registry/manifest.js';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { DiskCache } from '../cache/disk-cache.js';
 import type { Limiter, Priority } from '../util/limiter.js';
+import type { ByteBudget } from '../util/byte-budget.js';
 import type { InflatePool } from './inflate-pool.js';
 import { DEFAULT_OPTIONS } from '../config.js';
 
@@ -59,8 +60,8 @@ export interface LayerContext {
   disk?: DiskCache;
   /** Range requests on the wire at once (--concurrency). */
   limiter: Limiter;
-  /** Fetched ranges held in memory at once (being inflated or written): a bound on memory. */
-  inMemory: Limiter;
+  /** Bytes of fetched ranges and their inflated chunks held at once (memoryBudgetBytes); also bounds the TOC. */
+  memory: ByteBudget;
   tuning: FetchTuning;
   stats: FetchStats;
   /** Worker threads for inflating and verifying; without it, zlib's thread pool and this thread. */

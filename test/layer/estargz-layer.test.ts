@@ -9,6 +9,7 @@ import { FileBlobSource } from '../../src/blob/blob-source.js';
 import { ChunkCache } from '../../src/cache/chunk-cache.js';
 import { MemoryChunkCache } from '../../src/cache/memory-cache.js';
 import { Limiter } from '../../src/util/limiter.js';
+import { ByteBudget } from '../../src/util/byte-budget.js';
 import { layoutsDir } from '../helpers/paths.js';
 import { fixtureLayers } from '../estargz/fixture-layers.js';
 
@@ -25,7 +26,7 @@ function context(): LayerContext {
   return {
     cache: new ChunkCache(new MemoryChunkCache(64 * 1024 * 1024)),
     limiter: new Limiter(4),
-    inMemory: new Limiter(8),
+    memory: new ByteBudget(64 * 1024 * 1024),
     tuning: DEFAULT_FETCH_TUNING,
     stats: newFetchStats(),
     offline: false,

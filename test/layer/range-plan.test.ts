@@ -25,3 +25,12 @@ test('maxRangeBytes bounds a merged request, but never splits one extent', () =>
 test('no extents, no requests', () => {
   assert.deepEqual(planRanges([], { maxGap: 10, maxRangeBytes: 10 }), []);
 });
+
+// Issue 8: chunks of zeros compress to nothing, so a 4 MB range held 4 GiB once inflated.
+test('planRanges does not merge beyond maxDecodedBytes of inflated data', () => {
+  const items = [0, 10, 20, 30].map((o) => ({ offset: o, end: o + 10, decoded: 1 << 30 }));
+  const r = planRanges(items, { maxGap: 0, maxRangeBytes: 1 << 20, maxDecodedBytes: 1 << 30 });
+  assert.equal(r.length, 4);
+  const small = planRanges(items.map((i) => ({ ...i, decoded: 100 })), { maxGap: 0, maxRangeBytes: 1 << 20, maxDecodedBytes: 1 << 30 });
+  assert.equal(small.length, 1);
+});
