@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -13,7 +13,7 @@ import zlib from 'node:zlib';
 import { startRegistry, pushLayout, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeTempDir, removeDir, trackPid, untrackPid } from '../helpers/tmp.js';
-import { cliPath, projectRoot } from '../helpers/paths.js';
+import { cliPath, esgzRefPath, projectRoot } from '../helpers/paths.js';
 import { runCli } from '../helpers/cli.js';
 import { readToc, rewriteToc, writeLayout, pushCraftedImage } from '../helpers/craft-image.js';
 import { fixtureLayers } from '../estargz/fixture-layers.js';
@@ -116,7 +116,7 @@ describe('memory and amplification bounds', () => {
   // The audit: four files of one 1 GiB chunk in a 4 MB layer took 5.2 GB RSS, because up to
   // 12 ranges were held at once whatever their size. Scaled: 6 files of one 64 MiB chunk of
   // zeros (the blob is tiny), synced with a 32 MiB budget: one chunk at a time.
-  const esgzRef = existsSync('/tmp/esgz-ref') ? '/tmp/esgz-ref' : existsSync('/usr/local/bin/esgz-ref') ? '/usr/local/bin/esgz-ref' : undefined;
+  const esgzRef = esgzRefPath;
   test('big chunks are bounded by the byte budget, not a count of ranges', { skip: esgzRef ? false : 'esgz-ref not built (scripts/tools/esgz-ref/build.sh)' }, async () => {
     const src = join(work, 'big-src');
     await mkdir(src, { recursive: true });

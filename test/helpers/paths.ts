@@ -19,3 +19,8 @@ export const fixturesDir = join(projectRoot, 'test', 'fixtures');
 /** OCI image layouts made by the reference estargz writer: edge, legacy, mixed, zstd, multi. */
 export const layoutsDir = join(fixturesDir, 'layouts');
 export const cliPath = join(projectRoot, 'bin', 'stargz-get');
+/**
+ * The reference estargz converter (scripts/tools/esgz-ref, which .ci/run builds): $ESGZ_REF,
+ * else /usr/local/bin/esgz-ref, else undefined (tests that need it then skip, saying so).
+ */
+export const esgzRefPath: string | undefined = [process.env.ESGZ_REF, '/usr/local/bin/esgz-ref'].find((p): p is string => !!p && existsSync(p));

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EstargzLayer } from '../../src/layer/estargz-layer.js';
@@ -17,9 +17,10 @@ import { Limiter } from '../../src/util/limiter.js';
 import { ByteBudget } from '../../src/util/byte-budget.js';
 import { tempDirFor } from '../helpers/tmp.js';
 import { tarHeader } from '../helpers/big-tar.js';
+import { esgzRefPath } from '../helpers/paths.js';
 
 const MiB = 1024 * 1024;
-const esgzRef = ['/tmp/esgz-ref', '/usr/local/bin/esgz-ref'].find((p) => existsSync(p));
+const esgzRef = esgzRefPath;
 
 class CountingSource extends FileBlobSource {
   reads = 0;
