@@ -4,6 +4,7 @@ import { parseDuration, parseSize, type Options } from '../config.js';
 import type { OpenImageOptions } from '../image/open-image.js';
 import { resolveCredentials, type CredentialFlags } from './credentials.js';
 import type { ImageReference } from '../reference/reference.js';
+import { loadConfigFile, registrySettingsFor } from '../config-file.js';
 
 export interface CommonFlags extends CredentialFlags {
   platform?: string;
@@ -21,6 +22,7 @@ export interface CommonFlags extends CredentialFlags {
   rateWindow?: string;
   maxRange?: string;
   insecureSkipTocVerify?: boolean;
+  config?: string;
 }
 
 export function addImageOptions(cmd: Command): Command {
@@ -43,6 +45,7 @@ export function addImageOptions(cmd: Command): Command {
     .option('--memory-cache <size>', 'bound of the in-memory chunk cache, e.g. 256M (default 256M)')
     .option('--offline', 'use only the cache: the last resolution of the tag, cached TOCs and chunks')
     .option('--insecure-skip-toc-verify', 'read layers without a TOC-digest annotation lazily, trusting the registry (unsafe)')
+    .option('--config <file>', 'configuration file (default $XDG_CONFIG_HOME/stargz-get/config.toml)')
     .addOption(new Option('-q, --quiet', 'no progress display and no summary'));
 }
 
@@ -56,27 +59,33 @@ function int(text: string | undefined, name: string): number | undefined {
 /** `signal` ends every request of the image (Ctrl-C, SIGTERM). */
 export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, notice: (m: string) => void, signal: AbortSignal): Promise<OpenImageOptions> {
   const credentials = await resolveCredentials(flags, ref.registry);
-  const options: Partial<Options> = {
+  const file = loadConfigFile(flags.config);
+  const settings = registrySettingsFor(file, ref.registry);
+  const fromFlags: Partial<Options> = {
     concurrency: int(flags.concurrency, '--concurrency'),
     cacheDir: flags.cacheDir,
     cacheMaxBytes: flags.cacheSize !== undefined ? parseSize(flags.cacheSize) : undefined,
     memoryCacheBytes: flags.memoryCache !== undefined ? parseSize(flags.memoryCache) : undefined,
-    offline: flags.offline ?? false,
+    offline: flags.offline,
     platform: flags.platform,
     requestTimeoutMs: flags.timeout !== undefined ? parseDuration(flags.timeout) : undefined,
     minTransferRate: flags.minRate !== undefined ? parseSize(flags.minRate) : undefined,
     rateWindowMs: flags.rateWindow !== undefined ? parseDuration(flags.rateWindow) : undefined,
     maxRangeBytes: flags.maxRange !== undefined ? parseSize(flags.maxRange) : undefined,
-    insecureSkipTocVerify: flags.insecureSkipTocVerify ?? false,
+    insecureSkipTocVerify: flags.insecureSkipTocVerify,
   };
+  // Flags beat the file, the file beats config.ts defaults (filled by resolveOptions).
+  const options: Partial<Options> = { ...file.options };
+  for (const [k, v] of Object.entries(fromFlags)) if (v !== undefined) (options as Record<string, unknown>)[k] = v;
   return {
     ...options,
     notice,
     registry: {
       credentials,
-      plainHttp: flags.plainHttp ?? false,
-      insecure: flags.insecure ?? false,
-      retries: int(flags.retries, '--retries'),
+      plainHttp: flags.plainHttp ?? settings.plainHttp ?? file.cli.plainHttp ?? false,
+      insecure: flags.insecure ?? settings.insecure ?? file.cli.insecure ?? false,
+      retries: int(flags.retries, '--retries') ?? file.cli.retries,
+      settings,
       signal,
     },
   };

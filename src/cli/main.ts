@@ -13,6 +13,7 @@ import type { LsFlags } from './commands/ls.js';
 import type { InfoFlags } from './commands/info.js';
 import type { CacheFlags } from './commands/cache.js';
 import type { MountFlags } from './commands/mount.js';
+import type { ConfigFlags } from './commands/config.js';
 
 function version(): string {
   try {
@@ -86,23 +87,33 @@ export function buildProgram(io: CliIo): Command {
       await umountCommand(mountpoint, io);
     });
 
+  program
+    .command('config')
+    .description('print the effective configuration (the file over the defaults; secrets redacted)')
+    .option('--config <file>', 'configuration file (default $XDG_CONFIG_HOME/stargz-get/config.toml)')
+    .option('--json', 'machine-readable output')
+    .action(async (flags: ConfigFlags) => (await import('./commands/config.js')).configCommand(flags, io));
+
   const cache = program.command('cache').description('inspect and manage the on-disk chunk cache');
   cache
     .command('info')
     .description('what the cache holds')
     .option('--cache-dir <dir>', 'cache directory')
+    .option('--config <file>', 'configuration file (its cache-dir)')
     .option('--json', 'machine-readable output')
     .action(async (flags: CacheFlags) => (await import('./commands/cache.js')).cacheInfoCommand(flags, io));
   cache
     .command('prune')
     .description('evict least-recently-used chunks until the cache holds at most --max-size')
     .option('--cache-dir <dir>', 'cache directory')
+    .option('--config <file>', 'configuration file (its cache-dir)')
     .requiredOption('--max-size <size>', 'e.g. 2G')
     .action(async (flags: CacheFlags) => (await import('./commands/cache.js')).cachePruneCommand(flags, io));
   cache
     .command('clear')
     .description('remove everything from the cache')
     .option('--cache-dir <dir>', 'cache directory')
+    .option('--config <file>', 'configuration file (its cache-dir)')
     .action(async (flags: CacheFlags) => (await import('./commands/cache.js')).cacheClearCommand(flags, io));
   return program;
 }

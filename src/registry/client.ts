@@ -22,6 +22,7 @@ import {
 import { ping, type PingResult } from './ping.js';
 import { withRetry, type RetryOptions } from './retry.js';
 import { Transport, discard, header, type HttpResponse } from './transport.js';
+import type { RegistrySettings } from './settings.js';
 
 export type { Credentials } from './auth.js';
 export type { Descriptor, Platform } from './manifest.js';
@@ -46,6 +47,12 @@ export interface RegistryClientOptions {
   /** Connections kept to one origin (default 16). */
   maxConnectionsPerHost?: number;
   userAgent?: string;
+  /**
+   * This registry's settings from the configuration file. plainHttp/insecure there are
+   * already folded into the fields above by the CLI; certDir and authfile are carried for the
+   * TLS and credential code.
+   */
+  settings?: RegistrySettings;
 }
 
 export interface ResolvedImage {
@@ -115,7 +122,7 @@ export function parseContentRange(value: string | undefined): { start: number; e
 
 export class RegistryClient {
   readonly stats: RequestStats = { requests: 0, blobRequests: 0, bytesReceived: 0, blobBytesReceived: 0 };
-  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'signal'>>;
+  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'signal' | 'settings'>>;
   private readonly signal: AbortSignal | undefined;
   private readonly apiHost: string;
   private readonly transport: Transport;
