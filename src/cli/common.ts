@@ -5,6 +5,7 @@ import type { OpenImageOptions } from '../image/open-image.js';
 import { resolveCredentials, type CredentialFlags } from './credentials.js';
 import type { ImageReference } from '../reference/reference.js';
 import { loadConfigFile, registrySettingsFor } from '../config-file.js';
+import { defaultHostsDir, registryHosts } from '../registry/hosts.js';
 
 export interface CommonFlags extends CredentialFlags {
   platform?: string;
@@ -23,6 +24,8 @@ export interface CommonFlags extends CredentialFlags {
   maxRange?: string;
   insecureSkipTocVerify?: boolean;
   config?: string;
+  hostsDir?: string;
+  mirror?: string[];
 }
 
 export function addImageOptions(cmd: Command): Command {
@@ -45,6 +48,8 @@ export function addImageOptions(cmd: Command): Command {
     .option('--memory-cache <size>', 'bound of the in-memory chunk cache, e.g. 256M (default 256M)')
     .option('--offline', 'use only the cache: the last resolution of the tag, cached TOCs and chunks')
     .option('--insecure-skip-toc-verify', 'read layers without a TOC-digest annotation lazily, trusting the registry (unsafe)')
+    .option('--hosts-dir <dir>', "containerd hosts.toml directories: mirrors per registry (default /etc/containerd/certs.d when it exists)")
+    .option('--mirror <url>', 'a mirror tried before the registry (pull and resolve); repeatable', (v: string, acc: string[] = []) => [...acc, v])
     .option('--config <file>', 'configuration file (default $XDG_CONFIG_HOME/stargz-get/config.toml)')
     .addOption(new Option('-q, --quiet', 'no progress display and no summary'));
 }
@@ -86,6 +91,11 @@ export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, n
       insecure: flags.insecure ?? settings.insecure ?? file.cli.insecure ?? false,
       retries: int(flags.retries, '--retries') ?? file.cli.retries,
       settings,
+      hosts: registryHosts(ref.registry, {
+        mirrors: [...(flags.mirror ?? []), ...(settings.mirrors ?? [])],
+        hostsDir: flags.hostsDir ?? file.cli.hostsDir ?? defaultHostsDir(),
+      }),
+      notice,
       signal,
     },
   };

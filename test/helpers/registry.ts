@@ -41,6 +41,8 @@ export interface StartRegistryOptions {
   password?: string;
   /** token mode only: anonymous token requests get pull-only tokens instead of 401. */
   anonymousPull?: boolean;
+  /** Pull-through cache mode (distribution `proxy: remoteurl`) in front of this upstream URL. */
+  proxyRemoteUrl?: string;
 }
 
 export const DEFAULT_USERNAME = 'tester';
@@ -116,7 +118,8 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     if (mode === 'token') token = await startTokenServer({ username, password, anonymousPull: opts.anonymousPull ?? false });
     const port = await freePort();
     const configPath = join(dataDir, 'config.yml');
-    await writeFile(configPath, configYaml(dataDir, port, await authBlockFor(mode, dataDir, username, password, token)));
+    const proxyBlock = opts.proxyRemoteUrl ? `proxy:\n  remoteurl: ${opts.proxyRemoteUrl}\n` : '';
+    await writeFile(configPath, configYaml(dataDir, port, (await authBlockFor(mode, dataDir, username, password, token)) + proxyBlock));
     const url = `http://127.0.0.1:${port}`;
     const logPath = join(dataDir, 'registry.log');
     let child: ChildProcess | undefined;

@@ -1,0 +1,50 @@
+// hosts.toml as containerd documents it (docs/hosts.md), and --mirror: the ordered host list.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseHostsToml, registryHosts } from '../../src/registry/hosts.js';
+import { isStargzError } from '../../src/errors.js';
+
+test('hosts.toml: [host] entries in file order, then server; capabilities, TLS, headers, path', () => {
+  const hosts = parseHostsToml(
+    `server = "https://registry-1.docker.io"
+[host."https://mirror-b.example"]
+  capabilities = ["pull"]
+  ca = "/etc/certs/b.pem"
+  client = [["/c.cert", "/c.key"]]
+  skip_verify = true
+  [host."https://mirror-b.example".header]
+    x-custom = ["v1", "v2"]
+[host."http://mirror-a.example:5000/cache"]
+  override_path = true
+`,
+    'hosts.toml',
+    'docker.io',
+  );
+  assert.deepEqual(hosts.map((h) => [h.origin, h.path, h.capabilities.resolve, h.isOrigin]), [
+    ['https://mirror-b.example', '/v2', false, false],
+    ['http://mirror-a.example:5000', '/cache', true, false],
+    ['https://registry-1.docker.io', '/v2', true, true],
+  ]);
+  assert.deepEqual(hosts[0]!.tls, { caFiles: ['/etc/certs/b.pem'], certFile: '/c.cert', keyFile: '/c.key', insecureSkipVerify: true });
+  assert.deepEqual(hosts[0]!.headers, { 'x-custom': ['v1', 'v2'] });
+});
+
+test('hosts.toml without server: the registry itself, found the usual way, last', () => {
+  const hosts = parseHostsToml(`[host."mirror.example"]\n`, 'f', '127.0.0.1:5000');
+  assert.equal(hosts[0]!.origin, 'https://mirror.example'); // no scheme: HTTPS, as containerd
+  assert.equal(hosts[1]!.origin, undefined);
+  assert.equal(hosts[1]!.isOrigin, true);
+});
+
+test('an unknown hosts.toml key is ERR_CONFIG with file:line and key', () => {
+  assert.throws(
+    () => parseHostsToml(`server = "https://r"\n\n[host."https://m"]\n  capabilitys = ["pull"]\n`, '/d/r/hosts.toml', 'r'),
+    (e: unknown) => isStargzError(e, 'ERR_CONFIG') && /\/d\/r\/hosts\.toml:4: host\."https:\/\/m"\.capabilitys: unknown key/.test(e.message),
+  );
+});
+
+test('nothing configured: the registry alone; --mirror URLs come first', () => {
+  assert.deepEqual(registryHosts('r.example').map((h) => h.label), ['r.example']);
+  const hosts = registryHosts('r.example', { mirrors: ['http://u:pw@m1.example', 'm2.example'] });
+  assert.deepEqual(hosts.map((h) => h.label), ['http://m1.example', 'm2.example', 'r.example']);
+});
