@@ -10,12 +10,21 @@ export const ErrorCodes = {
   REGISTRY_UNREACHABLE: 'ERR_REGISTRY_UNREACHABLE',
   /** The registry refused our credentials, or wants credentials we do not have. */
   REGISTRY_AUTH: 'ERR_REGISTRY_AUTH',
+  /** Credentials cannot be looked up or stored: a malformed credential file, a failing or hung credential helper. */
+  CREDENTIALS: 'ERR_CREDENTIALS',
   /** The repository, tag, manifest or blob does not exist. */
   REGISTRY_NOT_FOUND: 'ERR_REGISTRY_NOT_FOUND',
   /** 429 Too Many Requests, still after our retries. */
   REGISTRY_RATE_LIMITED: 'ERR_REGISTRY_RATE_LIMITED',
   /** 5xx, still after our retries. */
   REGISTRY_SERVER: 'ERR_REGISTRY_SERVER',
+  /**
+   * A TLS failure that retrying cannot fix: a certificate we cannot verify, a client
+   * certificate the server wants or refuses, unreadable certificate files.
+   */
+  TLS: 'ERR_TLS',
+  /** The forward proxy (HTTPS_PROXY, HTTP_PROXY) cannot be reached or refused the request (407, 502...). */
+  PROXY: 'ERR_PROXY',
   /** The registry answered something the protocol does not allow (bad Content-Range, short body...). */
   REGISTRY_PROTOCOL: 'ERR_REGISTRY_PROTOCOL',
   /** A request took longer than its deadline. */

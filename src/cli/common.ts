@@ -1,16 +1,19 @@
 // Options every image command shares, and their translation into library options.
 import { Command, Option } from 'commander';
+import { dirname, resolve } from 'node:path';
 import { parseDuration, parseSize, type Options } from '../config.js';
 import type { OpenImageOptions } from '../image/open-image.js';
-import { resolveCredentials, type CredentialFlags } from './credentials.js';
+import { keychainFromFlags, type CredentialFlags } from './credentials.js';
 import type { ImageReference } from '../reference/reference.js';
 import { loadConfigFile, registrySettingsFor } from '../config-file.js';
 import { defaultHostsDir, registryHosts } from '../registry/hosts.js';
+import { certDirSettings } from '../registry/tls.js';
 
 export interface CommonFlags extends CredentialFlags {
   platform?: string;
   plainHttp?: boolean;
   insecure?: boolean;
+  certDir?: string;
   concurrency?: string;
   cacheDir?: string;
   cacheSize?: string;
@@ -34,9 +37,12 @@ export function addImageOptions(cmd: Command): Command {
     .option('-p, --password <password>', 'registry password (prefer --password-stdin)')
     .option('--password-stdin', 'read the registry password from standard input')
     .option('--credential <user:password>', 'registry credentials in one argument')
+    // Resolved now: a detached mount's server runs in another directory.
+    .option('--authfile <file>', "containers' auth.json to read before the other credential files", (v: string) => resolve(v))
     .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this host)')
     .option('--plain-http', 'talk HTTP, not HTTPS, to the registry')
     .option('--insecure', 'do not verify the registry TLS certificate')
+    .option('--cert-dir <dir>', 'TLS for the registry: *.crt CA certificates (added to the system ones), NAME.cert + NAME.key client certificate (default: its certs.d directory)')
     .option('--concurrency <n>', 'parallel range requests (default 8)')
     .option('--retries <n>', 'retries of a failed request before giving up (default 5)')
     .option('--timeout <duration>', 'deadline for response headers and for a whole manifest or token, e.g. 30s (default 30s)')
@@ -61,11 +67,15 @@ function int(text: string | undefined, name: string): number | undefined {
   return n;
 }
 
-/** `signal` ends every request of the image (Ctrl-C, SIGTERM). */
+/** `signal` ends every request of the image (Ctrl-C, SIGTERM). The keychain looks credentials up per registry and repository when asked. */
 export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, notice: (m: string) => void, signal: AbortSignal): Promise<OpenImageOptions> {
-  const credentials = await resolveCredentials(flags, ref.registry);
   const file = loadConfigFile(flags.config);
   const settings = registrySettingsFor(file, ref.registry);
+  // The file's paths are relative to the file (a detached mount's server runs elsewhere).
+  const fromFile = (p: string | undefined): string | undefined => (p === undefined || file.path === undefined ? p : resolve(dirname(file.path), p));
+  const authfile = flags.authfile ?? fromFile(settings.authfile);
+  const keychain = await keychainFromFlags({ ...flags, ...(authfile !== undefined ? { authfile } : {}) }, notice);
+  const certDir = flags.certDir ?? fromFile(settings.certDir);
   const fromFlags: Partial<Options> = {
     concurrency: int(flags.concurrency, '--concurrency'),
     cacheDir: flags.cacheDir,
@@ -86,9 +96,10 @@ export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, n
     ...options,
     notice,
     registry: {
-      credentials,
+      keychain,
       plainHttp: flags.plainHttp ?? settings.plainHttp ?? file.cli.plainHttp ?? false,
       insecure: flags.insecure ?? settings.insecure ?? file.cli.insecure ?? false,
+      ...(certDir !== undefined ? { tls: certDirSettings(certDir) } : {}),
       retries: int(flags.retries, '--retries') ?? file.cli.retries,
       settings,
       hosts: registryHosts(ref.registry, {

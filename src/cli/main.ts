@@ -14,6 +14,7 @@ import type { InfoFlags } from './commands/info.js';
 import type { CacheFlags } from './commands/cache.js';
 import type { MountFlags } from './commands/mount.js';
 import type { ConfigFlags } from './commands/config.js';
+import type { LoginFlags } from './commands/login.js';
 
 function version(): string {
   try {
@@ -93,6 +94,24 @@ export function buildProgram(io: CliIo): Command {
     .option('--config <file>', 'configuration file (default $XDG_CONFIG_HOME/stargz-get/config.toml)')
     .option('--json', 'machine-readable output')
     .action(async (flags: ConfigFlags) => (await import('./commands/config.js')).configCommand(flags, io));
+
+  program
+    .command('login')
+    .description("check credentials against REGISTRY and store them in Docker's config.json (or its credential helper)")
+    .argument('<registry>', 'e.g. ghcr.io or 127.0.0.1:5000')
+    .option('-u, --username <user>', 'registry user name (asked on a terminal)')
+    .option('-p, --password <password>', 'registry password (prefer --password-stdin; asked without echo on a terminal)')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--plain-http', 'talk HTTP, not HTTPS, to the registry')
+    .option('--insecure', 'do not verify the registry TLS certificate')
+    .option('--timeout <duration>', 'deadline for each request, e.g. 30s (default 30s)')
+    .action(async (registry: string, flags: LoginFlags) => (await import('./commands/login.js')).loginCommand(registry, flags, io));
+
+  program
+    .command('logout')
+    .description("remove REGISTRY's credentials from Docker's config.json (or its credential helper)")
+    .argument('<registry>')
+    .action(async (registry: string) => (await import('./commands/login.js')).logoutCommand(registry, io));
 
   const cache = program.command('cache').description('inspect and manage the on-disk chunk cache');
   cache

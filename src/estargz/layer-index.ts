@@ -42,8 +42,12 @@ export interface IndexEntry {
   xattrs: Record<string, Buffer>;
   /** whole-file sha256 */
   digest?: string;
-  /** sorted by fileOffset, contiguous, covering size. A hardlink shares its target's array. */
+  /** sorted by fileOffset, contiguous, covering size — unless `sparse`. A hardlink shares its target's array. */
   chunks: ChunkRef[];
+  /** the chunks cover only the data regions of a sparse file (sorted, not overlapping, within
+   * size): every byte of [0, size) no chunk covers is a hole and reads as zero (plain layers
+   * only; a TOC's chunks always tile the file) */
+  sparse?: true;
   /** true for a directory the TOC did not list, created to hold entries below it (mode 0o755, mtime 0):
    * a merging layer above should not let it override a real directory's attributes */
   implicit?: boolean;

@@ -192,6 +192,8 @@ export function createReader(fs: MergedFs, options: ReaderOptions): Reader {
     const size = node.inode.entry.size;
     const want = pos >= size ? 0 : Math.min(len, size - pos);
     const refs = want === 0 ? [] : fs.chunksFor(node, pos, want);
+    // A sparse file's holes are the bytes no chunk covers; the kernel's buffer is not zeroed.
+    if (node.inode.entry.sparse) buf.fill(0, 0, want);
     // Most reads find their chunks in memory (read-ahead put them there): answered at once.
     if (want === 0 || (peek && copyFromMemory(node, refs, buf, pos, want))) cb(want);
     else readThrough(path, node, refs, buf, len, pos, want, cb);

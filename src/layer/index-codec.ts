@@ -1,10 +1,12 @@
 // Building a LayerIndex from tar headers (plain layers), and its compact cache encoding.
+import { ErrorCodes, StargzError } from '../errors.js';
 import { implicitDir, normalizeEntryName, type IndexEntry, type LayerIndex } from '../estargz/index.js';
 
 export class LayerIndexBuilder {
   private readonly entries = new Map<string, IndexEntry>();
 
   add(raw: IndexEntry): void {
+    checkChunks(raw);
     const path = normalizeEntryName(raw.path);
     const entry: IndexEntry = { ...raw, path, linkName: raw.type === 'hardlink' ? normalizeEntryName(raw.linkName, 'hardlink target') : raw.linkName };
     this.ensureParents(path);
@@ -37,7 +39,26 @@ export class LayerIndexBuilder {
   }
 }
 
-const CODEC_VERSION = 1;
+/**
+ * Readers copy chunks into place and assume the rest is zeros only for a sparse file: the
+ * chunks of any other file must tile [0, size), a sparse file's must stay within it in order.
+ */
+function checkChunks(e: IndexEntry): void {
+  let at = 0;
+  for (const c of e.chunks) {
+    if (e.sparse ? c.fileOffset < at : c.fileOffset !== at) {
+      throw new StargzError(ErrorCodes.CORRUPT_DATA, `${JSON.stringify(e.path)}: chunks leave a gap or overlap at file offset ${at}`);
+    }
+    at = c.fileOffset + c.size;
+  }
+  if (e.sparse ? at > e.size : at !== e.size && e.type === 'reg') {
+    throw new StargzError(ErrorCodes.CORRUPT_DATA, `${JSON.stringify(e.path)}: chunks cover ${at} bytes of ${e.size}`);
+  }
+}
+
+// 2: the tar reader of issue 8 (binary xattrs, sparse files, names tar-stream mangled):
+// indexes cached by version 1 are rebuilt.
+const CODEC_VERSION = 2;
 
 /** `format`: what the blob was (a plain tar+gzip, or an eStargz blob read whole). */
 export function encodeLayerIndex(index: LayerIndex, format: string): Buffer {

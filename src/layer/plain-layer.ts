@@ -7,9 +7,8 @@
 // must agree with the tar it came in.
 import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
-import { Transform, type Readable } from 'node:stream';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import * as tar from 'tar-stream';
 import { ErrorCodes, StargzError, toStargzError } from '../errors.js';
 import {
   DEFAULT_MAX_TOC_BYTES,
@@ -29,22 +28,24 @@ import { chunkKey, type ChunkSink, type Layer, type LayerContext, type ReadOptio
 import { LayerIndexBuilder, decodeLayerIndex, encodeLayerIndex } from './index-codec.js';
 import type { LoadedToc } from './estargz-layer.js';
 import { checkTocAgainstTar, type StreamedTocEvidence } from './trust.js';
+import { PieceWriter } from './piece-writer.js';
+import { tarSink, type EntryBody } from './tar-sink.js';
+import type { TarEntry, TarEntryType } from '../tar/reader.js';
 
 /** Entries of an eStargz blob that are its own bookkeeping, not files of the image. */
 const BOOKKEEPING = new Set([TOC_TAR_NAME, PREFETCH_LANDMARK, NO_PREFETCH_LANDMARK]);
 
-/** Size of the pieces a plain layer's files are cached in. */
-export const PLAIN_PIECE_SIZE = 1024 * 1024;
+export { PLAIN_PIECE_SIZE } from './piece-writer.js';
 
-const TAR_TYPES: Record<string, NodeType | undefined> = {
+const TAR_TYPES: Record<TarEntryType, NodeType | undefined> = {
   file: 'reg',
-  'contiguous-file': 'reg',
-  link: 'hardlink',
+  hardlink: 'hardlink',
   symlink: 'symlink',
-  directory: 'dir',
-  'character-device': 'char',
-  'block-device': 'block',
+  dir: 'dir',
+  char: 'char',
+  block: 'block',
   fifo: 'fifo',
+  other: undefined,
 };
 
 export class PlainLayer implements Layer {
@@ -133,16 +134,10 @@ async function streamLayer(descriptor: Descriptor, source: BlobSource, ctx: Laye
       cb(null, chunk);
     },
   });
-  const extract = tar.extract();
-  extract.on('entry', (header, stream, next) => {
-    const body = stream as unknown as Readable;
-    const path = shape.estargz ? normalizeEntryName(header.name) : '';
-    const work = !shape.estargz || !BOOKKEEPING.has(path)
-      ? addEntry(builder, header, body, ctx, shape.toc, seen)
-      : path === TOC_TAR_NAME
-        ? readAll(body, DEFAULT_MAX_TOC_BYTES).then((json) => void (seen.json = json))
-        : drain(body);
-    work.then(() => next(), next);
+  const extract = tarSink((entry) => {
+    const path = shape.estargz ? normalizeEntryName(entry.name) : '';
+    if (!shape.estargz || !BOOKKEEPING.has(path)) return addEntry(builder, entry, ctx, shape.toc, seen);
+    return path === TOC_TAR_NAME ? readAll(DEFAULT_MAX_TOC_BYTES, (json) => void (seen.json = json)) : undefined;
   });
   const input = await ctx.limiter.run(() => source.openStream(signal));
   const stages: NodeJS.ReadWriteStream[] = [hashing];
@@ -163,20 +158,17 @@ async function streamLayer(descriptor: Descriptor, source: BlobSource, ctx: Laye
   return index;
 }
 
-async function drain(stream: Readable): Promise<void> {
-  stream.resume();
-  await new Promise<void>((resolve, reject) => stream.on('end', resolve).on('error', reject));
-}
-
-async function readAll(stream: Readable, max: number): Promise<Buffer> {
+function readAll(max: number, done: (data: Buffer) => void): EntryBody {
   const parts: Buffer[] = [];
   let n = 0;
-  for await (const part of stream) {
-    n += (part as Buffer).length;
-    if (n > max) throw new StargzError(ErrorCodes.TOC_INVALID, `TOC JSON is more than the ${max} bytes allowed`);
-    parts.push(part as Buffer);
-  }
-  return Buffer.concat(parts, n);
+  return {
+    data: (_offset, part) => {
+      n += part.length;
+      if (n > max) throw new StargzError(ErrorCodes.TOC_INVALID, `TOC JSON is more than the ${max} bytes allowed`);
+      parts.push(part);
+    },
+    end: () => done(Buffer.concat(parts, n)),
+  };
 }
 
 /** Hashes a file's bytes cut where the TOC's chunks end, each with its chunk digest's algorithm. */
@@ -215,74 +207,55 @@ class BoundaryHashes {
   }
 }
 
-async function addEntry(
+/** The index entry of one tar entry; regular files' data goes to the cache as it arrives. */
+function addEntry(
   builder: LayerIndexBuilder,
-  header: tar.Header,
-  stream: Readable,
+  t: TarEntry,
   ctx: LayerContext,
   toc: LoadedToc | undefined,
   seen: StreamedTocEvidence,
-): Promise<void> {
-  const type = TAR_TYPES[header.type];
-  const pax = (header.pax ?? {}) as Record<string, string>;
-  const xattrs: Record<string, Buffer> = {};
-  for (const [k, v] of Object.entries(pax)) {
-    // An empty PAX record deletes the keyword: no xattr.
-    if (k.startsWith('SCHILY.xattr.') && v !== '') xattrs[k.slice('SCHILY.xattr.'.length)] = Buffer.from(v, 'utf8');
-  }
-  const chunks: ChunkRef[] = [];
-  const whole = createHash('sha256');
-  let size = 0;
-  if (type === 'reg') {
-    const tocChunks = toc?.index.entries.get(normalizeEntryName(header.name))?.chunks;
-    const cuts = tocChunks ? new BoundaryHashes(tocChunks) : undefined;
-    if (cuts) seen.chunkDigests.set(normalizeEntryName(header.name), cuts.digests);
-    let piece: Buffer[] = [];
-    let pieceLen = 0;
-    const flush = async (): Promise<void> => {
-      if (pieceLen === 0) return;
-      const data = piece.length === 1 ? piece[0]! : Buffer.concat(piece, pieceLen);
-      const digest = 'sha256:' + createHash('sha256').update(data).digest('hex');
-      chunks.push({ offset: 0, end: 0, innerOffset: 0, fileOffset: size - pieceLen, size: pieceLen, digest });
-      await ctx.cache.put(digest, data);
-      piece = [];
-      pieceLen = 0;
-    };
-    for await (const part of stream) {
-      let buf = part as Buffer;
-      whole.update(buf);
-      cuts?.update(buf);
-      while (buf.length > 0) {
-        const take = Math.min(buf.length, PLAIN_PIECE_SIZE - pieceLen);
-        piece.push(buf.subarray(0, take));
-        pieceLen += take;
-        size += take;
-        buf = buf.subarray(take);
-        if (pieceLen === PLAIN_PIECE_SIZE) await flush();
-      }
-    }
-    await flush();
-  } else {
-    await drain(stream);
-  }
-  if (!type) return; // unknown entry types are skipped, as umoci does
-  const mtime = pax.mtime !== undefined ? Math.floor(parseFloat(pax.mtime) * 1000) : header.mtime.getTime();
+): EntryBody | undefined {
+  const type = TAR_TYPES[t.type];
+  if (!type) return undefined; // unknown entry types are skipped, as umoci does
   const entry: IndexEntry = {
-    path: header.name,
+    path: t.name,
     type,
-    mode: header.mode & 0o7777,
-    uid: pax.uid !== undefined ? Number(pax.uid) : header.uid,
-    gid: pax.gid !== undefined ? Number(pax.gid) : header.gid,
-    userName: pax.uname ?? header.uname,
-    groupName: pax.gname ?? header.gname,
-    mtimeMs: Number.isFinite(mtime) ? mtime : 0,
-    size,
-    linkName: header.linkname ?? '',
-    devMajor: header.devmajor ?? 0,
-    devMinor: header.devminor ?? 0,
-    xattrs,
-    ...(type === 'reg' ? { digest: 'sha256:' + whole.digest('hex') } : {}),
-    chunks,
+    mode: t.mode & 0o7777,
+    uid: t.uid,
+    gid: t.gid,
+    userName: t.uname,
+    groupName: t.gname,
+    mtimeMs: t.mtimeMs,
+    size: type === 'reg' ? t.size : 0,
+    linkName: t.linkName,
+    devMajor: t.devMajor,
+    devMinor: t.devMinor,
+    xattrs: t.xattrs,
+    chunks: [],
   };
-  builder.add(entry);
+  if (type !== 'reg') {
+    builder.add(entry);
+    return undefined;
+  }
+  const tocChunks = toc?.index.entries.get(normalizeEntryName(t.name))?.chunks;
+  const cuts = tocChunks ? new BoundaryHashes(tocChunks) : undefined;
+  if (cuts) seen.chunkDigests.set(normalizeEntryName(t.name), cuts.digests);
+  // A sparse file's holes are not data: its chunks cover the data regions only, and it has
+  // no whole-file digest (hashing its holes would be unbounded work for a hostile size).
+  if (t.sparse) entry.sparse = true;
+  const pieces = new PieceWriter((digest, data) => ctx.cache.put(digest, data));
+  const whole = t.sparse ? undefined : createHash('sha256');
+  return {
+    data: (offset, data) => {
+      whole?.update(data);
+      cuts?.update(data);
+      return pieces.write(offset, data);
+    },
+    end: async () => {
+      await pieces.flush();
+      entry.chunks = pieces.chunks;
+      if (whole) entry.digest = 'sha256:' + whole.digest('hex');
+      builder.add(entry);
+    },
+  };
 }

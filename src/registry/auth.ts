@@ -1,12 +1,15 @@
 // Registry authentication: anonymous, Basic, or Bearer tokens from the realm the registry
-// names (distribution token spec). Tokens are cached per scope until they expire, and one
-// fetch serves every request that races for the same token.
-import { ErrorCodes, StargzError, registerCredentials, registerSecret } from '../errors.js';
+// names (distribution token spec) — asked for with Basic credentials (GET), or with an
+// identity token through the spec's OAuth2 refresh-token grant (POST). Tokens are cached per
+// scope until they expire, and one fetch serves every request that races for the same token.
+// Credentials come from a Keychain, asked again at every 401 and every token fetch.
+import { ErrorCodes, StargzError, registerSecret } from '../errors.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { findChallenge, type Challenge } from './challenge.js';
 import { httpStatusError, readBody, readBoundedText } from './errors.js';
 import { withRetry, type RetryOptions } from './retry.js';
-import { header, type Transport } from './transport.js';
+import { header, type HttpResponse, type Transport } from './transport.js';
+import type { Keychain, RegistryCredential } from './keychain.js';
 
 export interface Credentials {
   username: string;
@@ -23,9 +26,28 @@ export interface CachedToken {
   expiresAt: number;
 }
 
+/** Identifies us to the token server in the OAuth2 flow, which requires a client_id. */
+export const OAUTH_CLIENT_ID = 'stargz-get';
+
 /** The scope of pulling one repository. */
 export function pullScope(repository: string): string {
   return `repository:${repository}:pull`;
+}
+
+/** The repository a scope is about ('' for none): the keychain looks credentials up by it. */
+export function repositoryOfScope(scope: string): string {
+  const m = /^repository:(.+):[^:]*$/.exec(scope.split(' ')[0] ?? '');
+  return m?.[1] ?? '';
+}
+
+/** The OAuth2 refresh-token grant's form (distribution docs/spec/auth/oauth.md). */
+export function refreshTokenForm(refreshToken: string, service: string | undefined, scope: string): string {
+  const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken });
+  if (service) form.set('service', service);
+  // The form takes the scopes space-separated, in one field.
+  if (scope) form.set('scope', scope);
+  form.set('client_id', OAUTH_CLIENT_ID);
+  return form.toString();
 }
 
 export function basicAuthorization(c: Credentials): string {
@@ -55,19 +77,23 @@ export class Authenticator {
   private challenges: Challenge[] = [];
   private readonly tokens = new Map<string, CachedToken>();
   private readonly flights = new SingleFlight<string, CachedToken>();
+  /** Basic headers per repository, looked up again after a 401. */
+  private readonly basics = new Map<string, string | undefined>();
+  private readonly lookups = new SingleFlight<string, RegistryCredential | undefined>();
+  private found = false;
   /** Token fetches made (tests and logs). */
   tokenFetches = 0;
 
   constructor(
     private readonly transport: Transport,
-    private readonly credentials: Credentials | undefined,
+    private readonly registry: string,
+    private readonly keychain: Keychain,
     private readonly retry: RetryOptions,
-  ) {
-    if (credentials) registerCredentials(credentials.username, credentials.password);
-  }
+  ) {}
 
+  /** Whether the keychain had credentials the last time it was asked. */
   get hasCredentials(): boolean {
-    return this.credentials !== undefined;
+    return this.found;
   }
 
   /** The challenges from the ping: they say which scheme to use before any request fails. */
@@ -79,7 +105,7 @@ export class Authenticator {
   async authorization(scope: string, signal?: AbortSignal): Promise<string | undefined> {
     const bearer = findChallenge(this.challenges, 'bearer');
     if (bearer) return (await this.token(bearer, scope, signal)).header;
-    if (findChallenge(this.challenges, 'basic') && this.credentials) return basicAuthorization(this.credentials);
+    if (findChallenge(this.challenges, 'basic')) return this.basicHeader(scope, false);
     return undefined;
   }
 
@@ -99,11 +125,29 @@ export class Authenticator {
       const fresh = await this.token(bearer, wanted, signal);
       return fresh.header === used ? undefined : fresh.header;
     }
-    if (findChallenge(this.challenges, 'basic') && this.credentials) {
-      const basic = basicAuthorization(this.credentials);
+    if (findChallenge(this.challenges, 'basic')) {
+      // The credentials may have changed since (rotated in the file or the helper).
+      const basic = await this.basicHeader(scope, true);
       return basic === used ? undefined : basic;
     }
     return undefined;
+  }
+
+  /** Asks the keychain, once for all racing requests of one repository. */
+  private async lookup(repository: string): Promise<RegistryCredential | undefined> {
+    const cred = await this.lookups.run(repository, () => this.keychain.lookup(this.registry, repository));
+    this.found = cred !== undefined;
+    return cred;
+  }
+
+  private async basicHeader(scope: string, fresh: boolean): Promise<string | undefined> {
+    const repository = repositoryOfScope(scope);
+    if (!fresh && this.basics.has(repository)) return this.basics.get(repository);
+    const cred = await this.lookup(repository);
+    // An identity token is only good for the token flow; a Basic registry gets nothing from it.
+    const h = cred?.kind === 'basic' ? basicAuthorization(cred) : undefined;
+    this.basics.set(repository, h);
+    return h;
   }
 
   private key(challenge: Challenge, scope: string): string {
@@ -132,26 +176,43 @@ export class Authenticator {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
       throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `token realm has unsupported scheme ${url.protocol}`);
     }
-    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
-    for (const s of scope.split(' ')) if (s) url.searchParams.append('scope', s);
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.credentials) headers.authorization = basicAuthorization(this.credentials);
-    const what = `token from ${url.origin}${url.pathname} for ${scope}`;
+    // Asked at every fetch, i.e. whenever a token expires: rotated credentials are picked up.
+    const cred = await this.lookup(repositoryOfScope(scope));
+    const what = `token from ${url.origin}${url.pathname} for ${scope || 'the registry'}`;
+    const send = cred?.kind === 'refresh-token' ? () => this.refreshGrant(url, challenge, scope, cred.refreshToken) : () => this.basicGet(url, challenge, scope, cred);
     return withRetry(async () => {
       this.tokenFetches++;
-      // No caller's signal: the fetch is shared. The transport's own signal still ends it.
-      const res = await this.transport.request({ url, headers });
+      const res = await send();
       if (res.status === 200) return parseTokenResponse((await readBody(res.body, MAX_TOKEN_RESPONSE_BYTES, what)).toString('utf8'));
       const text = await readBoundedText(res.body);
       const err = httpStatusError(res.status, what, text, header(res.headers, 'retry-after'));
-      if (err.code === ErrorCodes.REGISTRY_AUTH) {
-        throw new StargzError(
-          ErrorCodes.REGISTRY_AUTH,
-          this.credentials ? `${err.message} (credentials refused)` : `${err.message} (anonymous access refused; give credentials)`,
-          { status: res.status },
-        );
+      if (err.code === ErrorCodes.REGISTRY_AUTH || (cred?.kind === 'refresh-token' && res.status === 400)) {
+        const why = !cred
+          ? 'anonymous access refused; give credentials'
+          : `${cred.kind === 'refresh-token' ? 'identity token' : 'credentials'} from ${cred.source} refused`;
+        throw new StargzError(ErrorCodes.REGISTRY_AUTH, `${err.message} (${why})`, { status: res.status });
       }
       throw err;
     }, this.retry);
+  }
+
+  /** The token spec's GET, with Basic credentials or none. No caller's signal: the fetch is shared. */
+  private basicGet(realm: URL, challenge: Challenge, scope: string, cred: RegistryCredential | undefined): Promise<HttpResponse> {
+    const url = new URL(realm);
+    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+    for (const s of scope.split(' ')) if (s) url.searchParams.append('scope', s);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (cred?.kind === 'basic') headers.authorization = basicAuthorization(cred);
+    return this.transport.request({ url, headers });
+  }
+
+  /** The OAuth2 refresh-token grant: a POST, never redirected (that would resend the token elsewhere). */
+  private refreshGrant(realm: URL, challenge: Challenge, scope: string, refreshToken: string): Promise<HttpResponse> {
+    return this.transport.send({
+      url: realm,
+      method: 'POST',
+      headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
+      body: refreshTokenForm(refreshToken, challenge.params.service, scope),
+    });
   }
 }

@@ -7,6 +7,7 @@ import { DEFAULT_OPTIONS } from '../config.js';
 import { registryApiHost, type ImageReference } from '../reference/reference.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { Authenticator, pullScope, type Credentials } from './auth.js';
+import { anonymousKeychain, defaultKeychain, staticKeychain, type Keychain } from './keychain.js';
 import { parseWwwAuthenticate } from './challenge.js';
 import { httpStatusError, networkError, readBoundedText } from './errors.js';
 import {
@@ -20,7 +21,9 @@ import {
   type Platform,
 } from './manifest.js';
 import { ping, type PingResult } from './ping.js';
+import { proxyFromEnv, type ProxySettings } from './proxy.js';
 import { withRetry, type RetryOptions } from './retry.js';
+import { hostTlsLookup, type LoadedTls, type TlsSettings } from './tls.js';
 import { Transport, discard, header, type HttpResponse } from './transport.js';
 import type { RegistrySettings } from './settings.js';
 import { registryHosts, type RegistryHost } from './hosts.js';
@@ -29,11 +32,24 @@ export type { Credentials } from './auth.js';
 export type { Descriptor, Platform } from './manifest.js';
 
 export interface RegistryClientOptions {
+  /** Fixed credentials; without them (and without `keychain`), defaultKeychain() is asked. */
   credentials?: Credentials;
+  /** Where credentials come from, asked at each authentication (see keychain.ts). */
+  keychain?: Keychain;
   /** Talk HTTP, not HTTPS. */
   plainHttp?: boolean;
   /** HTTPS without certificate verification. */
   insecure?: boolean;
+  /**
+   * TLS for the registry host (CAs added to the system roots, a client certificate, skip
+   * verification). Unset: its certs.d directory (tls.ts certsDirRoots), as docker and podman.
+   * Other hosts (token realm, blob CDN) always use their own certs.d directory, if any.
+   */
+  tls?: TlsSettings;
+  /** Roots searched for HOST[:PORT] directories (default tls.ts certsDirRoots()). */
+  certsDirs?: string[];
+  /** Forward proxies (default: HTTPS_PROXY, HTTP_PROXY, NO_PROXY from the environment, proxy.ts). */
+  proxy?: ProxySettings;
   /** Retries of a failed request (default 5). */
   retries?: number;
   /** First retry delay, doubled each time (default 200 ms). */
@@ -49,15 +65,15 @@ export interface RegistryClientOptions {
   maxConnectionsPerHost?: number;
   userAgent?: string;
   /**
-   * This registry's settings from the configuration file. plainHttp/insecure there are
-   * already folded into the fields above by the CLI; certDir and authfile are carried for the
-   * TLS and credential code.
+   * This registry's settings from the configuration file, for the record: the CLI has already
+   * folded them into the fields above (plainHttp, insecure, certDir into `tls`, authfile into
+   * `keychain`, mirrors into `hosts`).
    */
   settings?: RegistrySettings;
   /**
    * Where to ask, in order (hosts.ts): mirrors first, the upstream last. Unset: the registry
-   * alone, as before. A host's TLS settings other than skip_verify are not applied yet (the
-   * TLS work takes them as RegistryClientOptions.tls).
+   * alone. Each host gets its own transport: its hosts.toml ca/client/skip_verify (the
+   * registry's joined with `tls`), else its certs.d directory; `proxy` applies to every one.
    */
   hosts?: RegistryHost[];
   /** One line per host that failed and was passed over (the CLI's notice). */
@@ -144,9 +160,27 @@ export function parseContentRange(value: string | undefined): { start: number; e
   return m[3] === '*' ? { start, end } : { start, end, total: Number(m[3]) };
 }
 
+/**
+ * The explicit TLS of one host: for the registry itself, `tls` (--cert-dir) joined with
+ * hosts.toml's top-level ca/client/skip_verify; for a mirror, its own `[host]` settings.
+ * Neither: undefined, and the host's certs.d directory is looked up.
+ */
+export function hostTlsSettings(host: RegistryHost, tls: TlsSettings | undefined): TlsSettings | undefined {
+  const given = host.isOrigin ? tls : undefined;
+  const own = host.tls;
+  if (given === undefined && own.caFiles === undefined && own.certFile === undefined && own.insecureSkipVerify === undefined) return undefined;
+  // A client pair comes whole from one place; the one given (--cert-dir) wins.
+  const pair = given?.certFile !== undefined ? given : own;
+  return {
+    caFiles: [...(given?.caFiles ?? []), ...(own.caFiles ?? [])],
+    ...(pair.certFile !== undefined ? { certFile: pair.certFile, keyFile: pair.keyFile } : {}),
+    ...(given?.insecureSkipVerify || own.insecureSkipVerify ? { insecureSkipVerify: true } : {}),
+  };
+}
+
 export class RegistryClient {
   readonly stats: RequestStats = { requests: 0, blobRequests: 0, bytesReceived: 0, blobBytesReceived: 0 };
-  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'signal' | 'settings' | 'hosts' | 'notice'>>;
+  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'keychain' | 'signal' | 'tls' | 'certsDirs' | 'proxy' | 'settings' | 'hosts' | 'notice'>>;
   private readonly signal: AbortSignal | undefined;
   private readonly apiHost: string;
   private readonly endpoints: Endpoint[];
@@ -180,23 +214,24 @@ export class RegistryClient {
     this.apiHost = registryApiHost(registry);
     this.notice = options.notice ?? (() => undefined);
     const hosts = options.hosts ?? registryHosts(registry);
-    const transports = new Map<boolean, Transport>();
-    const transportFor = (insecure: boolean): Transport => {
-      let t = transports.get(insecure);
-      if (!t) transports.set(insecure, (t = this.makeTransport(insecure)));
-      return t;
-    };
+    const proxy = options.proxy ?? proxyFromEnv();
+    const keychain = options.keychain ?? (options.credentials ? staticKeychain(options.credentials.username, options.credentials.password) : defaultKeychain());
     this.endpoints = hosts.map((host) => {
-      const transport = transportFor(this.opts.insecure || host.tls.insecureSkipVerify === true);
-      // The credentials given are for the image's registry: a mirror never sees them.
-      const auth = new Authenticator(transport, host.isOrigin ? options.credentials : undefined, this.retryOptions());
+      const hostName = host.origin === undefined ? this.apiHost : new URL(host.origin).host;
+      // Each host its own TLS (its explicit settings, else its certs.d directory); other hosts
+      // it sends us to (token realm, CDN) their own certs.d directory. Proxies apply to all.
+      const transport = this.makeTransport(hostTlsLookup(hostName, hostTlsSettings(host, options.tls), options.certsDirs), proxy);
+      // The credentials are for the image's registry: a mirror never sees them.
+      const auth = new Authenticator(transport, registry, host.isOrigin ? keychain : anonymousKeychain, this.retryOptions());
       return { host, transport, auth, pingFlight: new SingleFlight<string, PingResult>(), cdnUrls: new Map(), down: false };
     });
   }
 
-  private makeTransport(insecure: boolean): Transport {
+  private makeTransport(tlsFor: (host: string) => LoadedTls | undefined, proxy: ProxySettings): Transport {
     return new Transport({
-      insecure,
+      insecure: this.opts.insecure,
+      tlsFor,
+      proxy,
       maxConnectionsPerHost: this.opts.maxConnectionsPerHost,
       requestTimeoutMs: this.opts.requestTimeoutMs,
       minTransferRate: this.opts.minTransferRate,
@@ -303,7 +338,7 @@ export class RegistryClient {
     this.stats.bytesReceived += Buffer.byteLength(bodyText);
     const err = httpStatusError(res.status, what, bodyText, header(res.headers, 'retry-after'));
     if (err.code === ErrorCodes.REGISTRY_AUTH && res.status === 401 && !ep.auth.hasCredentials) {
-      return new StargzError(err.code, `${err.message} (no credentials given)`, { status: err.status });
+      return new StargzError(err.code, `${err.message} (no credentials found)`, { status: err.status });
     }
     return err;
   }
@@ -367,6 +402,17 @@ export class RegistryClient {
   }
 
   // ---- API ----
+
+  /** GET /v2/ with the keychain's credentials through the registry's challenge: `login` checks them with this. */
+  async checkCredentials(signal?: AbortSignal): Promise<void> {
+    // The upstream: the last host of the list, the only one the keychain's credentials go to.
+    const ep = this.endpoints[this.endpoints.length - 1]!;
+    const url = new URL(`${ep.host.path}/`, await this.baseUrl(ep));
+    const used = await ep.auth.authorization('', signal);
+    const res = await ep.transport.request({ url, headers: used ? { authorization: used } : {}, ...(signal ? { signal } : {}) });
+    if (res.status >= 200 && res.status < 300) return discard(res.body);
+    throw await this.statusError(ep, res, `login to ${this.registry}`);
+  }
 
   /** GET the manifest by tag or digest; verifies the digest (DIGEST_MISMATCH) when fetched by digest, and computes it from the bytes otherwise. */
   async getManifest(repository: string, tagOrDigest: string, signal?: AbortSignal): Promise<{ digest: string; mediaType: string; bytes: Buffer }> {

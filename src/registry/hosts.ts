@@ -8,14 +8,10 @@ import { parse, TomlError } from 'smol-toml';
 import { ErrorCodes, StargzError, registerSecret } from '../errors.js';
 import { registryApiHost } from '../reference/reference.js';
 import { lineOf } from '../config-file.js';
+import type { TlsSettings } from './tls.js';
 
-/** Per-host TLS, in the shape the TLS code takes (RegistryClientOptions.tls). */
-export interface HostTls {
-  caFiles?: string[];
-  certFile?: string;
-  keyFile?: string;
-  insecureSkipVerify?: boolean;
-}
+/** Per-host TLS (hosts.toml ca, client, skip_verify): the TLS code's own shape. */
+export type HostTls = TlsSettings;
 
 export interface RegistryHost {
   /** 'https://mirror:5000'; undefined for the image's own registry found by the usual ping. */

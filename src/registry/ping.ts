@@ -1,8 +1,10 @@
 // GET /v2/ once per registry: learns which scheme answers and which auth the registry wants
 // (go-containerregistry transport/ping.go).
 import { isLoopbackRegistry } from '../reference/reference.js';
+import { ErrorCodes, isStargzError } from '../errors.js';
 import { parseWwwAuthenticate, type Challenge } from './challenge.js';
 import { httpStatusError, readBoundedText } from './errors.js';
+import { serverSpeaksTls } from './tls.js';
 import { header, type Transport } from './transport.js';
 
 export interface PingResult {
@@ -30,6 +32,10 @@ async function pingOnce(transport: Transport, baseUrl: string, signal?: AbortSig
 /**
  * Pings `apiHost`. With plainHttp, HTTP only. Loopback registries are tried over HTTPS first
  * and then over plain HTTP, as Docker does for insecure registries; others need HTTPS.
+ * The fallback is only for a loopback port where nothing speaks TLS: a TLS server there
+ * (its certificate failed, it wants a client certificate) is reported as it is, since plain
+ * HTTP to it could only fail with a misleading "HTTP request to an HTTPS server". A proxy's
+ * refusal is the proxy's, not the registry's, and no fallback either.
  */
 export async function ping(transport: Transport, apiHost: string, plainHttp: boolean, signal?: AbortSignal): Promise<PingResult> {
   if (plainHttp) return pingOnce(transport, `http://${apiHost}`, signal);
@@ -37,7 +43,7 @@ export async function ping(transport: Transport, apiHost: string, plainHttp: boo
   try {
     return await pingOnce(transport, `https://${apiHost}`, signal);
   } catch (httpsErr) {
-    if (signal?.aborted) throw httpsErr;
+    if (signal?.aborted || serverSpeaksTls(httpsErr) || isStargzError(httpsErr, ErrorCodes.PROXY)) throw httpsErr;
     return pingOnce(transport, `http://${apiHost}`, signal);
   }
 }

@@ -1,18 +1,23 @@
 // HTTP for the registry client: undici agents with keep-alive and a per-origin connection
 // limit, deadlines and a minimum transfer rate per request, one abort signal for all of them,
-// TLS policy, and redirects followed by hand so Authorization never leaves the origin it was
-// meant for (undici redirect-handler does the same).
-import { Agent } from 'undici';
+// TLS settings and forward proxy per origin, and redirects followed by hand so Authorization
+// never leaves the origin it was meant for (undici redirect-handler does the same).
+import { Agent, ProxyAgent, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ErrorCodes, StargzError } from '../errors.js';
 import { DEFAULT_OPTIONS } from '../config.js';
-import { isLoopbackRegistry } from '../reference/reference.js';
 import { GuardedBody, watchRate } from './body-guard.js';
 import { networkError } from './errors.js';
+import { describeProxyFailure, proxyFor, type ChosenProxy, type ProxySettings } from './proxy.js';
+import { describeTlsFailure, probeTlsAlert, tlsConnectOptions, type LoadedTls } from './tls.js';
 
 export interface TransportOptions {
   /** Use TLS without verifying the certificate, for every host. */
   insecure: boolean;
+  /** TLS material for a host ('registry.example.com', '127.0.0.1:5000'); undefined: system roots only. */
+  tlsFor?: (host: string) => LoadedTls | undefined;
+  /** Forward proxies (proxy.ts proxyFromEnv); undefined: always direct. */
+  proxy?: ProxySettings;
   maxConnectionsPerHost: number;
   /**
    * Deadline for the response headers, for each idle gap in a body, and for the whole of a
@@ -31,8 +36,10 @@ export interface TransportOptions {
 
 export interface HttpRequest {
   url: URL;
-  method?: 'GET' | 'HEAD';
+  method?: 'GET' | 'HEAD' | 'POST';
   headers?: Record<string, string>;
+  /** A small request body (the OAuth2 token form). */
+  body?: string;
   signal?: AbortSignal;
   /**
    * 'document' (default): manifests, tokens, pings — the whole answer within requestTimeoutMs.
@@ -75,37 +82,61 @@ export function discard(body: ResponseBody): void {
   body.destroy();
 }
 
+/** One dispatcher per origin: its TLS material and its proxy are the origin's own. */
+interface Route {
+  dispatcher: Dispatcher;
+  proxy: ChosenProxy | undefined;
+  clientCert: boolean;
+  tls: ReturnType<typeof tlsConnectOptions>;
+}
+
 /** Sends a request, draining the body of answers nobody will read. */
 export class Transport {
-  private readonly verifying: Agent;
-  private unverifying: Agent | undefined;
+  private readonly routes = new Map<string, Route>();
 
-  constructor(private readonly opts: TransportOptions) {
-    this.verifying = this.makeAgent(opts.insecure);
-  }
+  constructor(private readonly opts: TransportOptions) {}
 
-  private makeAgent(insecure: boolean): Agent {
-    return new Agent({
+  private routeFor(url: URL): Route {
+    const key = `${url.protocol}//${url.host}`;
+    let route = this.routes.get(key);
+    if (route) return route;
+    const tls = url.protocol === 'https:' ? this.opts.tlsFor?.(url.host) : undefined;
+    const connectTls = tlsConnectOptions(tls, this.opts.insecure);
+    const proxy = proxyFor(url, this.opts.proxy);
+    const base = {
       connections: this.opts.maxConnectionsPerHost,
       pipelining: 1,
       keepAliveTimeout: KEEP_ALIVE_MS,
       keepAliveMaxTimeout: KEEP_ALIVE_MS,
       headersTimeout: this.opts.requestTimeoutMs,
       bodyTimeout: this.opts.requestTimeoutMs,
-      connect: {
-        timeout: Math.min(this.opts.requestTimeoutMs, MAX_CONNECT_TIMEOUT_MS),
-        rejectUnauthorized: !insecure,
-      },
-    });
+    };
+    const timeout = Math.min(this.opts.requestTimeoutMs, MAX_CONNECT_TIMEOUT_MS);
+    const dispatcher = proxy
+      ? new ProxyAgent({
+          ...base,
+          uri: proxy.url.href,
+          // Plain HTTP goes to the proxy as an absolute-URI request (curl, Go); HTTPS through CONNECT.
+          proxyTunnel: false,
+          requestTls: connectTls,
+          proxyTls: { timeout },
+        })
+      : new Agent({ ...base, connect: { timeout, ...connectTls } });
+    route = { dispatcher, proxy, clientCert: tls?.cert !== undefined, tls: connectTls };
+    this.routes.set(key, route);
+    return route;
   }
 
   /**
-   * Docker treats loopback registries as insecure: TLS if they speak it, without verifying
-   * the certificate (and plain HTTP as a fallback, decided by the caller's ping).
+   * The TLS alert behind a connection closed before any answer (see probeTlsAlert), as an
+   * ERR_TLS; undefined when there is none. Direct HTTPS connections only.
    */
-  private agentFor(url: URL): Agent {
-    if (this.opts.insecure || url.protocol !== 'https:' || !isLoopbackRegistry(url.host)) return this.verifying;
-    return (this.unverifying ??= this.makeAgent(true));
+  private async hiddenTlsAlert(err: unknown, url: URL, route: Route, what: string, signal?: AbortSignal): Promise<StargzError | undefined> {
+    const code = (err as { code?: unknown } | undefined)?.code;
+    if (url.protocol !== 'https:' || route.proxy || (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET')) return undefined;
+    if (this.opts.signal?.aborted || signal?.aborted) return undefined;
+    const alert = await probeTlsAlert(url, route.tls, Math.min(this.opts.requestTimeoutMs, MAX_CONNECT_TIMEOUT_MS));
+    return alert && describeTlsFailure(alert, what, url.host, route.clientCert);
   }
 
   /**
@@ -116,6 +147,8 @@ export class Transport {
     const headers: Record<string, string> = { 'user-agent': this.opts.userAgent, ...req.headers };
     const what = `${req.method ?? 'GET'} ${req.url.origin}${req.url.pathname}`;
     const timeoutMs = this.opts.requestTimeoutMs;
+    // First, before any timer or listener: unreadable certificate files throw ERR_TLS here.
+    const route = this.routeFor(req.url);
     // One controller per request: the caller's signal, the transport's and our deadlines all
     // end it through undici's own abort path, which also destroys a body being read.
     const ctl = new AbortController();
@@ -143,18 +176,21 @@ export class Transport {
     const kind = req.kind ?? 'document';
     deadline(timeoutMs, kind === 'document' ? `no complete answer within ${timeoutMs} ms` : `no response headers within ${timeoutMs} ms`);
     this.opts.onRequest?.(req.url);
+    const failure = (err: unknown): StargzError =>
+      describeProxyFailure(err, route.proxy, what) ?? describeTlsFailure(err, what, req.url.host, route.clientCert) ?? networkError(err, what);
     let res;
     try {
-      res = await this.agentFor(req.url).request({
+      res = await route.dispatcher.request({
         origin: req.url.origin,
         path: req.url.pathname + req.url.search,
         method: req.method ?? 'GET',
         headers,
+        ...(req.body !== undefined ? { body: req.body } : {}),
         signal: ctl.signal,
       });
     } catch (err) {
       cleanup();
-      throw networkError(err, what);
+      throw (await this.hiddenTlsAlert(err, req.url, route, what, req.signal)) ?? failure(err);
     }
     const ok = res.statusCode >= 200 && res.statusCode < 300;
     const body = new GuardedBody();
@@ -178,7 +214,7 @@ export class Transport {
       }
     }
     const raw = res.body;
-    raw.on('error', (err) => body.destroy(networkError(err, what)));
+    raw.on('error', (err) => body.destroy(failure(err)));
     body.on('close', () => {
       cleanup();
       if (!raw.destroyed) raw.destroy(); // we stopped reading: hang up rather than drain
@@ -222,8 +258,9 @@ export class Transport {
 
   /** Waits for requests in flight; once aborted, cuts them off instead. */
   async close(): Promise<void> {
-    if (this.opts.signal?.aborted) await Promise.all([this.verifying.destroy(), this.unverifying?.destroy()]);
-    else await Promise.all([this.verifying.close(), this.unverifying?.close()]);
+    const all = [...this.routes.values()].map((r) => r.dispatcher);
+    if (this.opts.signal?.aborted) await Promise.all(all.map((d) => d.destroy()));
+    else await Promise.all(all.map((d) => d.close()));
   }
 }
 

@@ -86,7 +86,8 @@ export class MergedFs {
   chunksFor(node: VNode, offset = 0, length = Infinity): ChunkRef[] {
     const chunks = node.inode.entry.chunks;
     const end = offset + length;
-    // Chunks are sorted and contiguous: binary-search the first one that ends after offset.
+    // Chunks are sorted and do not overlap (contiguous unless the file is sparse): binary-search
+    // the first one that ends after offset.
     let lo = 0;
     let hi = chunks.length;
     while (lo < hi) {
@@ -105,7 +106,8 @@ export class MergedFs {
     const size = node.inode.entry.size;
     if (offset >= size || length <= 0) return Buffer.alloc(0);
     const want = Math.min(length, size - offset);
-    const out = Buffer.allocUnsafe(want);
+    // A sparse file's holes are the bytes no chunk covers: zeros.
+    const out = node.inode.entry.sparse ? Buffer.alloc(want) : Buffer.allocUnsafe(want);
     const refs = this.chunksFor(node, offset, want);
     await node.inode.layer.readChunks(
       refs,

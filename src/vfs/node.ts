@@ -71,7 +71,8 @@ export function statOf(node: VNode): VStat {
     size,
     mtimeMs: entry.mtimeMs,
     rdev: entry.type === 'char' || entry.type === 'block' ? makedev(entry.devMajor, entry.devMinor) : 0,
-    blocks: Math.ceil(size / 512),
+    // A sparse file occupies its data regions only, as `du` sees it on disk.
+    blocks: Math.ceil((entry.sparse ? entry.chunks.reduce((n, c) => n + c.size, 0) : size) / 512),
   };
 }
 

@@ -1,16 +1,20 @@
 // A real OCI distribution registry (Debian's `docker-registry`, distribution 2.8) on a free
 // loopback port, with no auth, htpasswd Basic auth, or Bearer tokens from our token server.
 // Storage, config and log live in one temp dir (dataDir) removed by stop().
+// With `tls`, it serves HTTPS with a test PKI's server certificate (pki.ts), and with
+// requireClientCert only to clients showing a certificate of that CA (distribution's clientcas).
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, existsSync, readFileSync } from 'node:fs';
-import { writeFile, mkdir, readFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { writeFile, mkdir, readFile, copyFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import { layoutsDir } from './paths.js';
 import { makeTempDir, removeDir, trackDir, trackPid, untrackDir, untrackPid } from './tmp.js';
 import { startTokenServer, TOKEN_ISSUER, TOKEN_SERVICE, type TokenServer } from './token-server.js';
+import type { TestPki } from './pki.js';
 
 const run = promisify(execFile);
 
@@ -18,13 +22,15 @@ export type RegistryMode = 'plain' | 'basic' | 'token';
 
 export interface TestRegistry {
   host: string; // '127.0.0.1:PORT' (what a user types in a reference)
-  url: string; // 'http://127.0.0.1:PORT'
+  url: string; // 'http://127.0.0.1:PORT' ('https://…' with tls)
   mode: RegistryMode;
+  /** tls only: a Docker-style cert dir (ca.crt, client.cert, client.key) that skopeo uses to push. */
+  certDir?: string;
   username?: string; // basic and token modes (default 'tester' / 's3cret-pass')
   password?: string;
   dataDir: string; // temp root: storage/ (the registry's rootdirectory), config.yml, registry.log
   pid: number;
-  tokenServer?: { url: string; issued: number /* tokens issued so far */ };
+  tokenServer?: TokenServer;
   /** Path of a blob's data file inside registry storage (tests may corrupt or delete it). */
   blobPath(digest: string): string;
   /** Kills the registry (and the token server) and removes dataDir. */
@@ -43,6 +49,8 @@ export interface StartRegistryOptions {
   anonymousPull?: boolean;
   /** Pull-through cache mode (distribution `proxy: remoteurl`) in front of this upstream URL. */
   proxyRemoteUrl?: string;
+  /** HTTPS with pki's server certificate; requireClientCert: only clients with a certificate of pki's CA. */
+  tls?: { pki: TestPki; requireClientCert?: boolean };
 }
 
 export const DEFAULT_USERNAME = 'tester';
@@ -61,9 +69,11 @@ export async function freePort(): Promise<number> {
 }
 
 /** Any HTTP answer from url (401 counts: the server is up). */
-function probe(url: string): Promise<boolean> {
+function probe(url: string, pki?: TestPki): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request(url, { agent: false, timeout: 1000 }, (res) => {
+    const tls = pki ? { ca: readFileSync(pki.caCert), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) } : {};
+    const request = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const req = request(url, { agent: false, timeout: 1000, ...tls }, (res) => {
       res.resume();
       resolve(true);
     });
@@ -75,7 +85,13 @@ function probe(url: string): Promise<boolean> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function configYaml(dataDir: string, port: number, authBlock: string): string {
+function tlsYaml(tls: StartRegistryOptions['tls']): string {
+  if (!tls) return '';
+  const cas = tls.requireClientCert ? `    clientcas:\n      - ${tls.pki.caCert}\n` : '';
+  return `  tls:\n    certificate: ${tls.pki.serverCert}\n    key: ${tls.pki.serverKey}\n${cas}`;
+}
+
+function configYaml(dataDir: string, port: number, authBlock: string, tlsBlock = ''): string {
   return `version: 0.1
 log:
   level: info
@@ -88,7 +104,7 @@ storage:
 http:
   addr: 127.0.0.1:${port}
   secret: stargz-test-secret
-${authBlock}`;
+${tlsBlock}${authBlock}`;
 }
 
 async function authBlockFor(mode: RegistryMode, dataDir: string, user: string, pass: string, token?: TokenServer): Promise<string> {
@@ -119,8 +135,16 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     const port = await freePort();
     const configPath = join(dataDir, 'config.yml');
     const proxyBlock = opts.proxyRemoteUrl ? `proxy:\n  remoteurl: ${opts.proxyRemoteUrl}\n` : '';
-    await writeFile(configPath, configYaml(dataDir, port, (await authBlockFor(mode, dataDir, username, password, token)) + proxyBlock));
-    const url = `http://127.0.0.1:${port}`;
+    await writeFile(configPath, configYaml(dataDir, port, (await authBlockFor(mode, dataDir, username, password, token)) + proxyBlock, tlsYaml(opts.tls)));
+    const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+    let certDir: string | undefined;
+    if (opts.tls) {
+      certDir = join(dataDir, 'certs');
+      await mkdir(certDir);
+      await copyFile(opts.tls.pki.caCert, join(certDir, 'ca.crt'));
+      await copyFile(opts.tls.pki.clientCert, join(certDir, 'client.cert'));
+      await copyFile(opts.tls.pki.clientKey, join(certDir, 'client.key'));
+    }
     const logPath = join(dataDir, 'registry.log');
     let child: ChildProcess | undefined;
 
@@ -139,7 +163,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       c.once('exit', () => (exited = true));
       c.once('error', () => (exited = true));
       const deadline = Date.now() + 20_000;
-      while (!(await probe(url + '/v2/'))) {
+      while (!(await probe(url + '/v2/', opts.tls?.pki))) {
         if (exited || Date.now() > deadline) {
           const log = existsSync(logPath) ? readFileSync(logPath, 'utf8').slice(-2000) : '';
           await kill();
@@ -169,6 +193,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       host: `127.0.0.1:${port}`,
       url,
       mode,
+      ...(certDir ? { certDir } : {}),
       ...(mode === 'plain' ? {} : { username, password }),
       dataDir,
       pid: 0,
@@ -227,7 +252,8 @@ export async function pushLayout(reg: TestRegistry, layout: string, repoTag: str
   const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ mediaType?: string }> };
   const isIndex = index.manifests.some((m) => m.mediaType === 'application/vnd.oci.image.index.v1+json');
   const all = opts.all ?? isIndex;
-  const args = ['--insecure-policy', 'copy', '--quiet', '--dest-tls-verify=false', '--preserve-digests', '--retry-times', '2'];
+  const tls = reg.certDir ? ['--dest-cert-dir', reg.certDir, '--dest-tls-verify=true'] : ['--dest-tls-verify=false'];
+  const args = ['--insecure-policy', 'copy', '--quiet', ...tls, '--preserve-digests', '--retry-times', '2'];
   if (all) args.push('--all');
   const creds = credsOf(reg);
   if (creds) args.push('--dest-creds', creds);

@@ -2,7 +2,11 @@
 // GET /token?service=S&scope=repository:NAME:pull,push [Authorization: Basic …] → a JWT the
 // registry accepts. The JWT carries the signing certificate in its `x5c` header; the registry
 // verifies that chain against `rootcertbundle` (our self-signed cert), so no libtrust `kid` is needed.
-// POST /token (OAuth2 password grant, used by containerd-style clients) is answered too.
+// POST /token answers the OAuth2 grants (distribution docs/spec/auth/oauth.md): `password`
+// (containerd-style clients) and `refresh_token` (identity tokens, docker login's
+// `identitytoken`) — the latter only with a client_id and the one refresh token this server
+// issued (`refreshToken`); any other refresh token is refused. Credentials, the refresh token
+// and the lifetime are mutable, so tests can rotate them under a running client.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createPrivateKey, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { execFile } from 'node:child_process';
@@ -22,13 +26,25 @@ export interface TokenServerOptions {
   anonymousPull: boolean;
   /** expires_in and the JWT's exp (default 300 s; the registry allows 60 s of leeway). */
   ttlSeconds?: number;
+  /** The refresh token the refresh_token grant accepts (for `username`); none: that grant is refused. */
+  refreshToken?: string;
 }
+
+/** How a token was asked for. */
+export type Grant = 'anonymous' | 'basic' | 'password' | 'refresh_token';
 
 export interface TokenServer {
   url: string; // realm, e.g. http://127.0.0.1:PORT/token
   issued: number; // tokens issued so far
   certPem: string; // goes into the registry's rootcertbundle
   ttlSeconds: number; // mutable
+  username: string; // mutable: rotation
+  password: string; // mutable
+  refreshToken: string | undefined; // mutable
+  /** Tokens issued per grant. */
+  grants: Record<Grant, number>;
+  /** Every access token issued (tests grep output for them). */
+  tokens: string[];
   close(): Promise<void>;
 }
 
@@ -118,18 +134,29 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
       let params = u.searchParams;
       let user: string | null = null;
       let pass: string | null = null;
+      let grant: Grant = 'anonymous';
       const basic = basicCreds(req);
       if (basic) ({ user, pass } = basic);
+      if (basic) grant = 'basic';
       if (req.method === 'POST') {
         params = new URLSearchParams(await readBody(req));
-        if (params.get('grant_type') === 'password') {
+        const type = params.get('grant_type');
+        if (type === 'password') {
           user = params.get('username');
           pass = params.get('password');
-        }
+          grant = 'password';
+        } else if (type === 'refresh_token') {
+          // The spec requires a client_id; the token must be the one we issued, for our user.
+          if (!params.get('client_id')) return deny(res, 400, 'client_id required');
+          if (srv.refreshToken === undefined || params.get('refresh_token') !== srv.refreshToken) return deny(res, 401, 'invalid refresh token');
+          user = srv.username;
+          pass = srv.password;
+          grant = 'refresh_token';
+        } else return deny(res, 400, 'unsupported grant_type');
       }
       if (params.get('service') !== TOKEN_SERVICE) return deny(res, 400, 'unknown service');
       const anonymous = user === null;
-      if (!anonymous && (user !== opts.username || pass !== opts.password)) return deny(res, 401, 'bad credentials');
+      if (!anonymous && (user !== srv.username || pass !== srv.password)) return deny(res, 401, 'bad credentials');
       if (anonymous && !opts.anonymousPull) return deny(res, 401, 'authentication required');
       const access: Access[] = [];
       for (const s of params.getAll('scope').flatMap((x) => x.split(' '))) {
@@ -141,6 +168,8 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
       const ttl = srv.ttlSeconds;
       const { token, iat } = makeJwt(anonymous ? '' : (user as string), access, ttl);
       srv.issued++;
+      srv.grants[grant]++;
+      srv.tokens.push(token);
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ token, access_token: token, expires_in: ttl, issued_at: new Date(iat * 1000).toISOString() }));
     })().catch((err: unknown) => {
@@ -159,6 +188,11 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
     issued: 0,
     certPem: kp.certPem,
     ttlSeconds: opts.ttlSeconds ?? 300,
+    username: opts.username,
+    password: opts.password,
+    refreshToken: opts.refreshToken,
+    grants: { anonymous: 0, basic: 0, password: 0, refresh_token: 0 },
+    tokens: [],
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

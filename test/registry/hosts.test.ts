@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseHostsToml, registryHosts } from '../../src/registry/hosts.js';
 import { isStargzError } from '../../src/errors.js';
+import { hostTlsSettings } from '../../src/registry/client.js';
 
 test('hosts.toml: [host] entries in file order, then server; capabilities, TLS, headers, path', () => {
   const hosts = parseHostsToml(
@@ -47,4 +48,26 @@ test('nothing configured: the registry alone; --mirror URLs come first', () => {
   assert.deepEqual(registryHosts('r.example').map((h) => h.label), ['r.example']);
   const hosts = registryHosts('r.example', { mirrors: ['http://u:pw@m1.example', 'm2.example'] });
   assert.deepEqual(hosts.map((h) => h.label), ['http://m1.example', 'm2.example', 'r.example']);
+});
+
+test('each host its own TLS: a mirror its hosts.toml ca/client/skip_verify, the registry --cert-dir joined with the top-level ones', () => {
+  const hosts = parseHostsToml(
+    `ca = "/up/ca.pem"
+[host."https://mirror.example"]
+  ca = "/m/ca.pem"
+  client = ["/m/c.cert", "/m/c.key"]
+  skip_verify = true
+[host."https://bare.example"]
+`,
+    'hosts.toml',
+    'registry.example',
+  );
+  const given = { caFiles: ['/flag/ca.crt'], certFile: '/flag/c.cert', keyFile: '/flag/c.key' };
+  const [mirror, bare, origin] = hosts.map((h) => hostTlsSettings(h, given));
+  // The mirror never gets the registry's --cert-dir (nor its client certificate).
+  assert.deepEqual(mirror, { caFiles: ['/m/ca.pem'], certFile: '/m/c.cert', keyFile: '/m/c.key', insecureSkipVerify: true });
+  // Nothing of its own: its certs.d directory is looked up.
+  assert.equal(bare, undefined);
+  assert.deepEqual(origin, { caFiles: ['/flag/ca.crt', '/up/ca.pem'], certFile: '/flag/c.cert', keyFile: '/flag/c.key' });
+  assert.equal(hostTlsSettings(registryHosts('registry.example')[0]!, undefined), undefined);
 });

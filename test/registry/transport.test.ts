@@ -1,5 +1,5 @@
 // Transport behaviour against small local HTTP(S) servers: manual redirects that keep
-// Authorization on the origin it belongs to, redirect limits, and Docker's loopback TLS rule.
+// Authorization on the origin it belongs to, redirect limits, and loopback TLS: verified, never skipped.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -121,7 +121,7 @@ describe('loopback registries over TLS', () => {
   before(async () => {
     dir = await makeTempDir('tls-');
     await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'),
-      '-days', '1', '-subj', '/CN=localhost']);
+      '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost']);
     server = createHttpsServer({ key: await readFile(join(dir, 'k.pem')), cert: await readFile(join(dir, 'c.pem')) }, (req, res) => {
       if (req.url === '/v2/') return res.end('{}');
       if (req.url === '/v2/r/manifests/t') return res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json' }).end(manifest);
@@ -134,15 +134,27 @@ describe('loopback registries over TLS', () => {
     if (dir) await removeDir(dir);
   });
 
-  test('HTTPS is tried first and a self-signed certificate is accepted on loopback (as Docker does)', async () => {
-    const c = new RegistryClient(`127.0.0.1:${port}`, { retryBaseDelayMs: 5 });
+  // Docker accepts any certificate on loopback; skopeo and podman verify it, and so do we:
+  // a certificate problem is reported (ERR_TLS), never skipped or hidden behind plain HTTP.
+  test('HTTPS is tried first on loopback and its certificate is verified: ERR_TLS, no plain-HTTP fallback', async () => {
+    const c = new RegistryClient(`127.0.0.1:${port}`, { retryBaseDelayMs: 5, retries: 0 });
     try {
-      const m = await c.getManifest('r', 't');
-      assert.deepEqual(m.bytes, manifest);
+      await assert.rejects(c.getManifest('r', 't'), (err: unknown) => isStargzError(err, ErrorCodes.TLS) && /unknown authority/.test(err.message));
     } finally {
       await c.close();
     }
   });
+
+  for (const [name, tls] of [['its CA (tls.caFiles)', () => ({ caFiles: [join(dir, 'c.pem')] })], ['tls.insecureSkipVerify', () => ({ insecureSkipVerify: true })]] as const) {
+    test(`a loopback registry with a self-signed certificate is reached with ${name}`, async () => {
+      const c = new RegistryClient(`127.0.0.1:${port}`, { retryBaseDelayMs: 5, tls: tls() });
+      try {
+        assert.deepEqual((await c.getManifest('r', 't')).bytes, manifest);
+      } finally {
+        await c.close();
+      }
+    });
+  }
 
   test('--plain-http does not speak TLS', async () => {
     const c = new RegistryClient(`127.0.0.1:${port}`, { retryBaseDelayMs: 5, retries: 0, plainHttp: true });

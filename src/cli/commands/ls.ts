@@ -61,6 +61,7 @@ function describe(fs: MergedFs, node: VNode, layer: number): Record<string, unkn
     ...(e.type === 'char' || e.type === 'block' ? { devMajor: e.devMajor, devMinor: e.devMinor } : {}),
     ...(Object.keys(e.xattrs).length ? { xattrs: Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [k, (v as Buffer).toString('base64')])) } : {}),
     ...(e.digest ? { digest: e.digest } : {}),
+    ...(e.sparse ? { sparse: true } : {}),
     chunks: e.chunks.length,
     layer,
   };
