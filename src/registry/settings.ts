@@ -1,9 +1,9 @@
 // Per-registry settings, from `[registry."host:port"]` of the configuration file. The client
 // gets them in RegistryClientOptions.settings; flags given on the command line win.
 //
-// Consumers: plainHttp/insecure here (client.ts), mirrors (hosts.ts), certDir (the TLS work:
-// certs.d lookup for this host), authfile (the keychain work: which auth file to read for this
-// host). The last two are carried, typed, for them; nothing here reads those files.
+// Consumers (all through src/cli/common.ts): plainHttp/insecure (client.ts), mirrors
+// (hosts.ts), certDir (tls.ts certDirSettings, as --cert-dir), authfile (the keychain's
+// authFile, as --authfile). Nothing here reads those files.
 export interface RegistrySettings {
   /** Talk HTTP, not HTTPS, to this registry. */
   plainHttp?: boolean;
