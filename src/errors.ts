@@ -57,6 +57,8 @@ export const ErrorCodes = {
   ABORTED: 'ERR_ABORTED',
   /** A local I/O failure we did not expect. */
   IO: 'ERR_IO',
+  /** The configuration file (or a hosts.toml) is unreadable, not TOML, or has an unknown key or a wrong type. */
+  CONFIG: 'ERR_CONFIG',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

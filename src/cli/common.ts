@@ -1,10 +1,12 @@
 // Options every image command shares, and their translation into library options.
 import { Command, Option } from 'commander';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { parseDuration, parseSize, type Options } from '../config.js';
 import type { OpenImageOptions } from '../image/open-image.js';
 import { keychainFromFlags, type CredentialFlags } from './credentials.js';
 import type { ImageReference } from '../reference/reference.js';
+import { loadConfigFile, registrySettingsFor } from '../config-file.js';
+import { defaultHostsDir, registryHosts } from '../registry/hosts.js';
 import { certDirSettings } from '../registry/tls.js';
 
 export interface CommonFlags extends CredentialFlags {
@@ -25,6 +27,9 @@ export interface CommonFlags extends CredentialFlags {
   rateWindow?: string;
   maxRange?: string;
   insecureSkipTocVerify?: boolean;
+  config?: string;
+  hostsDir?: string;
+  mirror?: string[];
 }
 
 export function addImageOptions(cmd: Command): Command {
@@ -51,6 +56,9 @@ export function addImageOptions(cmd: Command): Command {
     .option('--memory-budget <size>', 'bound of chunk data and TOC in flight, on top of --memory-cache (default 256M)')
     .option('--offline', 'use only the cache: the last resolution of the tag, cached TOCs and chunks')
     .option('--insecure-skip-toc-verify', 'read layers without a TOC-digest annotation lazily, trusting the registry (unsafe)')
+    .option('--hosts-dir <dir>', "containerd hosts.toml directories: mirrors per registry (default /etc/containerd/certs.d when it exists)")
+    .option('--mirror <url>', 'a mirror tried before the registry (pull and resolve); repeatable', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--config <file>', 'configuration file (default $XDG_CONFIG_HOME/stargz-get/config.toml)')
     .addOption(new Option('-q, --quiet', 'no progress display and no summary'));
 }
 
@@ -61,32 +69,47 @@ function int(text: string | undefined, name: string): number | undefined {
   return n;
 }
 
-/** `signal` ends every request of the image (Ctrl-C, SIGTERM). The keychain looks credentials up per registry and repository when asked, so `_ref` is not needed here. */
-export async function openOptionsFrom(flags: CommonFlags, _ref: ImageReference, notice: (m: string) => void, signal: AbortSignal): Promise<OpenImageOptions> {
-  const keychain = await keychainFromFlags(flags, notice);
-  const options: Partial<Options> = {
+/** `signal` ends every request of the image (Ctrl-C, SIGTERM). The keychain looks credentials up per registry and repository when asked. */
+export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, notice: (m: string) => void, signal: AbortSignal): Promise<OpenImageOptions> {
+  const file = loadConfigFile(flags.config);
+  const settings = registrySettingsFor(file, ref.registry);
+  // The file's paths are relative to the file (a detached mount's server runs elsewhere).
+  const fromFile = (p: string | undefined): string | undefined => (p === undefined || file.path === undefined ? p : resolve(dirname(file.path), p));
+  const authfile = flags.authfile ?? fromFile(settings.authfile);
+  const keychain = await keychainFromFlags({ ...flags, ...(authfile !== undefined ? { authfile } : {}) }, notice);
+  const certDir = flags.certDir ?? fromFile(settings.certDir);
+  const fromFlags: Partial<Options> = {
     concurrency: int(flags.concurrency, '--concurrency'),
     cacheDir: flags.cacheDir,
     cacheMaxBytes: flags.cacheSize !== undefined ? parseSize(flags.cacheSize) : undefined,
     memoryCacheBytes: flags.memoryCache !== undefined ? parseSize(flags.memoryCache) : undefined,
     memoryBudgetBytes: flags.memoryBudget !== undefined ? parseSize(flags.memoryBudget) : undefined,
-    offline: flags.offline ?? false,
+    offline: flags.offline,
     platform: flags.platform,
     requestTimeoutMs: flags.timeout !== undefined ? parseDuration(flags.timeout) : undefined,
     minTransferRate: flags.minRate !== undefined ? parseSize(flags.minRate) : undefined,
     rateWindowMs: flags.rateWindow !== undefined ? parseDuration(flags.rateWindow) : undefined,
     maxRangeBytes: flags.maxRange !== undefined ? parseSize(flags.maxRange) : undefined,
-    insecureSkipTocVerify: flags.insecureSkipTocVerify ?? false,
+    insecureSkipTocVerify: flags.insecureSkipTocVerify,
   };
+  // Flags beat the file, the file beats config.ts defaults (filled by resolveOptions).
+  const options: Partial<Options> = { ...file.options };
+  for (const [k, v] of Object.entries(fromFlags)) if (v !== undefined) (options as Record<string, unknown>)[k] = v;
   return {
     ...options,
     notice,
     registry: {
       keychain,
-      plainHttp: flags.plainHttp ?? false,
-      insecure: flags.insecure ?? false,
-      ...(flags.certDir !== undefined ? { tls: certDirSettings(flags.certDir) } : {}),
-      retries: int(flags.retries, '--retries'),
+      plainHttp: flags.plainHttp ?? settings.plainHttp ?? file.cli.plainHttp ?? false,
+      insecure: flags.insecure ?? settings.insecure ?? file.cli.insecure ?? false,
+      ...(certDir !== undefined ? { tls: certDirSettings(certDir) } : {}),
+      retries: int(flags.retries, '--retries') ?? file.cli.retries,
+      settings,
+      hosts: registryHosts(ref.registry, {
+        mirrors: [...(flags.mirror ?? []), ...(settings.mirrors ?? [])],
+        hostsDir: flags.hostsDir ?? file.cli.hostsDir ?? defaultHostsDir(),
+      }),
+      notice,
       signal,
     },
   };

@@ -6,6 +6,7 @@ export const EXIT_OK = 0;
 
 const TABLE: Record<ErrorCode, { status: number; hint?: string }> = {
   [ErrorCodes.USAGE]: { status: 2, hint: 'see stargz-get --help' },
+  [ErrorCodes.CONFIG]: { status: 2, hint: 'fix the file at the line named, or see stargz-get config' },
   [ErrorCodes.REFERENCE_INVALID]: { status: 2, hint: 'a reference looks like registry.example.com/repo:tag[/path] or repo@sha256:<digest>[/path]' },
   [ErrorCodes.PATH_NOT_FOUND]: { status: 3 },
   [ErrorCodes.REGISTRY_NOT_FOUND]: { status: 3, hint: 'check the repository name and tag' },

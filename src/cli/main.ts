@@ -13,6 +13,7 @@ import type { LsFlags } from './commands/ls.js';
 import type { InfoFlags } from './commands/info.js';
 import type { CacheFlags } from './commands/cache.js';
 import type { MountFlags } from './commands/mount.js';
+import type { ConfigFlags } from './commands/config.js';
 import type { LoginFlags } from './commands/login.js';
 
 function version(): string {
@@ -88,6 +89,13 @@ export function buildProgram(io: CliIo): Command {
     });
 
   program
+    .command('config')
+    .description('print the effective configuration (the file over the defaults; secrets redacted)')
+    .option('--config <file>', 'configuration file (default $XDG_CONFIG_HOME/stargz-get/config.toml)')
+    .option('--json', 'machine-readable output')
+    .action(async (flags: ConfigFlags) => (await import('./commands/config.js')).configCommand(flags, io));
+
+  program
     .command('login')
     .description("check credentials against REGISTRY and store them in Docker's config.json (or its credential helper)")
     .argument('<registry>', 'e.g. ghcr.io or 127.0.0.1:5000')
@@ -110,18 +118,21 @@ export function buildProgram(io: CliIo): Command {
     .command('info')
     .description('what the cache holds')
     .option('--cache-dir <dir>', 'cache directory')
+    .option('--config <file>', 'configuration file (its cache-dir)')
     .option('--json', 'machine-readable output')
     .action(async (flags: CacheFlags) => (await import('./commands/cache.js')).cacheInfoCommand(flags, io));
   cache
     .command('prune')
     .description('evict least-recently-used chunks until the cache holds at most --max-size')
     .option('--cache-dir <dir>', 'cache directory')
+    .option('--config <file>', 'configuration file (its cache-dir)')
     .requiredOption('--max-size <size>', 'e.g. 2G')
     .action(async (flags: CacheFlags) => (await import('./commands/cache.js')).cachePruneCommand(flags, io));
   cache
     .command('clear')
     .description('remove everything from the cache')
     .option('--cache-dir <dir>', 'cache directory')
+    .option('--config <file>', 'configuration file (its cache-dir)')
     .action(async (flags: CacheFlags) => (await import('./commands/cache.js')).cacheClearCommand(flags, io));
   return program;
 }

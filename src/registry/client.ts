@@ -2,12 +2,12 @@
 // streams, over one connection pool per registry, with auth, retries and resume.
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
-import { ErrorCodes, StargzError } from '../errors.js';
+import { ErrorCodes, StargzError, toStargzError } from '../errors.js';
 import { DEFAULT_OPTIONS } from '../config.js';
 import { registryApiHost, type ImageReference } from '../reference/reference.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { Authenticator, pullScope, type Credentials } from './auth.js';
-import { defaultKeychain, staticKeychain, type Keychain } from './keychain.js';
+import { anonymousKeychain, defaultKeychain, staticKeychain, type Keychain } from './keychain.js';
 import { parseWwwAuthenticate } from './challenge.js';
 import { httpStatusError, networkError, readBoundedText } from './errors.js';
 import {
@@ -23,8 +23,10 @@ import {
 import { ping, type PingResult } from './ping.js';
 import { proxyFromEnv, type ProxySettings } from './proxy.js';
 import { withRetry, type RetryOptions } from './retry.js';
-import { hostTlsLookup, type TlsSettings } from './tls.js';
+import { hostTlsLookup, type LoadedTls, type TlsSettings } from './tls.js';
 import { Transport, discard, header, type HttpResponse } from './transport.js';
+import type { RegistrySettings } from './settings.js';
+import { registryHosts, type RegistryHost } from './hosts.js';
 
 export type { Credentials } from './auth.js';
 export type { Descriptor, Platform } from './manifest.js';
@@ -62,6 +64,35 @@ export interface RegistryClientOptions {
   /** Connections kept to one origin (default 16). */
   maxConnectionsPerHost?: number;
   userAgent?: string;
+  /**
+   * This registry's settings from the configuration file, for the record: the CLI has already
+   * folded them into the fields above (plainHttp, insecure, certDir into `tls`, authfile into
+   * `keychain`, mirrors into `hosts`).
+   */
+  settings?: RegistrySettings;
+  /**
+   * Where to ask, in order (hosts.ts): mirrors first, the upstream last. Unset: the registry
+   * alone. Each host gets its own transport: its hosts.toml ca/client/skip_verify (the
+   * registry's joined with `tls`), else its certs.d directory; `proxy` applies to every one.
+   */
+  hosts?: RegistryHost[];
+  /** One line per host that failed and was passed over (the CLI's notice). */
+  notice?: (message: string) => void;
+}
+
+/** A mirror gets no retries: failing over to the next host is the retry. */
+const MIRROR_RETRIES = 0;
+
+/** One host of the list, with its own connection state. */
+interface Endpoint {
+  host: RegistryHost;
+  transport: Transport;
+  auth: Authenticator;
+  pinged?: PingResult;
+  pingFlight: SingleFlight<string, PingResult>;
+  cdnUrls: Map<string, { url: URL; expiresAt: number }>;
+  /** Failed as a host (unreachable, 5xx, bad bytes): passed over from then on. */
+  down: boolean;
 }
 
 export interface ResolvedImage {
@@ -129,17 +160,32 @@ export function parseContentRange(value: string | undefined): { start: number; e
   return m[3] === '*' ? { start, end } : { start, end, total: Number(m[3]) };
 }
 
+/**
+ * The explicit TLS of one host: for the registry itself, `tls` (--cert-dir) joined with
+ * hosts.toml's top-level ca/client/skip_verify; for a mirror, its own `[host]` settings.
+ * Neither: undefined, and the host's certs.d directory is looked up.
+ */
+export function hostTlsSettings(host: RegistryHost, tls: TlsSettings | undefined): TlsSettings | undefined {
+  const given = host.isOrigin ? tls : undefined;
+  const own = host.tls;
+  if (given === undefined && own.caFiles === undefined && own.certFile === undefined && own.insecureSkipVerify === undefined) return undefined;
+  // A client pair comes whole from one place; the one given (--cert-dir) wins.
+  const pair = given?.certFile !== undefined ? given : own;
+  return {
+    caFiles: [...(given?.caFiles ?? []), ...(own.caFiles ?? [])],
+    ...(pair.certFile !== undefined ? { certFile: pair.certFile, keyFile: pair.keyFile } : {}),
+    ...(given?.insecureSkipVerify || own.insecureSkipVerify ? { insecureSkipVerify: true } : {}),
+  };
+}
+
 export class RegistryClient {
   readonly stats: RequestStats = { requests: 0, blobRequests: 0, bytesReceived: 0, blobBytesReceived: 0 };
-  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'keychain' | 'signal' | 'tls' | 'certsDirs' | 'proxy'>>;
+  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'keychain' | 'signal' | 'tls' | 'certsDirs' | 'proxy' | 'settings' | 'hosts' | 'notice'>>;
   private readonly signal: AbortSignal | undefined;
   private readonly apiHost: string;
-  private readonly transport: Transport;
-  private readonly auth: Authenticator;
-  private pinged: PingResult | undefined;
-  private readonly pingFlight = new SingleFlight<string, PingResult>();
+  private readonly endpoints: Endpoint[];
+  private readonly notice: (message: string) => void;
   private range: 'unknown' | 'yes' | 'ignored' = 'unknown';
-  private readonly cdnUrls = new Map<string, { url: URL; expiresAt: number }>();
 
   constructor(
     readonly registry: string,
@@ -166,10 +212,26 @@ export class RegistryClient {
     this.signal = options.signal;
     checkInt('maxConnectionsPerHost', this.opts.maxConnectionsPerHost, 1, 1024);
     this.apiHost = registryApiHost(registry);
-    this.transport = new Transport({
+    this.notice = options.notice ?? (() => undefined);
+    const hosts = options.hosts ?? registryHosts(registry);
+    const proxy = options.proxy ?? proxyFromEnv();
+    const keychain = options.keychain ?? (options.credentials ? staticKeychain(options.credentials.username, options.credentials.password) : defaultKeychain());
+    this.endpoints = hosts.map((host) => {
+      const hostName = host.origin === undefined ? this.apiHost : new URL(host.origin).host;
+      // Each host its own TLS (its explicit settings, else its certs.d directory); other hosts
+      // it sends us to (token realm, CDN) their own certs.d directory. Proxies apply to all.
+      const transport = this.makeTransport(hostTlsLookup(hostName, hostTlsSettings(host, options.tls), options.certsDirs), proxy);
+      // The credentials are for the image's registry: a mirror never sees them.
+      const auth = new Authenticator(transport, registry, host.isOrigin ? keychain : anonymousKeychain, this.retryOptions());
+      return { host, transport, auth, pingFlight: new SingleFlight<string, PingResult>(), cdnUrls: new Map(), down: false };
+    });
+  }
+
+  private makeTransport(tlsFor: (host: string) => LoadedTls | undefined, proxy: ProxySettings): Transport {
+    return new Transport({
       insecure: this.opts.insecure,
-      tlsFor: hostTlsLookup(this.apiHost, options.tls, options.certsDirs),
-      proxy: options.proxy ?? proxyFromEnv(),
+      tlsFor,
+      proxy,
       maxConnectionsPerHost: this.opts.maxConnectionsPerHost,
       requestTimeoutMs: this.opts.requestTimeoutMs,
       minTransferRate: this.opts.minTransferRate,
@@ -178,15 +240,13 @@ export class RegistryClient {
       userAgent: this.opts.userAgent,
       onRequest: () => void this.stats.requests++,
     });
-    const keychain = options.keychain ?? (options.credentials ? staticKeychain(options.credentials.username, options.credentials.password) : defaultKeychain());
-    this.auth = new Authenticator(this.transport, registry, keychain, this.retryOptions());
   }
 
   /** Retries stop at the caller's signal and at the client's. */
-  private retryOptions(signal?: AbortSignal): RetryOptions {
+  private retryOptions(signal?: AbortSignal, retries = this.opts.retries): RetryOptions {
     const both = [signal, this.signal].filter((s): s is AbortSignal => s !== undefined);
     const any = both.length === 2 ? AbortSignal.any(both) : both[0];
-    return { retries: this.opts.retries, baseDelayMs: this.opts.retryBaseDelayMs, ...(any ? { signal: any } : {}) };
+    return { retries, baseDelayMs: this.opts.retryBaseDelayMs, ...(any ? { signal: any } : {}) };
   }
 
   /** 'unknown' until a range read was answered; 'ignored' once a server sent 200 with the whole blob. */
@@ -195,24 +255,61 @@ export class RegistryClient {
   }
 
   async close(): Promise<void> {
-    await this.transport.close();
+    await Promise.all([...new Set(this.endpoints.map((e) => e.transport))].map((t) => t.close()));
   }
 
   // ---- plumbing ----
 
-  /** The registry's base URL, pinging it once (shared by concurrent callers). */
-  private async baseUrl(): Promise<string> {
-    if (this.pinged) return this.pinged.baseUrl;
-    const result = await this.pingFlight.run('ping', () => ping(this.transport, this.apiHost, this.opts.plainHttp, this.signal));
-    if (!this.pinged) {
-      this.pinged = result;
-      this.auth.setChallenges(result.challenges);
+  /**
+   * Runs `fn` against each host that has `capability`, in order, until one succeeds. A host
+   * that fails is passed over with one notice (and, unless it only lacked the thing asked
+   * for, for the rest of the run); the last host's error is the answer. Safe because every
+   * answer is verified by digest the same way whichever host sent it.
+   */
+  private async tryHosts<T>(capability: 'pull' | 'resolve', what: string, signal: AbortSignal | undefined, fn: (ep: Endpoint, retries: number) => Promise<T>): Promise<T> {
+    const able = this.endpoints.filter((e) => e.host.capabilities[capability]);
+    if (able.length === 0) throw new StargzError(ErrorCodes.CONFIG, `no configured host of ${this.registry} may ${capability === 'resolve' ? 'resolve tags' : 'pull'} (${what})`);
+    const up = able.filter((e) => !e.down);
+    const list = up.length > 0 ? up : [able[able.length - 1]!];
+    for (let i = 0; ; i++) {
+      const ep = list[i]!;
+      const last = i === list.length - 1;
+      try {
+        return await fn(ep, last ? this.opts.retries : MIRROR_RETRIES);
+      } catch (e) {
+        const err = toStargzError(e);
+        if (last || err.code === ErrorCodes.ABORTED || signal?.aborted || this.signal?.aborted) throw err;
+        if (err.code !== ErrorCodes.REGISTRY_NOT_FOUND) ep.down = true;
+        this.notice(`${ep.host.label}: ${err.code}: ${err.message}; ${ep.down ? 'passing over it from now on, ' : ''}trying ${list[i + 1]!.host.label}`);
+      }
+    }
+  }
+
+  /** The host's base URL: a configured one as is, the registry itself by pinging it once (shared by concurrent callers). */
+  private async baseUrl(ep: Endpoint): Promise<string> {
+    if (ep.host.origin !== undefined) return ep.host.origin;
+    if (ep.pinged) return ep.pinged.baseUrl;
+    const result = await ep.pingFlight.run('ping', () => ping(ep.transport, this.apiHost, this.opts.plainHttp, this.signal));
+    if (!ep.pinged) {
+      ep.pinged = result;
+      ep.auth.setChallenges(result.challenges);
     }
     return result.baseUrl;
   }
 
+  /**
+   * `/v2/<repo>/<rest>` on `ep`: under its API root, and for a host other than the image's
+   * registry with `?ns=REGISTRY`, as containerd sends it (pull-through caches key on it).
+   */
+  private async urlFor(ep: Endpoint, repository: string, rest: string): Promise<URL> {
+    const url = new URL(`${ep.host.path}/${repository}/${rest}`, await this.baseUrl(ep));
+    if (!ep.host.isOrigin) url.searchParams.set('ns', this.registry);
+    return url;
+  }
+
   /** A GET on the registry with auth; a 401 gets one more try with fresh or other credentials. */
   private async registryGet(
+    ep: Endpoint,
     repository: string,
     path: string,
     headers: Record<string, string>,
@@ -220,26 +317,27 @@ export class RegistryClient {
     signal: AbortSignal | undefined,
     kind: 'document' | 'blob',
   ): Promise<HttpResponse> {
-    const url = new URL(path, await this.baseUrl());
+    const url = await this.urlFor(ep, repository, path);
+    for (const [name, values] of Object.entries(ep.host.headers)) headers = { [name]: values.join(', '), ...headers };
     const scope = pullScope(repository);
-    const used = await this.auth.authorization(scope, signal);
-    const res = await this.transport.request({ url, kind, headers: used ? { ...headers, authorization: used } : headers, ...(signal ? { signal } : {}) });
+    const used = await ep.auth.authorization(scope, signal);
+    const res = await ep.transport.request({ url, kind, headers: used ? { ...headers, authorization: used } : headers, ...(signal ? { signal } : {}) });
     if (res.status !== 401 || res.crossOrigin) return res;
     const text = await readBoundedText(res.body);
-    const next = await this.auth.retryAuthorization(scope, parseWwwAuthenticate(res.headers['www-authenticate']), used, signal);
-    if (next === undefined) throw this.errorFor(res, text, what);
-    return this.transport.request({ url, kind, headers: { ...headers, authorization: next }, ...(signal ? { signal } : {}) });
+    const next = await ep.auth.retryAuthorization(scope, parseWwwAuthenticate(res.headers['www-authenticate']), used, signal);
+    if (next === undefined) throw this.errorFor(ep, res, text, what);
+    return ep.transport.request({ url, kind, headers: { ...headers, authorization: next }, ...(signal ? { signal } : {}) });
   }
 
   /** Turns an unwanted status into its error, with the (bounded) error body in the message. */
-  private async statusError(res: HttpResponse, what: string): Promise<StargzError> {
-    return this.errorFor(res, await readBoundedText(res.body), what);
+  private async statusError(ep: Endpoint, res: HttpResponse, what: string): Promise<StargzError> {
+    return this.errorFor(ep, res, await readBoundedText(res.body), what);
   }
 
-  private errorFor(res: HttpResponse, bodyText: string, what: string): StargzError {
+  private errorFor(ep: Endpoint, res: HttpResponse, bodyText: string, what: string): StargzError {
     this.stats.bytesReceived += Buffer.byteLength(bodyText);
     const err = httpStatusError(res.status, what, bodyText, header(res.headers, 'retry-after'));
-    if (err.code === ErrorCodes.REGISTRY_AUTH && res.status === 401 && !this.auth.hasCredentials) {
+    if (err.code === ErrorCodes.REGISTRY_AUTH && res.status === 401 && !ep.auth.hasCredentials) {
       return new StargzError(err.code, `${err.message} (no credentials found)`, { status: err.status });
     }
     return err;
@@ -280,25 +378,25 @@ export class RegistryClient {
    * skipped: the CDN URL is asked directly, saving a round trip per range. Any failure there
    * forgets the URL and goes back through the registry.
    */
-  private async blobGet(repository: string, digest: string, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
+  private async blobGet(ep: Endpoint, repository: string, digest: string, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
     this.stats.blobRequests++;
     const key = `${repository}@${digest}`;
-    const cached = this.cdnUrls.get(key);
+    const cached = ep.cdnUrls.get(key);
     if (cached && cached.expiresAt > Date.now()) {
       let res: HttpResponse | undefined;
       try {
-        res = await this.transport.request({ url: cached.url, kind: 'blob', headers, ...(signal ? { signal } : {}) });
+        res = await ep.transport.request({ url: cached.url, kind: 'blob', headers, ...(signal ? { signal } : {}) });
       } catch (err) {
-        this.cdnUrls.delete(key);
+        ep.cdnUrls.delete(key);
         throw err;
       }
       if (res.status === 200 || res.status === 206) return res;
       res.body.dump().catch(() => undefined);
     }
-    this.cdnUrls.delete(key);
-    const res = await this.registryGet(repository, `/v2/${repository}/blobs/${digest}`, headers, `blob ${repository}@${digest}`, signal, 'blob');
+    ep.cdnUrls.delete(key);
+    const res = await this.registryGet(ep, repository, `blobs/${digest}`, headers, `blob ${repository}@${digest}`, signal, 'blob');
     if (res.crossOrigin && (res.status === 200 || res.status === 206)) {
-      this.cdnUrls.set(key, { url: res.url, expiresAt: Date.now() + CDN_URL_TTL_MS });
+      ep.cdnUrls.set(key, { url: res.url, expiresAt: Date.now() + CDN_URL_TTL_MS });
     }
     return res;
   }
@@ -307,11 +405,13 @@ export class RegistryClient {
 
   /** GET /v2/ with the keychain's credentials through the registry's challenge: `login` checks them with this. */
   async checkCredentials(signal?: AbortSignal): Promise<void> {
-    const url = new URL('/v2/', await this.baseUrl());
-    const used = await this.auth.authorization('', signal);
-    const res = await this.transport.request({ url, headers: used ? { authorization: used } : {}, ...(signal ? { signal } : {}) });
+    // The upstream: the last host of the list, the only one the keychain's credentials go to.
+    const ep = this.endpoints[this.endpoints.length - 1]!;
+    const url = new URL(`${ep.host.path}/`, await this.baseUrl(ep));
+    const used = await ep.auth.authorization('', signal);
+    const res = await ep.transport.request({ url, headers: used ? { authorization: used } : {}, ...(signal ? { signal } : {}) });
     if (res.status >= 200 && res.status < 300) return discard(res.body);
-    throw await this.statusError(res, `login to ${this.registry}`);
+    throw await this.statusError(ep, res, `login to ${this.registry}`);
   }
 
   /** GET the manifest by tag or digest; verifies the digest (DIGEST_MISMATCH) when fetched by digest, and computes it from the bytes otherwise. */
@@ -320,9 +420,10 @@ export class RegistryClient {
     if (byDigest) checkDigest(tagOrDigest);
     else if (!TAG_RE.test(tagOrDigest)) throw new StargzError(ErrorCodes.REFERENCE_INVALID, `invalid tag ${JSON.stringify(tagOrDigest)}`);
     const what = `manifest ${repository}${byDigest ? '@' : ':'}${tagOrDigest}`;
-    return withRetry(async () => {
-      const res = await this.registryGet(repository, `/v2/${repository}/manifests/${tagOrDigest}`, { accept: MANIFEST_ACCEPT }, what, signal, 'document');
-      if (res.status !== 200) throw await this.statusError(res, what);
+    // A tag only from a host trusted to resolve; by digest, any host: the bytes are checked.
+    return this.tryHosts(byDigest ? 'pull' : 'resolve', what, signal, (ep, retries) => withRetry(async () => {
+      const res = await this.registryGet(ep, repository, `manifests/${tagOrDigest}`, { accept: MANIFEST_ACCEPT }, what, signal, 'document');
+      if (res.status !== 200) throw await this.statusError(ep, res, what);
       const bytes = await this.readLimited(res, MAX_MANIFEST_BYTES, what, false);
       const digest = sha256(bytes);
       if (byDigest && digest !== tagOrDigest) {
@@ -333,7 +434,7 @@ export class RegistryClient {
         throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${what}: Docker-Content-Digest says ${claimed} but the bytes hash to ${digest}`);
       }
       return { digest, mediaType: manifestMediaType(bytes, header(res.headers, 'content-type')), bytes };
-    }, this.retryOptions(signal));
+    }, this.retryOptions(signal, retries)));
   }
 
   /** Resolve a reference to one image manifest for `platform` (default this host). */
@@ -359,14 +460,14 @@ export class RegistryClient {
   async getBlob(repository: string, digest: string, maxBytes = DEFAULT_MAX_BLOB_BYTES, signal?: AbortSignal): Promise<Buffer> {
     checkDigest(digest);
     const what = `blob ${repository}@${digest}`;
-    return withRetry(async () => {
-      const res = await this.blobGet(repository, digest, {}, signal);
-      if (res.status !== 200) throw await this.statusError(res, what);
+    return this.tryHosts('pull', what, signal, (ep, retries) => withRetry(async () => {
+      const res = await this.blobGet(ep, repository, digest, {}, signal);
+      if (res.status !== 200) throw await this.statusError(ep, res, what);
       const bytes = await this.readLimited(res, maxBytes, what, true);
       const got = sha256(bytes);
       if (got !== digest) throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${what}: the registry sent bytes that hash to ${got}`);
       return bytes;
-    }, this.retryOptions(signal));
+    }, this.retryOptions(signal, retries)));
   }
 
   /**
@@ -380,23 +481,25 @@ export class RegistryClient {
       throw new RangeError(`invalid range offset=${offset} length=${length}`);
     }
     const out = Buffer.allocUnsafe(length);
-    const state = { got: 0 };
-    while (state.got < length) {
-      const before = state.got;
-      await withRetry(() => this.rangeAttempt(repository, digest, offset, out, state, signal), this.retryOptions(signal));
-      if (state.got === before) {
-        throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `blob ${repository}@${digest}: range answer made no progress at ${offset + before}`);
+    return this.tryHosts('pull', `blob ${repository}@${digest}`, signal, async (ep, retries) => {
+      const state = { got: 0 };
+      while (state.got < length) {
+        const before = state.got;
+        await withRetry(() => this.rangeAttempt(ep, repository, digest, offset, out, state, signal), this.retryOptions(signal, retries));
+        if (state.got === before) {
+          throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `blob ${repository}@${digest}: range answer made no progress at ${offset + before}`);
+        }
       }
-    }
-    return out;
+      return out;
+    });
   }
 
   /** One try at the rest of a range read; fills `out` from state.got on. */
-  private async rangeAttempt(repository: string, digest: string, offset: number, out: Buffer, state: { got: number }, signal?: AbortSignal): Promise<void> {
+  private async rangeAttempt(ep: Endpoint, repository: string, digest: string, offset: number, out: Buffer, state: { got: number }, signal?: AbortSignal): Promise<void> {
     const start = offset + state.got;
     const end = offset + out.length - 1;
     const what = `blob ${repository}@${digest} bytes ${start}-${end}`;
-    const res = await this.blobGet(repository, digest, { range: `bytes=${start}-${end}` }, signal);
+    const res = await this.blobGet(ep, repository, digest, { range: `bytes=${start}-${end}` }, signal);
     let skip: number;
     let available: number; // bytes of ours in this answer
     if (res.status === 206) {
@@ -438,7 +541,7 @@ export class RegistryClient {
       discard(res.body);
       throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: range not satisfiable (the blob is shorter)`, { status: 416 });
     } else {
-      throw await this.statusError(res, what);
+      throw await this.statusError(ep, res, what);
     }
     const want = state.got + available;
     res.body.on('error', () => undefined); // the loop sees errors; this keeps the hang-up after `break` from crashing
@@ -477,16 +580,16 @@ export class RegistryClient {
   async openBlobStream(repository: string, digest: string, signal?: AbortSignal, size?: number): Promise<NodeJS.ReadableStream> {
     checkDigest(digest);
     const what = `blob ${repository}@${digest}`;
-    const res = await withRetry(async () => {
-      const r = await this.blobGet(repository, digest, {}, signal);
-      if (r.status !== 200) throw await this.statusError(r, what);
+    const res = await this.tryHosts('pull', what, signal, (ep, retries) => withRetry(async () => {
+      const r = await this.blobGet(ep, repository, digest, {}, signal);
+      if (r.status !== 200) throw await this.statusError(ep, r, what);
       const declared = Number(header(r.headers, 'content-length'));
       if (size !== undefined && Number.isFinite(declared) && declared !== size) {
         discard(r.body);
         throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what} is ${declared} bytes, the manifest says ${size}`);
       }
       return r;
-    }, this.retryOptions(signal));
+    }, this.retryOptions(signal, retries)));
     const body = res.body;
     if (size !== undefined) {
       body.limit(size, () => new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: the server sent more than the ${size} bytes the manifest gives the blob`));

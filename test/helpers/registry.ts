@@ -47,6 +47,8 @@ export interface StartRegistryOptions {
   password?: string;
   /** token mode only: anonymous token requests get pull-only tokens instead of 401. */
   anonymousPull?: boolean;
+  /** Pull-through cache mode (distribution `proxy: remoteurl`) in front of this upstream URL. */
+  proxyRemoteUrl?: string;
   /** HTTPS with pki's server certificate; requireClientCert: only clients with a certificate of pki's CA. */
   tls?: { pki: TestPki; requireClientCert?: boolean };
 }
@@ -132,7 +134,8 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     if (mode === 'token') token = await startTokenServer({ username, password, anonymousPull: opts.anonymousPull ?? false });
     const port = await freePort();
     const configPath = join(dataDir, 'config.yml');
-    await writeFile(configPath, configYaml(dataDir, port, await authBlockFor(mode, dataDir, username, password, token), tlsYaml(opts.tls)));
+    const proxyBlock = opts.proxyRemoteUrl ? `proxy:\n  remoteurl: ${opts.proxyRemoteUrl}\n` : '';
+    await writeFile(configPath, configYaml(dataDir, port, (await authBlockFor(mode, dataDir, username, password, token)) + proxyBlock, tlsYaml(opts.tls)));
     const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
     let certDir: string | undefined;
     if (opts.tls) {

@@ -3,10 +3,10 @@
 // and failures reported as the certificate problem they are, never as an HTTP fallback's.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makePki, type TestPki } from '../helpers/pki.js';
-import { pushLayout, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { freePort, pushLayout, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -83,5 +83,23 @@ describe('TLS registries through the CLI', () => {
 
   test('--insecure still reaches a registry whose CA we do not have', async () => {
     listsEdge(await ls(tls, ['--insecure']));
+  });
+
+  test('a mirror in hosts.toml gets its own ca and client: an mTLS mirror serves an image whose registry is down', async () => {
+    const dead = `127.0.0.1:${await freePort()}`;
+    const hosts = await mkdirP(join(work, 'hosts', dead));
+    const mirror = (client: boolean) =>
+      `server = "http://${dead}"\n\n[host."https://${mtls.host}"]\n  capabilities = ["pull", "resolve"]\n  ca = ${JSON.stringify(pki.caCert)}\n` +
+      (client ? `  client = [[${JSON.stringify(pki.clientCert)}, ${JSON.stringify(pki.clientKey)}]]\n` : '');
+    const lsDead = () => runCli(['ls', `${dead}/fixtures/edge:v1/`, '--hosts-dir', join(work, 'hosts'), '--cache-dir', join(work, 'cache-m'), '--retries', '0', '--timeout', '5s'], {
+      env: { STARGZ_GET_CERTS_D: emptyRoots, HTTPS_PROXY: '', https_proxy: '', HTTP_PROXY: '', http_proxy: '' },
+    });
+    await writeFile(join(hosts, 'hosts.toml'), mirror(true));
+    listsEdge(await lsDead());
+    // Without its client pair the mirror refuses us: the certificate problem is named, then the dead registry is tried.
+    await writeFile(join(hosts, 'hosts.toml'), mirror(false));
+    const r = await lsDead();
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, new RegExp(`${mtls.host.replace(/\./g, '\\.')}: ERR_TLS`));
   });
 });

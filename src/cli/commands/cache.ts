@@ -1,5 +1,6 @@
 import { DiskCache, defaultCacheDir, DEFAULT_CACHE_MAX_BYTES } from '../../cache/disk-cache.js';
 import { parseSize } from '../../config.js';
+import { loadConfigFile } from '../../config-file.js';
 import { formatBytes } from '../format.js';
 import type { CliIo } from '../io.js';
 
@@ -7,10 +8,11 @@ export interface CacheFlags {
   cacheDir?: string;
   json?: boolean;
   maxSize?: string;
+  config?: string;
 }
 
 function openCache(flags: CacheFlags): DiskCache {
-  return DiskCache.open({ dir: flags.cacheDir ?? defaultCacheDir(), maxBytes: DEFAULT_CACHE_MAX_BYTES });
+  return DiskCache.open({ dir: flags.cacheDir ?? loadConfigFile(flags.config).options.cacheDir ?? defaultCacheDir(), maxBytes: DEFAULT_CACHE_MAX_BYTES });
 }
 
 export function cacheInfoCommand(flags: CacheFlags, io: CliIo): void {

@@ -7,20 +7,22 @@ import { ProgressLine, transferLine } from '../progress.js';
 import { formatBytes } from '../format.js';
 import type { CliIo } from '../io.js';
 import { writeStatsFile } from '../stats-file.js';
+import { loadConfigFile } from '../../config-file.js';
 
 const SYNC_MEMORY_CACHE_BYTES = 16 * 1024 * 1024;
 
 export async function syncCommand(source: string, dest: string, flags: CommonFlags, io: CliIo): Promise<void> {
   const { ref, path } = parseReferenceWithPath(source);
-  const progress = new ProgressLine(io.errStream, flags.quiet);
+  const quiet = flags.quiet ?? loadConfigFile(flags.config).cli.quiet ?? false;
+  const progress = new ProgressLine(io.errStream, quiet);
   const notice = (m: string): void => {
     progress.clear();
     io.notice(m);
   };
   const options = await openOptionsFrom(flags, ref, notice, io.signal);
   // sync reads each chunk once and writes it to its file and the disk cache: holding
-  // chunks in memory too would only grow the process. A user's --memory-cache still wins.
-  if (flags.memoryCache === undefined) options.memoryCacheBytes = SYNC_MEMORY_CACHE_BYTES;
+  // chunks in memory too would only grow the process. A user's --memory-cache (or the file's) still wins.
+  if (options.memoryCacheBytes === undefined) options.memoryCacheBytes = SYNC_MEMORY_CACHE_BYTES;
   const image = await openImage(ref, { ...options, warmInflater: true });
   try {
     const started = Date.now();
@@ -31,7 +33,7 @@ export async function syncCommand(source: string, dest: string, flags: CommonFla
     });
     progress.clear();
     writeStatsFile(image, summary, Date.now() - started);
-    if (flags.quiet) return;
+    if (quiet) return;
     const fetched = image.client.stats.blobBytesReceived;
     const fullLayers = image.manifest.layers.reduce((n, l) => n + l.size, 0);
     const saved = fullLayers > 0 ? Math.max(0, 100 * (1 - fetched / fullLayers)) : 0;

@@ -1,0 +1,225 @@
+// The configuration file ($XDG_CONFIG_HOME/stargz-get/config.toml, or --config FILE): defaults
+// for the CLI's options and per-registry settings. Precedence: flags > file > config.ts defaults.
+// The schema lives here once; FILE_KEYS is typed against Options, so a new option in config.ts
+// does not compile until it has a key (or is stated as not a file key).
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parse, TomlError } from 'smol-toml';
+import { ErrorCodes, StargzError, registerSecret } from './errors.js';
+import { parseDuration, parseSize, type Options } from './config.js';
+import type { RegistrySettings } from './registry/settings.js';
+
+type Kind = 'int' | 'bool' | 'string' | 'size' | 'duration';
+
+/** Options key -> file key and value kind. Exhaustive over Options by its type. */
+export const FILE_KEYS: { [K in keyof Options]-?: { key: string; kind: Kind } } = {
+  concurrency: { key: 'concurrency', kind: 'int' },
+  cacheDir: { key: 'cache-dir', kind: 'string' },
+  cacheMaxBytes: { key: 'cache-size', kind: 'size' },
+  memoryCacheBytes: { key: 'memory-cache', kind: 'size' },
+  memoryBudgetBytes: { key: 'memory-budget', kind: 'size' },
+  offline: { key: 'offline', kind: 'bool' },
+  platform: { key: 'platform', kind: 'string' },
+  maxGapBytes: { key: 'max-gap', kind: 'size' },
+  maxRangeBytes: { key: 'max-range', kind: 'size' },
+  requestTimeoutMs: { key: 'timeout', kind: 'duration' },
+  minTransferRate: { key: 'min-rate', kind: 'size' },
+  rateWindowMs: { key: 'rate-window', kind: 'duration' },
+  insecureSkipTocVerify: { key: 'insecure-skip-toc-verify', kind: 'bool' },
+};
+
+/** CLI options that are not library Options (registry client and output). */
+export interface CliFileSettings {
+  retries?: number;
+  quiet?: boolean;
+  plainHttp?: boolean;
+  insecure?: boolean;
+  hostsDir?: string;
+}
+const CLI_KEYS: { [K in keyof CliFileSettings]-?: { key: string; kind: Kind } } = {
+  retries: { key: 'retries', kind: 'int' },
+  quiet: { key: 'quiet', kind: 'bool' },
+  plainHttp: { key: 'plain-http', kind: 'bool' },
+  insecure: { key: 'insecure', kind: 'bool' },
+  hostsDir: { key: 'hosts-dir', kind: 'string' },
+};
+/** Per-registry keys of `[registry."host:port"]`. */
+const REGISTRY_KEYS: { [K in keyof RegistrySettings]-?: { key: string; kind: Kind | 'string[]' } } = {
+  plainHttp: { key: 'plain-http', kind: 'bool' },
+  insecure: { key: 'insecure', kind: 'bool' },
+  certDir: { key: 'cert-dir', kind: 'string' },
+  mirrors: { key: 'mirrors', kind: 'string[]' },
+  authfile: { key: 'authfile', kind: 'string' },
+};
+
+export interface ConfigFile {
+  /** The file read, or undefined when the default file does not exist. */
+  path: string | undefined;
+  options: Partial<Options>;
+  cli: CliFileSettings;
+  /** By registry host as written in the reference (`host:port`). */
+  registries: Record<string, RegistrySettings>;
+}
+
+export function defaultConfigPath(): string {
+  const base = process.env.XDG_CONFIG_HOME || join(homedir(), '.config');
+  return join(base, 'stargz-get', 'config.toml');
+}
+
+/** Loads `explicit` (must exist) or the default file (may be missing). */
+export function loadConfigFile(explicit?: string): ConfigFile {
+  const path = explicit ?? defaultConfigPath();
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (explicit === undefined && e.code === 'ENOENT') return { path: undefined, options: {}, cli: {}, registries: {} };
+    throw new StargzError(ErrorCodes.CONFIG, `${path}: cannot read the configuration file (${e.code ?? e.message})`, { cause: err });
+  }
+  return parseConfigText(text, path);
+}
+
+/** Parses a configuration file's text. Pure apart from remembering secrets for redaction. */
+export function parseConfigText(text: string, path: string): ConfigFile {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(text) as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof TomlError) throw new StargzError(ErrorCodes.CONFIG, `${path}:${err.line}: ${err.message.split('\n', 1)[0]}`);
+    throw err;
+  }
+  const fail = (table: string | undefined, key: string, why: string): never => {
+    throw new StargzError(ErrorCodes.CONFIG, `${path}:${lineOf(text, table, key)}: ${table ? `${table}.` : ''}${key}: ${why}`);
+  };
+  const out: ConfigFile = { path, options: {}, cli: {}, registries: {} };
+  const byKey = new Map<string, { set: (v: unknown) => void; kind: Kind }>();
+  for (const [name, spec] of Object.entries(FILE_KEYS)) byKey.set(spec.key, { kind: spec.kind, set: (v) => ((out.options as Record<string, unknown>)[name] = v) });
+  for (const [name, spec] of Object.entries(CLI_KEYS)) byKey.set(spec.key, { kind: spec.kind, set: (v) => ((out.cli as Record<string, unknown>)[name] = v) });
+  for (const [key, raw] of Object.entries(doc)) {
+    if (key === 'registry') {
+      if (!isTable(raw)) fail(undefined, key, 'must be a table of [registry."host:port"] tables');
+      for (const [host, settings] of Object.entries(raw as Record<string, unknown>)) {
+        const table = `registry.${JSON.stringify(host)}`;
+        if (!isTable(settings)) fail(undefined, table, 'must be a table');
+        out.registries[host] = registrySettings(settings as Record<string, unknown>, (k, why) => fail(table, k, why));
+      }
+      continue;
+    }
+    const spec = byKey.get(key);
+    if (!spec) fail(undefined, key, `unknown key (known: ${[...byKey.keys(), 'registry'].join(', ')})`);
+    spec!.set(convert(raw, spec!.kind, (why) => fail(undefined, key, why)));
+  }
+  return out;
+}
+
+function registrySettings(table: Record<string, unknown>, fail: (key: string, why: string) => never): RegistrySettings {
+  const out: Record<string, unknown> = {};
+  const specs = Object.entries(REGISTRY_KEYS);
+  for (const [key, raw] of Object.entries(table)) {
+    const found = specs.find(([, s]) => s.key === key);
+    if (!found) fail(key, `unknown key (known: ${specs.map(([, s]) => s.key).join(', ')})`);
+    const [name, spec] = found!;
+    if (spec.kind === 'string[]') {
+      if (!Array.isArray(raw) || raw.some((v) => typeof v !== 'string')) fail(key, 'must be an array of strings');
+      for (const url of raw as string[]) registerUrlSecret(url);
+      out[name] = raw;
+    } else out[name] = convert(raw, spec.kind, (why) => fail(key, why));
+  }
+  return out as RegistrySettings;
+}
+
+/** A mirror URL may carry user:password: that password is a secret from now on. */
+function registerUrlSecret(url: string): void {
+  try {
+    const u = new URL(url);
+    if (u.password) registerSecret(decodeURIComponent(u.password));
+  } catch {
+    // Not a URL: hosts.ts reports it when it is used.
+  }
+}
+
+function convert(v: unknown, kind: Kind, fail: (why: string) => never): unknown {
+  switch (kind) {
+    case 'bool':
+      return typeof v === 'boolean' ? v : fail(`must be true or false, got ${describe(v)}`);
+    case 'string':
+      return typeof v === 'string' && v !== '' ? v : fail(`must be a non-empty string, got ${describe(v)}`);
+    case 'int':
+      return typeof v === 'number' && Number.isInteger(v) ? v : fail(`must be an integer, got ${describe(v)}`);
+    case 'size':
+      if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
+      if (typeof v === 'string') return parseOr(() => parseSize(v), fail);
+      return fail(`must be a size like "512M" or a number of bytes, got ${describe(v)}`);
+    case 'duration':
+      if (typeof v === 'number' && v > 0) return Math.round(v * 1000);
+      if (typeof v === 'string') return parseOr(() => parseDuration(v), fail);
+      return fail(`must be a duration like "30s" or a number of seconds, got ${describe(v)}`);
+  }
+}
+
+function parseOr(fn: () => number, fail: (why: string) => never): number {
+  try {
+    return fn();
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+}
+
+function describe(v: unknown): string {
+  if (Array.isArray(v)) return 'an array';
+  if (isTable(v)) return 'a table';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function isTable(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+/**
+ * The line of `key` (inside `[table]` when given): TOML parsers keep no positions of keys,
+ * so find the key's assignment after its table header, or the header itself.
+ */
+export function lineOf(text: string, table: string | undefined, key: string): number {
+  const lines = text.split('\n');
+  const norm = (s: string): string => s.replace(/\s+/g, '').replace(/'/g, '"');
+  let inTable = table === undefined;
+  let headerLine = 0;
+  const keyRe = new RegExp(`^\\s*(?:${escapeRe(key)}|"${escapeRe(key)}"|'${escapeRe(key)}')\\s*=`);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const header = /^\s*\[+([^\]]+)\]+/.exec(line);
+    if (header) {
+      const name = norm(header[1]!);
+      if (table === undefined) inTable = false;
+      else {
+        inTable = name === norm(table);
+        if (inTable) headerLine = i + 1;
+      }
+      if (table === undefined && name === key) return i + 1;
+      continue;
+    }
+    if (inTable && keyRe.test(line)) return i + 1;
+  }
+  return headerLine || 1;
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The file's settings for `registry` (as the reference names it), or none. */
+export function registrySettingsFor(file: ConfigFile, registry: string): RegistrySettings {
+  return file.registries[registry] ?? {};
+}
+
+/** Every key the file may hold at its top level, with its kind: for `stargz-get config`. */
+export function topLevelKeys(): { key: string; kind: Kind; group: 'options' | 'cli'; name: string }[] {
+  return [
+    ...Object.entries(FILE_KEYS).map(([name, s]) => ({ ...s, group: 'options' as const, name })),
+    ...Object.entries(CLI_KEYS).map(([name, s]) => ({ ...s, group: 'cli' as const, name })),
+  ];
+}
+
+export { REGISTRY_KEYS };
