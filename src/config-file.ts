@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { parse, TomlError } from 'smol-toml';
 import { ErrorCodes, StargzError, registerSecret } from './errors.js';
 import { parseDuration, parseSize, type Options } from './config.js';
 import type { RegistrySettings } from './registry/settings.js';
+import { isTable, parseToml } from './util/toml.js';
 
 type Kind = 'int' | 'bool' | 'string' | 'size' | 'duration';
 
@@ -83,16 +83,7 @@ export function loadConfigFile(explicit?: string): ConfigFile {
 
 /** Parses a configuration file's text. Pure apart from remembering secrets for redaction. */
 export function parseConfigText(text: string, path: string): ConfigFile {
-  let doc: Record<string, unknown>;
-  try {
-    doc = parse(text) as Record<string, unknown>;
-  } catch (err) {
-    if (err instanceof TomlError) throw new StargzError(ErrorCodes.CONFIG, `${path}:${err.line}: ${err.message.split('\n', 1)[0]}`);
-    throw err;
-  }
-  const fail = (table: string | undefined, key: string, why: string): never => {
-    throw new StargzError(ErrorCodes.CONFIG, `${path}:${lineOf(text, table, key)}: ${table ? `${table}.` : ''}${key}: ${why}`);
-  };
+  const { doc, fail } = parseToml(text, path);
   const out: ConfigFile = { path, options: {}, cli: {}, registries: {} };
   const byKey = new Map<string, { set: (v: unknown) => void; kind: Kind }>();
   for (const [name, spec] of Object.entries(FILE_KEYS)) byKey.set(spec.key, { kind: spec.kind, set: (v) => ((out.options as Record<string, unknown>)[name] = v) });
@@ -171,42 +162,6 @@ function describe(v: unknown): string {
   if (Array.isArray(v)) return 'an array';
   if (isTable(v)) return 'a table';
   return `${typeof v} ${JSON.stringify(v)}`;
-}
-
-function isTable(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
-}
-
-/**
- * The line of `key` (inside `[table]` when given): TOML parsers keep no positions of keys,
- * so find the key's assignment after its table header, or the header itself.
- */
-export function lineOf(text: string, table: string | undefined, key: string): number {
-  const lines = text.split('\n');
-  const norm = (s: string): string => s.replace(/\s+/g, '').replace(/'/g, '"');
-  let inTable = table === undefined;
-  let headerLine = 0;
-  const keyRe = new RegExp(`^\\s*(?:${escapeRe(key)}|"${escapeRe(key)}"|'${escapeRe(key)}')\\s*=`);
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    const header = /^\s*\[+([^\]]+)\]+/.exec(line);
-    if (header) {
-      const name = norm(header[1]!);
-      if (table === undefined) inTable = false;
-      else {
-        inTable = name === norm(table);
-        if (inTable) headerLine = i + 1;
-      }
-      if (table === undefined && name === key) return i + 1;
-      continue;
-    }
-    if (inTable && keyRe.test(line)) return i + 1;
-  }
-  return headerLine || 1;
-}
-
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** The file's settings for `registry` (as the reference names it), or none. */

@@ -4,10 +4,9 @@
 // Pure apart from reading the hosts.toml file.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, TomlError } from 'smol-toml';
 import { ErrorCodes, StargzError, registerSecret } from '../errors.js';
 import { registryApiHost } from '../reference/reference.js';
-import { lineOf } from '../config-file.js';
+import { isTable, parseToml } from '../util/toml.js';
 import type { TlsSettings } from './tls.js';
 
 /** Per-host TLS (hosts.toml ca, client, skip_verify): the TLS code's own shape. */
@@ -68,16 +67,7 @@ const HOST_KEYS = new Set(['capabilities', 'ca', 'client', 'skip_verify', 'heade
 
 /** Parses one hosts.toml: its `[host."URL"]` entries in file order, then `server` (or the registry). */
 export function parseHostsToml(text: string, file: string, registry: string): RegistryHost[] {
-  let doc: Record<string, unknown>;
-  try {
-    doc = parse(text) as Record<string, unknown>;
-  } catch (err) {
-    if (err instanceof TomlError) throw new StargzError(ErrorCodes.CONFIG, `${file}:${err.line}: ${err.message.split('\n', 1)[0]}`);
-    throw err;
-  }
-  const fail = (table: string | undefined, key: string, why: string): never => {
-    throw new StargzError(ErrorCodes.CONFIG, `${file}:${lineOf(text, table, key)}: ${table ? `${table}.` : ''}${key}: ${why}`);
-  };
+  const { doc, fail } = parseToml(text, file);
   const out: RegistryHost[] = [];
   const hostTable = doc.host;
   if (hostTable !== undefined) {
@@ -175,8 +165,4 @@ function mirrorHost(
   if (!overridePath && !path.endsWith('/v2')) path += '/v2';
   const isOrigin = u.host === registryApiHost(registry);
   return { origin: u.origin, path, capabilities, tls, headers, isOrigin, label: label.replace(/\/\/[^@/]*@/, '//') };
-}
-
-function isTable(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
