@@ -116,7 +116,8 @@ describe('sync under faults', () => {
       // flip one byte in the middle of the blob.
       const path = reg2.blobPath(layers[0]!.digest);
       const data = await readFile(path);
-      data[Math.floor(data.length / 3)] ^= 0xff;
+      const at = Math.floor(data.length / 3);
+      data[at] = data[at]! ^ 0xff;
       await writeFile(path, data);
       const dest = join(work, 'corrupt');
       const r = await sync(`${reg2.host}/fixtures/edge:v1`, dest);
@@ -144,7 +145,7 @@ describe('sync under faults', () => {
       const layer = layers[1]!;
       const path = reg3.blobPath(layer.digest);
       const data = await readFile(path);
-      data[data.length - 51 - 20] ^= 0x01; // inside the TOC's gzip member, just before the footer
+      data[data.length - 51 - 20] = data[data.length - 51 - 20]! ^ 0x01; // inside the TOC's gzip member, just before the footer
       await writeFile(path, data);
       const r = await sync(`${reg3.host}/fixtures/edge:v1/etc`, join(work, 'bad-toc'));
       assert.equal(r.code, 6, r.stderr);
