@@ -1,6 +1,6 @@
 // The stargz-get command line. Commands are thin: parse, call the library, print.
 // Only this module exits the process.
-import { Command, CommanderError } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { setMaxListeners } from 'node:events';
 import { ErrorCodes, StargzError, escapeControl, redact, scrub, toStargzError } from '../errors.js';
@@ -15,6 +15,8 @@ import type { CacheFlags } from './commands/cache.js';
 import type { MountFlags } from './commands/mount.js';
 import type { ConfigFlags } from './commands/config.js';
 import type { LoginFlags } from './commands/login.js';
+import { PREFETCH_MODES } from '../prefetch/prefetch.js';
+import { COMPLETION_SHELLS, completionScript, type CompletionShell } from './completion.js';
 
 function version(): string {
   try {
@@ -70,7 +72,9 @@ export function buildProgram(io: CliIo): Command {
       .argument('<mountpoint>', 'an existing empty directory')
       .option('-d, --detach', 'return once the mount is ready; serve it from a background process')
       .option('--allow-other', 'let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root)')
-      .option('--prefetch <mode>', 'background prefetch: none, landmark (the image author\'s prioritized files) or all', 'landmark')
+      .addOption(
+        new Option('--prefetch <mode>', "background prefetch: none, landmark (the image author's prioritized files) or all").choices(PREFETCH_MODES).default('landmark'),
+      )
       .option('--log-file <file>', 'where a detached mount logs (default: <cache-dir>/mounts/<name>.log)'),
   ).action(async (ref: string, mountpoint: string, flags: MountFlags) => {
     // Loaded on demand: fuse-native is only needed by mount.
@@ -112,6 +116,14 @@ export function buildProgram(io: CliIo): Command {
     .description("remove REGISTRY's credentials from Docker's config.json (or its credential helper)")
     .argument('<registry>')
     .action(async (registry: string) => (await import('./commands/login.js')).logoutCommand(registry, io));
+
+  program
+    .command('completion')
+    .description('print a shell completion script: eval "$(stargz-get completion bash)", or see the README for zsh and fish')
+    .addArgument(new Argument('<shell>', 'the shell').choices(COMPLETION_SHELLS))
+    .action((shell: CompletionShell) => {
+      process.stdout.write(completionScript(program, shell));
+    });
 
   const cache = program.command('cache').description('inspect and manage the on-disk chunk cache');
   cache
