@@ -10,7 +10,7 @@
 //    which try a 128-byte buffer first, depend on ERANGE.
 import { createRequire } from 'node:module';
 import { Errno, negErrno } from './errno.js';
-import { unmountPath } from './unmount.js';
+import { unmountPath } from '../mount/unmount.js';
 
 /** What getattr answers; times are milliseconds since the epoch. */
 export interface FuseStat {
