@@ -9,6 +9,7 @@ import { runPrefetch, type PrefetchMode, type PrefetchResult } from '../prefetch
 import { createFuseAdapter, DEFAULT_READ_DEADLINE_MS } from '../fuse/adapter.js';
 import { loadFuse, readOnlyTimeouts, type FuseInstance, type FuseNativeOptions } from '../fuse/fuse-native.js';
 import { isFuse, mountAt } from './mountinfo.js';
+import { unmountPath } from './unmount.js';
 import type { ReadAheadOptions } from '../fuse/read-ahead.js';
 import type { WalkAheadOptions } from '../fuse/walk-ahead.js';
 
@@ -86,7 +87,7 @@ export async function serveImage(image: { fs: MergedFs; ctx: LayerContext }, opt
 
   let Fuse;
   try {
-    Fuse = loadFuse();
+    Fuse = loadFuse((mnt) => unmountPath(mnt, { lazy: true }));
   } catch (err) {
     throw new StargzError(ErrorCodes.FUSE, `cannot load fuse-native: ${(err as Error).message}`, { cause: err });
   }
