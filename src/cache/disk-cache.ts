@@ -26,7 +26,7 @@ import { parseChunkDigest, sha256Matches, type DigestKey } from './digest-key.js
 import { RecordStore, type RecordKind } from './record-store.js';
 import { isBusy, openIndexDb, SCHEMA_VERSION, type Db } from './schema.js';
 
-export { DEFAULT_CACHE_MAX_BYTES, defaultCacheDir } from './defaults.js';
+export { defaultCacheDir } from './defaults.js';
 
 export interface DiskCacheOptions {
   /** The cache directory; created if missing (unless readOnly). */

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { ErrorCodes, StargzError, toStargzError } from '../errors.js';
-import { DEFAULT_OPTIONS } from '../config.js';
+import { CLIENT_DEFAULTS } from '../config.js';
 import { registryApiHost, type ImageReference } from '../reference/reference.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { Authenticator, pullScope, type Credentials } from './auth.js';
@@ -115,16 +115,6 @@ export interface RequestStats {
   /** Of which blob bodies. */
   blobBytesReceived: number;
 }
-
-export const CLIENT_DEFAULTS = {
-  retries: 5,
-  retryBaseDelayMs: 200,
-  requestTimeoutMs: DEFAULT_OPTIONS.requestTimeoutMs,
-  minTransferRate: DEFAULT_OPTIONS.minTransferRate,
-  rateWindowMs: DEFAULT_OPTIONS.rateWindowMs,
-  maxConnectionsPerHost: 16,
-  userAgent: 'stargz-get/0.1.0',
-} as const;
 
 /** Config blobs and the like: anything bigger is not a "small blob". */
 export const DEFAULT_MAX_BLOB_BYTES = 16 * 1024 * 1024;

@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { COMMAND_DEFAULTS } from '../../config.js';
 import { ErrorCodes, StargzError } from '../../errors.js';
 import { formatReference, parseReference } from '../../reference/reference.js';
 import { openImage, type OpenedImage } from '../../image/open-image.js';
@@ -25,11 +26,6 @@ export interface MountFlags extends CommonFlags {
   prefetch?: string;
   logFile?: string;
 }
-
-/** Per-request deadline while mounted: with the client's bounded retries, a read gives up in time. */
-const MOUNT_REQUEST_TIMEOUT_MS = 10_000;
-/** Range requests in flight unless --concurrency says otherwise (sync's default is 8). */
-const MOUNT_CONCURRENCY = 16;
 
 export async function mountCommand(ref: string, mountpoint: string, flags: MountFlags, io: CliIo): Promise<void> {
   const abs = resolve(mountpoint);
@@ -54,9 +50,8 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
   const notice = (m: string): void => io.notice(m);
   await prepareMountpoint(abs, notice);
   const opts = await openOptionsFrom(flags, imageRef, notice, io.signal);
-  opts.requestTimeoutMs ??= MOUNT_REQUEST_TIMEOUT_MS;
-  // A mount fetches ahead of readers walking many files: more connections keep a long link busy.
-  opts.concurrency ??= MOUNT_CONCURRENCY;
+  opts.requestTimeoutMs ??= COMMAND_DEFAULTS.mount.requestTimeoutMs;
+  opts.concurrency ??= COMMAND_DEFAULTS.mount.concurrency;
   const image = await openImage(imageRef, opts);
   let record: string | undefined;
   try {
