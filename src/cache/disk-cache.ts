@@ -6,7 +6,6 @@
 // chunks of ~3 KiB (5.9 MiB) take 7.8 MiB as files, 6.3 MiB as rows packed in 64 KiB pages.
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createHash } from 'node:crypto';
 import { ErrorCodes, StargzError } from '../errors.js';
 import { AccessBatcher, MicroBatcher } from './batchers.js';
 import { ChunkIndex, type ChunkRow, type NewChunk } from './chunk-index.js';
@@ -25,6 +24,7 @@ import { Evictor } from './evictor.js';
 import { parseChunkDigest, sha256Matches, type DigestKey } from './digest-key.js';
 import { RecordStore, type RecordKind } from './record-store.js';
 import { isBusy, openIndexDb, SCHEMA_VERSION, type Db } from './schema.js';
+import { sha256Hex } from '../util/digest.js';
 
 export { defaultCacheDir } from './defaults.js';
 
@@ -259,7 +259,7 @@ export class DiskCache {
   getManifest(digest: string): Buffer | undefined {
     this.assertOpen();
     const data = this.sql('cannot read a manifest from the cache', () => this.records.get('manifest', digest))?.data;
-    if (data && digest.startsWith('sha256:') && createHash('sha256').update(data).digest('hex') !== digest.slice(7)) {
+    if (data && digest.startsWith('sha256:') && sha256Hex(data) !== digest.slice(7)) {
       if (!this.readOnly) this.sql('cannot update the cache index', () => this.records.delete('manifest', digest));
       return undefined;
     }

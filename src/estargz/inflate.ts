@@ -127,10 +127,8 @@ function compact(b: Buffer): Buffer {
   return b.length * 2 < b.buffer.byteLength ? Buffer.from(b) : b;
 }
 
-/** 'sha256:<hex>' of `data`. */
-export function sha256Digest(data: Buffer): string {
-  return 'sha256:' + createHash('sha256').update(data).digest('hex');
-}
+/** 'sha256:<hex>' of `data`: util/digest.ts's, re-exported here for estargz's importers. */
+export { sha256Digest } from '../util/digest.js';
 
 const DIGEST_ALGORITHMS = new Set(['sha256', 'sha384', 'sha512']);
 
