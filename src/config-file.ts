@@ -9,6 +9,7 @@ import { ErrorCodes, StargzError, registerSecret } from './errors.js';
 import { parseDuration, parseSize, type Options } from './config.js';
 import type { RegistrySettings } from './registry/settings.js';
 import { isTable, parseToml } from './util/toml.js';
+import { errnoCode } from './util/errno-code.js';
 
 type Kind = 'int' | 'bool' | 'string' | 'size' | 'duration';
 
@@ -74,9 +75,9 @@ export function loadConfigFile(explicit?: string): ConfigFile {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (explicit === undefined && e.code === 'ENOENT') return { path: undefined, options: {}, cli: {}, registries: {} };
-    throw new StargzError(ErrorCodes.CONFIG, `${path}: cannot read the configuration file (${e.code ?? e.message})`, { cause: err });
+    const code = errnoCode(err);
+    if (explicit === undefined && code === 'ENOENT') return { path: undefined, options: {}, cli: {}, registries: {} };
+    throw new StargzError(ErrorCodes.CONFIG, `${path}: cannot read the configuration file (${code ?? String(err)})`, { cause: err });
   }
   return parseConfigText(text, path);
 }

@@ -60,6 +60,48 @@ export const DEFAULT_OPTIONS: Options = {
   insecureSkipTocVerify: false,
 };
 
+/**
+ * Per-command overrides of DEFAULT_OPTIONS: where a command's use calls for another default.
+ * Precedence: flags > configuration file > these > DEFAULT_OPTIONS.
+ */
+export const COMMAND_DEFAULTS = {
+  mount: {
+    // A mount fetches ahead of readers walking many files: more connections keep a long link busy.
+    concurrency: 16,
+    // Per request while mounted: with the client's bounded retries, a read gives up in time.
+    requestTimeoutMs: 10_000,
+  },
+  sync: {
+    // sync reads each chunk once and writes it to its file and the disk cache: holding chunks in
+    // memory too would only grow the process.
+    memoryCacheBytes: 16 * 1024 ** 2,
+  },
+} as const satisfies Record<string, Partial<Options>>;
+
+/** The registry client's settings that are not Options (the CLI's --retries sets `retries`). */
+export const CLIENT_DEFAULTS = {
+  /** Retries of a failed request after the first attempt. */
+  retries: 5,
+  /** Delay before the first retry; doubles each time (registry/retry.ts). */
+  retryBaseDelayMs: 200,
+  requestTimeoutMs: DEFAULT_OPTIONS.requestTimeoutMs,
+  minTransferRate: DEFAULT_OPTIONS.minTransferRate,
+  rateWindowMs: DEFAULT_OPTIONS.rateWindowMs,
+  /** At least `concurrency`: open-image.ts raises it to that. */
+  maxConnectionsPerHost: 16,
+  userAgent: 'stargz-get/0.1.0',
+} as const;
+
+/** Bounds of registry/retry.ts's backoff. */
+export const RETRY_DEFAULTS = {
+  /** Cap of one backoff delay. */
+  maxDelayMs: 10_000,
+  /** Cap of a server's Retry-After; a longer one fails at once. */
+  maxRetryAfterMs: 60_000,
+  /** No retry starts after this much time since the first attempt. */
+  maxTotalMs: 120_000,
+} as const;
+
 /** Fills defaults and rejects contradictory or unbounded values when options are built. */
 export function resolveOptions(partial: Partial<Options> = {}): Options {
   const o: Options = { ...DEFAULT_OPTIONS };

@@ -45,8 +45,6 @@ export const ErrorCodes = {
   PATH_NOT_FOUND: 'ERR_PATH_NOT_FOUND',
   /** A name in the image would escape the destination (`..`, absolute, symlinked parent). */
   UNSAFE_PATH: 'ERR_UNSAFE_PATH',
-  /** The destination cannot be written as asked (exists with another type, not writable...). */
-  DEST_CONFLICT: 'ERR_DEST_CONFLICT',
   /** --offline, and what is needed is not in the cache. */
   OFFLINE_MISS: 'ERR_OFFLINE_MISS',
   /** The on-disk cache cannot be opened or used. */

@@ -4,6 +4,7 @@ import { mkdirSync, readdirSync, rmSync, statSync, unlinkSync, lstatSync } from 
 import { mkdir, open, rename, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
+import { errnoCode } from '../util/errno-code.js';
 
 export function chunkFilePath(chunksDir: string, hex: string): string {
   return join(chunksDir, hex.slice(0, 2), hex);
@@ -37,7 +38,7 @@ export async function writeFileAtomic(tmpDir: string, dest: string, data: Buffer
     try {
       await writeFile(tmp, data, { flag: 'wx' });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (errnoCode(err) !== 'ENOENT') throw err;
       await mkdir(tmpDir, { recursive: true }); // removed by hand while we run
       await writeFile(tmp, data, { flag: 'wx' });
     }
@@ -46,7 +47,7 @@ export async function writeFileAtomic(tmpDir: string, dest: string, data: Buffer
     } catch (err) {
       // The fan-out directory is made on first use, and `cache clear` in another process may
       // have removed it since: make it and try once more.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (errnoCode(err) !== 'ENOENT') throw err;
       await mkdir(dirname(dest), { recursive: true });
       await rename(tmp, dest);
     }
@@ -61,7 +62,7 @@ export function removeFile(path: string): void {
   try {
     unlinkSync(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (errnoCode(err) !== 'ENOENT') throw err;
   }
 }
 

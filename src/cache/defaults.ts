@@ -1,9 +1,6 @@
-// Where the cache lives and how big it may grow unless told otherwise: stated once here.
+// Where the cache lives unless told otherwise (its size bound is config.ts's cacheMaxBytes).
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-
-/** Bound on stored chunk bytes when none is given. */
-export const DEFAULT_CACHE_MAX_BYTES = 10 * 1024 ** 3;
 
 /** $XDG_CACHE_HOME/stargz-get, else ~/.cache/stargz-get. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -1,7 +1,7 @@
 // Chunk digests name files on disk, so they are checked strictly before any path is built
 // from them: only 'sha256:' + 64 lowercase hex digits ever reaches the filesystem.
-import { createHash } from 'node:crypto';
 import { ErrorCodes, StargzError } from '../errors.js';
+import { sha256Hex } from '../util/digest.js';
 
 const SHA256_DIGEST = /^sha256:([0-9a-f]{64})$/;
 
@@ -26,5 +26,5 @@ export function parseChunkDigest(digest: string): DigestKey {
 
 /** True when `data` hashes to the 32 raw digest bytes `raw`. */
 export function sha256Matches(data: Uint8Array, raw: Buffer): boolean {
-  return createHash('sha256').update(data).digest().equals(raw);
+  return sha256Hex(data) === raw.toString('hex');
 }

@@ -6,7 +6,6 @@
 // chunks of ~3 KiB (5.9 MiB) take 7.8 MiB as files, 6.3 MiB as rows packed in 64 KiB pages.
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createHash } from 'node:crypto';
 import { ErrorCodes, StargzError } from '../errors.js';
 import { AccessBatcher, MicroBatcher } from './batchers.js';
 import { ChunkIndex, type ChunkRow, type NewChunk } from './chunk-index.js';
@@ -25,8 +24,10 @@ import { Evictor } from './evictor.js';
 import { parseChunkDigest, sha256Matches, type DigestKey } from './digest-key.js';
 import { RecordStore, type RecordKind } from './record-store.js';
 import { isBusy, openIndexDb, SCHEMA_VERSION, type Db } from './schema.js';
+import { sha256Hex } from '../util/digest.js';
+import { errnoCode } from '../util/errno-code.js';
 
-export { DEFAULT_CACHE_MAX_BYTES, defaultCacheDir } from './defaults.js';
+export { defaultCacheDir } from './defaults.js';
 
 export interface DiskCacheOptions {
   /** The cache directory; created if missing (unless readOnly). */
@@ -154,7 +155,7 @@ export class DiskCache {
         data = await readChunkFile(chunkFilePath(this.chunksDir, key.hex), row.size);
       } catch (err) {
         // Evicted or cleared by another process between our lookup and the read: a miss.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.drop(key, row);
+        if (errnoCode(err) === 'ENOENT') return this.drop(key, row);
         throw new StargzError(ErrorCodes.CACHE, `cannot read cached chunk ${key.hex}: ${errMessage(err)}`, { cause: err });
       }
     }
@@ -259,7 +260,7 @@ export class DiskCache {
   getManifest(digest: string): Buffer | undefined {
     this.assertOpen();
     const data = this.sql('cannot read a manifest from the cache', () => this.records.get('manifest', digest))?.data;
-    if (data && digest.startsWith('sha256:') && createHash('sha256').update(data).digest('hex') !== digest.slice(7)) {
+    if (data && digest.startsWith('sha256:') && sha256Hex(data) !== digest.slice(7)) {
       if (!this.readOnly) this.sql('cannot update the cache index', () => this.records.delete('manifest', digest));
       return undefined;
     }
@@ -412,7 +413,7 @@ function errMessage(err: unknown): string {
 }
 
 function sqliteHint(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code;
+  const code = errnoCode(err);
   if (isBusy(err)) return 'the index is locked by another stargz-get process; try again';
   if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') return `${errMessage(err)}; remove the cache directory to start afresh`;
   if (code === 'SQLITE_FULL') return 'the disk is full';
@@ -421,7 +422,7 @@ function sqliteHint(err: unknown): string {
 
 function openError(dir: string, dbPath: string, readOnly: boolean, err: unknown): StargzError {
   if (err instanceof StargzError) return err;
-  const code = (err as { code?: unknown } | null)?.code;
+  const code = errnoCode(err);
   let message: string;
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
     message = `${dbPath} is not a usable cache index (corrupt or not SQLite); remove ${dir} or use another --cache-dir`;

@@ -4,7 +4,6 @@ export {
   DiskCache,
   INLINE_MAX_BYTES,
   ACCESS_UPDATE_INTERVAL_MS,
-  DEFAULT_CACHE_MAX_BYTES,
   defaultCacheDir,
   type CacheInfo,
   type DiskCacheOptions,

@@ -4,6 +4,7 @@
 // migration to get wrong.
 import Database from 'better-sqlite3';
 import { ErrorCodes, StargzError } from '../errors.js';
+import { errnoCode } from '../util/errno-code.js';
 
 export type Db = Database.Database;
 
@@ -157,6 +158,6 @@ function retryWhileBusy<T>(fn: () => T): T {
 }
 
 export function isBusy(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+  const code = errnoCode(err);
+  return code !== undefined && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }

@@ -1,13 +1,16 @@
 // Options every image command shares, and their translation into library options.
 import { Command, Option } from 'commander';
 import { dirname, resolve } from 'node:path';
-import { parseDuration, parseSize, type Options } from '../config.js';
+import { CLIENT_DEFAULTS, COMMAND_DEFAULTS, DEFAULT_OPTIONS as D, parseDuration, parseSize, type Options } from '../config.js';
 import type { OpenImageOptions } from '../image/open-image.js';
 import { keychainFromFlags, type CredentialFlags } from './credentials.js';
 import type { ImageReference } from '../reference/reference.js';
 import { loadConfigFile, registrySettingsFor } from '../config-file.js';
 import { defaultHostsDir, registryHosts } from '../registry/hosts.js';
 import { certDirSettings } from '../registry/tls.js';
+import { formatDuration, formatSize } from './format.js';
+
+const M = COMMAND_DEFAULTS.mount;
 
 export interface CommonFlags extends CredentialFlags {
   platform?: string;
@@ -44,16 +47,16 @@ export function addImageOptions(cmd: Command): Command {
     .option('--plain-http', 'talk HTTP, not HTTPS, to the registry')
     .option('--insecure', 'do not verify the registry TLS certificate')
     .option('--cert-dir <dir>', 'TLS for the registry: *.crt CA certificates (added to the system ones), NAME.cert + NAME.key client certificate (default: its certs.d directory)')
-    .option('--concurrency <n>', 'parallel range requests (default 8)')
-    .option('--retries <n>', 'retries of a failed request before giving up (default 5)')
-    .option('--timeout <duration>', 'deadline for response headers and for a whole manifest or token, e.g. 30s (default 30s)')
-    .option('--min-rate <size>', 'slowest blob transfer accepted, per second, e.g. 10K (default 10K)')
-    .option('--rate-window <duration>', 'how long a transfer may stay below --min-rate, e.g. 30s (default 30s)')
-    .addOption(new Option('--max-range <size>', 'upper bound of one merged range request (default 4M)').hideHelp())
+    .option('--concurrency <n>', `parallel range requests (default ${D.concurrency}; mount: ${M.concurrency})`)
+    .option('--retries <n>', `retries of a failed request before giving up (default ${CLIENT_DEFAULTS.retries})`)
+    .option('--timeout <duration>', `deadline for response headers and for a whole manifest or token, e.g. 30s (default ${formatDuration(D.requestTimeoutMs)}; mount: ${formatDuration(M.requestTimeoutMs)})`)
+    .option('--min-rate <size>', `slowest blob transfer accepted, per second, e.g. 10K (default ${formatSize(D.minTransferRate)})`)
+    .option('--rate-window <duration>', `how long a transfer may stay below --min-rate, e.g. 30s (default ${formatDuration(D.rateWindowMs)})`)
+    .addOption(new Option('--max-range <size>', `upper bound of one merged range request (default ${formatSize(D.maxRangeBytes)})`).hideHelp())
     .option('--cache-dir <dir>', 'on-disk chunk cache (default $XDG_CACHE_HOME/stargz-get)')
-    .option('--cache-size <size>', 'bound of the on-disk cache, e.g. 10G (default 10G)')
-    .option('--memory-cache <size>', 'bound of the in-memory chunk cache, e.g. 256M (default 256M)')
-    .option('--memory-budget <size>', 'bound of chunk data and TOC in flight, on top of --memory-cache (default 256M)')
+    .option('--cache-size <size>', `bound of the on-disk cache, e.g. 10G (default ${formatSize(D.cacheMaxBytes)})`)
+    .option('--memory-cache <size>', `bound of the in-memory chunk cache, e.g. 256M (default ${formatSize(D.memoryCacheBytes)}; sync: ${formatSize(COMMAND_DEFAULTS.sync.memoryCacheBytes)})`)
+    .option('--memory-budget <size>', `bound of chunk data and TOC in flight, on top of --memory-cache (default ${formatSize(D.memoryBudgetBytes)})`)
     .option('--offline', 'use only the cache: the last resolution of the tag, cached TOCs and chunks')
     .option('--insecure-skip-toc-verify', 'read layers without a TOC-digest annotation lazily, trusting the registry (unsafe)')
     .option('--hosts-dir <dir>', "containerd hosts.toml directories: mirrors per registry (default /etc/containerd/certs.d when it exists)")

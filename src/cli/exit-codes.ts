@@ -28,7 +28,6 @@ const TABLE: Record<ErrorCode, { status: number; hint?: string }> = {
   [ErrorCodes.UNSAFE_PATH]: { status: 6 },
   [ErrorCodes.OFFLINE_MISS]: { status: 7, hint: 'run once without --offline to fill the cache' },
   [ErrorCodes.CACHE]: { status: 8, hint: 'check --cache-dir, or clear it with stargz-get cache clear' },
-  [ErrorCodes.DEST_CONFLICT]: { status: 8 },
   [ErrorCodes.IO]: { status: 8 },
   [ErrorCodes.FUSE]: { status: 9, hint: 'is /dev/fuse available and fusermount installed (Debian: fuse3)?' },
   [ErrorCodes.ABORTED]: { status: 130 },

@@ -12,6 +12,21 @@ export function formatBytes(n: number): string {
   return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
+/** Sizes as the CLI takes them (10G, 256M): the largest binary unit that divides exactly. */
+export function formatSize(n: number): string {
+  for (const [unit, mult] of [['T', 1024 ** 4], ['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) {
+    if (n >= mult && n % mult === 0) return `${n / mult}${unit}`;
+  }
+  return String(n);
+}
+
+/** Durations as the CLI takes them (2m, 30s, 500ms). */
+export function formatDuration(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
 const TYPE_CHARS: Record<number, string> = { 0o040000: 'd', 0o100000: '-', 0o120000: 'l', 0o020000: 'c', 0o060000: 'b', 0o010000: 'p' };
 
 export function modeString(mode: number): string {

@@ -3,9 +3,11 @@
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { setMaxListeners } from 'node:events';
+import { DEFAULT_OPTIONS } from '../config.js';
 import { ErrorCodes, StargzError, escapeControl, redact, scrub, toStargzError } from '../errors.js';
 import { exitStatusFor, hintFor } from './exit-codes.js';
 import { addImageOptions, type CommonFlags } from './common.js';
+import { formatDuration } from './format.js';
 import type { CliIo } from './io.js';
 // Commands are loaded when they run: a start-up that loads only what it uses is faster
 // (a detached mount starts the CLI twice).
@@ -108,7 +110,7 @@ export function buildProgram(io: CliIo): Command {
     .option('--password-stdin', 'read the password from standard input')
     .option('--plain-http', 'talk HTTP, not HTTPS, to the registry')
     .option('--insecure', 'do not verify the registry TLS certificate')
-    .option('--timeout <duration>', 'deadline for each request, e.g. 30s (default 30s)')
+    .option('--timeout <duration>', `deadline for each request, e.g. 30s (default ${formatDuration(DEFAULT_OPTIONS.requestTimeoutMs)})`)
     .action(async (registry: string, flags: LoginFlags) => (await import('./commands/login.js')).loginCommand(registry, flags, io));
 
   program

@@ -3,6 +3,7 @@
 // ourselves and inflate the raw deflate stream, which stops at the member's end by itself.
 import zlib from 'node:zlib';
 import { ErrorCodes, StargzError } from '../errors.js';
+import { errnoCode } from '../util/errno-code.js';
 
 const FHCRC = 0x02;
 const FEXTRA = 0x04;
@@ -66,7 +67,7 @@ export function inflateGzipMemberSync(b: Buffer, maxOutput: number): Buffer {
       engine: zlib.InflateRaw;
     };
   } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+    if (errnoCode(err) === 'ERR_BUFFER_TOO_LARGE') {
       throw new StargzError(ErrorCodes.TOC_INVALID, `TOC inflates to more than ${maxOutput} bytes`);
     }
     throw corrupt('gzip member does not inflate: ' + (err as Error).message, err);

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { constants as bufferConstants } from 'node:buffer';
 import zlib from 'node:zlib';
 import { ErrorCodes, StargzError } from '../errors.js';
+import { errnoCode } from '../util/errno-code.js';
 import type { Compression } from './footer.js';
 import { checkGzipTrailer, gzipHeaderLength } from './gzip-member.js';
 import { decodeZstdFrame, readZstdFrame } from './zstd-frame.js';
@@ -106,7 +107,7 @@ export function inflateChunkSync(compressed: Buffer, compression: Compression, i
     const chunkSize = Math.max(zlib.constants.Z_MIN_CHUNK, Math.min(need + TAIL_SLACK, MAX_OUTPUT_PIECE));
     res = zlib.inflateRawSync(body, { maxOutputLength: need + TAIL_SLACK, chunkSize, info: true }) as unknown as { buffer: Buffer; engine: zlib.InflateRaw };
   } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return undefined;
+    if (errnoCode(err) === 'ERR_BUFFER_TOO_LARGE') return undefined;
     throw corrupt('gzip member does not inflate: ' + (err as Error).message, err);
   }
   const out = res.buffer;
@@ -127,10 +128,8 @@ function compact(b: Buffer): Buffer {
   return b.length * 2 < b.buffer.byteLength ? Buffer.from(b) : b;
 }
 
-/** 'sha256:<hex>' of `data`. */
-export function sha256Digest(data: Buffer): string {
-  return 'sha256:' + createHash('sha256').update(data).digest('hex');
-}
+/** 'sha256:<hex>' of `data`: util/digest.ts's, re-exported here for estargz's importers. */
+export { sha256Digest } from '../util/digest.js';
 
 const DIGEST_ALGORITHMS = new Set(['sha256', 'sha384', 'sha512']);
 

@@ -25,11 +25,17 @@ export function normalizeEntryName(raw: string, what = 'entry name'): string {
   return name;
 }
 
-/** Parent of a normalized path ('' for top-level names). */
-export function parentPath(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i < 0 ? '' : path.slice(0, i);
+/**
+ * The parent of a normalized entry name: 'a/b' -> 'a', and '' (the root) for a top-level name.
+ * Not fuse/vfs-walk.ts's parentPath, which takes VFS paths ('/a/b' -> '/a', '/a' -> '/').
+ */
+export function parentEntryName(name: string): string {
+  const i = name.lastIndexOf('/');
+  return i < 0 ? '' : name.slice(0, i);
 }
+
+/** The old name, kept while estargz/layer-index.ts (rewritten on another branch) imports it. */
+export const parentPath = parentEntryName;
 
 /** Last component of a normalized path. */
 export function baseName(path: string): string {

@@ -1,8 +1,8 @@
 // The TOC ("stargz.index.json"): inflating it out of its region, and parsing the JSON into
 // checked structures. Everything here assumes hostile input: wrong types, negative or
 // imprecise numbers, giant counts all end as TOC_INVALID, never as a crash.
-import { createHash } from 'node:crypto';
 import { ErrorCodes, StargzError } from '../errors.js';
+import { sha256Digest } from '../util/digest.js';
 import type { Compression } from './footer.js';
 import { inflateGzipMemberSync } from './gzip-member.js';
 import { MAX_NAME_BYTES } from './names.js';
@@ -85,7 +85,7 @@ export function extractTocJson(region: Buffer, compression: Compression, maxByte
 
 /** 'sha256:<hex>' of the JSON bytes, to verify against the layer annotation containerd.io/snapshot/stargz/toc.digest */
 export function tocDigest(json: Buffer): string {
-  return 'sha256:' + createHash('sha256').update(json).digest('hex');
+  return sha256Digest(json);
 }
 
 /**

@@ -4,13 +4,13 @@
 //  - its mount options lack use_ino/readdir_ino/ro/negative_timeout: appended here;
 //  - its unmount runs `fusermount -uz` alone, and when that fails (the mount is already
 //    gone, or there is only fusermount3) it never releases the libuv handle that keeps the
-//    process alive: we unmount with fallbacks and treat "nothing mounted" as done;
+//    process alive: the caller's unmount (mount/unmount.ts: fallbacks, "nothing mounted"
+//    is done) replaces it, so this binding needs nothing of the mount life cycle;
 //  - getxattr/listxattr never answer ERANGE to a buffer that is too small (it truncates and
 //    claims the full length, which the kernel rejects): callers like Python's os.getxattr,
 //    which try a 128-byte buffer first, depend on ERANGE.
 import { createRequire } from 'node:module';
 import { Errno, negErrno } from './errno.js';
-import { unmountPath } from './unmount.js';
 
 /** What getattr answers; times are milliseconds since the epoch. */
 export interface FuseStat {
@@ -178,8 +178,14 @@ const EMPTY_STAT = new Uint32Array(18);
 
 let loaded: FuseClass | undefined;
 
-/** The fuse-native class with our fixes; throws when fuse-native or libfuse cannot load. */
-export function loadFuse(): FuseClass {
+/** Detaches whatever is mounted at mnt; resolves once nothing is (at once if nothing was). */
+export type UnmountFn = (mnt: string) => Promise<void>;
+
+/**
+ * The fuse-native class with our fixes; throws when fuse-native or libfuse cannot load.
+ * `unmount` replaces fuse-native's own (see the top of this file); the first load fixes it.
+ */
+export function loadFuse(unmount: UnmountFn): FuseClass {
   if (loaded) return loaded;
   const Base = createRequire(import.meta.url)('fuse-native') as FuseClass;
   const proto = Base.prototype as unknown as FuseInternals;
@@ -189,7 +195,7 @@ export function loadFuse(): FuseClass {
   const baseReaddir = proto._op_readdir;
   // Called by fuse-native's close() as Fuse.unmount (the base class, not `this`): patch the base.
   Base.unmount = (mnt, cb) => {
-    unmountPath(mnt, { lazy: true }).then(() => cb(null), (err: Error) => cb(err));
+    unmount(mnt).then(() => cb(null), (err: Error) => cb(err));
   };
 
   class StargzFuse extends Base {

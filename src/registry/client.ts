@@ -1,10 +1,10 @@
 // The registry client: manifests, small blobs, exact byte ranges of big blobs, and whole-blob
 // streams, over one connection pool per registry, with auth, retries and resume.
-import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { ErrorCodes, StargzError, toStargzError } from '../errors.js';
-import { DEFAULT_OPTIONS } from '../config.js';
+import { CLIENT_DEFAULTS } from '../config.js';
 import { registryApiHost, type ImageReference } from '../reference/reference.js';
+import { sha256Digest } from '../util/digest.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { Authenticator, pullScope, type Credentials } from './auth.js';
 import { anonymousKeychain, defaultKeychain, staticKeychain, type Keychain } from './keychain.js';
@@ -116,16 +116,6 @@ export interface RequestStats {
   blobBytesReceived: number;
 }
 
-export const CLIENT_DEFAULTS = {
-  retries: 5,
-  retryBaseDelayMs: 200,
-  requestTimeoutMs: DEFAULT_OPTIONS.requestTimeoutMs,
-  minTransferRate: DEFAULT_OPTIONS.minTransferRate,
-  rateWindowMs: DEFAULT_OPTIONS.rateWindowMs,
-  maxConnectionsPerHost: 16,
-  userAgent: 'stargz-get/0.1.0',
-} as const;
-
 /** Config blobs and the like: anything bigger is not a "small blob". */
 export const DEFAULT_MAX_BLOB_BYTES = 16 * 1024 * 1024;
 /** How long a CDN URL a registry redirected a blob to is reused for later ranges of that blob. */
@@ -144,10 +134,6 @@ function checkInt(name: string, v: number, min: number, max: number): void {
 
 function checkDigest(digest: string): void {
   if (!DIGEST_RE.test(digest)) throw new StargzError(ErrorCodes.REFERENCE_INVALID, `invalid digest ${JSON.stringify(digest)} (want sha256:<64 hex>)`);
-}
-
-function sha256(bytes: Buffer): string {
-  return 'sha256:' + createHash('sha256').update(bytes).digest('hex');
 }
 
 /** Parses `bytes a-b/total` (total may be '*'). */
@@ -425,7 +411,7 @@ export class RegistryClient {
       const res = await this.registryGet(ep, repository, `manifests/${tagOrDigest}`, { accept: MANIFEST_ACCEPT }, what, signal, 'document');
       if (res.status !== 200) throw await this.statusError(ep, res, what);
       const bytes = await this.readLimited(res, MAX_MANIFEST_BYTES, what, false);
-      const digest = sha256(bytes);
+      const digest = sha256Digest(bytes);
       if (byDigest && digest !== tagOrDigest) {
         throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${what}: the registry sent bytes that hash to ${digest}`);
       }
@@ -464,7 +450,7 @@ export class RegistryClient {
       const res = await this.blobGet(ep, repository, digest, {}, signal);
       if (res.status !== 200) throw await this.statusError(ep, res, what);
       const bytes = await this.readLimited(res, maxBytes, what, true);
-      const got = sha256(bytes);
+      const got = sha256Digest(bytes);
       if (got !== digest) throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${what}: the registry sent bytes that hash to ${got}`);
       return bytes;
     }, this.retryOptions(signal, retries)));

@@ -1,6 +1,7 @@
 // Maps registry HTTP answers and network failures to StargzError codes, and says which of
 // them are worth retrying (go-containerregistry transport/error.go: 408, 429, 5xx).
 import { ErrorCodes, StargzError, redact, type ErrorCode } from '../errors.js';
+import { causeCodes, errnoCode } from '../util/errno-code.js';
 
 /** Never read more than this of an error body: a hostile or broken server could send gigabytes. */
 export const MAX_ERROR_BODY_BYTES = 64 * 1024;
@@ -141,25 +142,14 @@ const UNREACHABLE_RETRYABLE = new Set([
 ]);
 const TIMEOUTS = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
-/** The error codes along a `cause` chain (undici wraps socket errors). */
-function codesOf(err: unknown): string[] {
-  const codes: string[] = [];
-  let e = err as { code?: unknown; cause?: unknown } | undefined;
-  for (let depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
-    if (typeof e.code === 'string') codes.push(e.code);
-    e = e.cause as typeof e;
-  }
-  return codes;
-}
-
 export function isAbortError(err: unknown): boolean {
-  const e = err as { name?: unknown; code?: unknown } | undefined;
-  return !!e && (e.name === 'AbortError' || e.code === 'UND_ERR_ABORTED' || e.code === 'ABORT_ERR');
+  const code = errnoCode(err);
+  return (err instanceof Error && err.name === 'AbortError') || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR';
 }
 
 /** True for TLS handshake failures (certificate or protocol), where retrying the same way cannot help. */
 export function isTlsError(err: unknown): boolean {
-  return codesOf(err).some(
+  return causeCodes(err, 5).some(
     (c) => c.startsWith('ERR_SSL_') || c.startsWith('ERR_TLS_') || c === 'EPROTO' || /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(c),
   );
 }
@@ -169,7 +159,7 @@ export function networkError(err: unknown, what: string): StargzError {
   if (err instanceof StargzError) return err;
   const message = redact(err instanceof Error ? err.message : String(err));
   if (isAbortError(err)) return new StargzError(ErrorCodes.ABORTED, `${what}: aborted`, { cause: err });
-  const codes = codesOf(err);
+  const codes = causeCodes(err, 5);
   if (codes.some((c) => TIMEOUTS.has(c))) {
     return new StargzError(ErrorCodes.TIMEOUT, `${what}: timed out (${message})`, { retryable: true, cause: err });
   }

@@ -4,6 +4,7 @@
 // anonymous, as in Docker.
 import { readFile } from 'node:fs/promises';
 import { ErrorCodes, StargzError, registerCredentials, registerSecret } from '../errors.js';
+import { errnoCode } from '../util/errno-code.js';
 import { findEntry, serverUrlFor } from './keychain-keys.js';
 import { helperGet, type HelperOptions } from './keychain-helper.js';
 import type { RegistryCredential } from './keychain.js';
@@ -31,7 +32,7 @@ export async function readConfigFile(path: string): Promise<ConfigFile | undefin
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
     throw new StargzError(ErrorCodes.CREDENTIALS, `cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
   let doc: unknown;

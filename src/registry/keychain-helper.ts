@@ -4,6 +4,7 @@
 // passed on raw: stdout is parsed, stderr only appears scrubbed and cut in an error.
 import { spawn } from 'node:child_process';
 import { ErrorCodes, StargzError, registerCredentials, registerSecret, scrub } from '../errors.js';
+import { errnoCode } from '../util/errno-code.js';
 
 export const DEFAULT_HELPER_TIMEOUT_MS = 10_000;
 /** A helper's answer is a few hundred bytes; more is a broken helper. */
@@ -85,8 +86,8 @@ function runHelper(name: string, action: 'get' | 'store' | 'erase', input: strin
       errBytes += d.length;
       if (errBytes <= MAX_OUTPUT_BYTES) err.push(d);
     });
-    child.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') finish(() => resolve(undefined));
+    child.on('error', (e) => {
+      if (errnoCode(e) === 'ENOENT') finish(() => resolve(undefined));
       else finish(() => reject(helperError(name, `cannot run ${program}: ${e.message}`)));
     });
     child.on('close', (code) => {

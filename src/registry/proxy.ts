@@ -12,6 +12,7 @@
 // - lower-case variables win over upper-case ones when both are set (curl).
 import { BlockList, isIP } from 'node:net';
 import { ErrorCodes, StargzError, registerCredentials, registerSecret } from '../errors.js';
+import { causeCodes } from '../util/errno-code.js';
 
 export interface ProxySettings {
   /** Proxy for http:// targets. */
@@ -150,10 +151,9 @@ export function describeProxyFailure(err: unknown, proxy: ChosenProxy | undefine
   if (!proxy) return undefined;
   const status = tunnelStatus(err);
   if (status !== undefined) return proxyStatusError(status, proxy, what);
-  const code = (err as { code?: unknown; cause?: { code?: unknown } } | undefined)?.code;
-  const causeCode = (err as { cause?: { code?: unknown } } | undefined)?.cause?.code;
-  if ((typeof code === 'string' && CONNECT_FAILURES.has(code)) || (typeof causeCode === 'string' && CONNECT_FAILURES.has(causeCode))) {
-    return new StargzError(ErrorCodes.PROXY, `${what}: cannot connect to proxy ${proxy.display} (${String(code ?? causeCode)})`, { cause: err, retryable: true });
+  const code = causeCodes(err, 2).find((c) => CONNECT_FAILURES.has(c));
+  if (code !== undefined) {
+    return new StargzError(ErrorCodes.PROXY, `${what}: cannot connect to proxy ${proxy.display} (${code})`, { cause: err, retryable: true });
   }
   return undefined;
 }

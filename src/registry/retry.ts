@@ -1,5 +1,6 @@
 // Retries retryable failures with exponential backoff and jitter, honouring Retry-After
 // (capped), within a bounded number of attempts and a bounded total time.
+import { RETRY_DEFAULTS } from '../config.js';
 import { ErrorCodes, StargzError, toStargzError } from '../errors.js';
 
 export interface RetryOptions {
@@ -17,8 +18,6 @@ export interface RetryOptions {
   /** Called before each wait (logging, tests). */
   onRetry?: (err: StargzError, attempt: number, delayMs: number) => void;
 }
-
-export const RETRY_DEFAULTS = { maxDelayMs: 10_000, maxRetryAfterMs: 60_000, maxTotalMs: 120_000 } as const;
 
 export function abortError(signal?: AbortSignal): StargzError {
   return new StargzError(ErrorCodes.ABORTED, 'operation aborted', { cause: signal?.reason });

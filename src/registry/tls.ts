@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { connect as tlsConnect, rootCertificates, type ConnectionOptions } from 'node:tls';
 import { ErrorCodes, StargzError } from '../errors.js';
+import { causeCodes } from '../util/errno-code.js';
 
 /**
  * How to talk TLS to one host. Shaped after containerd's hosts.toml (`ca`, `client`,
@@ -140,17 +141,6 @@ export function tlsConnectOptions(tls: LoadedTls | undefined, insecure: boolean)
 
 // ---- handshake failures ----
 
-/** The error codes along a `cause` chain (undici wraps socket errors). */
-function codesOf(err: unknown): string[] {
-  const codes: string[] = [];
-  let e = err as { code?: unknown; cause?: unknown } | undefined;
-  for (let depth = 0; e && typeof e === 'object' && depth < 6; depth++) {
-    if (typeof e.code === 'string') codes.push(e.code);
-    e = e.cause as typeof e;
-  }
-  return codes;
-}
-
 const UNKNOWN_AUTHORITY = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
   'SELF_SIGNED_CERT_IN_CHAIN',
@@ -173,7 +163,7 @@ const CLIENT_CERT_ALERTS = new Set([
  */
 export function serverSpeaksTls(err: unknown): boolean {
   if (err instanceof StargzError && err.code === ErrorCodes.TLS) return true;
-  return codesOf(err).some(
+  return causeCodes(err).some(
     (c) =>
       UNKNOWN_AUTHORITY.has(c) ||
       CLIENT_CERT_ALERTS.has(c) ||
@@ -189,7 +179,7 @@ export function serverSpeaksTls(err: unknown): boolean {
  */
 export function describeTlsFailure(err: unknown, what: string, host: string, sentClientCert: boolean): StargzError | undefined {
   if (!serverSpeaksTls(err)) return undefined;
-  const codes = codesOf(err);
+  const codes = causeCodes(err);
   const where = `/etc/containers/certs.d/${host}/`;
   let reason: string;
   if (codes.some((c) => UNKNOWN_AUTHORITY.has(c))) {

@@ -6,6 +6,7 @@ import { Agent, ProxyAgent, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ErrorCodes, StargzError } from '../errors.js';
 import { DEFAULT_OPTIONS } from '../config.js';
+import { errnoCode } from '../util/errno-code.js';
 import { GuardedBody, watchRate } from './body-guard.js';
 import { networkError } from './errors.js';
 import { describeProxyFailure, proxyFor, type ChosenProxy, type ProxySettings } from './proxy.js';
@@ -132,7 +133,7 @@ export class Transport {
    * ERR_TLS; undefined when there is none. Direct HTTPS connections only.
    */
   private async hiddenTlsAlert(err: unknown, url: URL, route: Route, what: string, signal?: AbortSignal): Promise<StargzError | undefined> {
-    const code = (err as { code?: unknown } | undefined)?.code;
+    const code = errnoCode(err);
     if (url.protocol !== 'https:' || route.proxy || (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET')) return undefined;
     if (this.opts.signal?.aborted || signal?.aborted) return undefined;
     const alert = await probeTlsAlert(url, route.tls, Math.min(this.opts.requestTimeoutMs, MAX_CONNECT_TIMEOUT_MS));

@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { ErrorCodes, StargzError } from '../errors.js';
 import { posixExtra, type PosixExtra } from '../util/native.js';
+import { errnoCode } from '../util/errno-code.js';
 import { tempName } from './dest-path.js';
 
 /** A directory of DEST. Its descriptor is open (fd >= 0) or closed to save descriptors (fd = -1). */
@@ -34,10 +35,6 @@ const MAX_HELD_DIRS = 4096;
 
 const writeFd = (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> =>
   new Promise((resolve, reject) => fs.write(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
-
-function code(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException).code;
-}
 
 /** The soft RLIMIT_NOFILE (Linux /proc), or a conservative guess. */
 function openFileLimit(): number {
@@ -151,7 +148,7 @@ export class DestFs {
         this.temps.set(name, dir);
         return { name, value };
       } catch (err) {
-        if (code(err) !== 'EEXIST' || attempt >= MAX_TEMP_ATTEMPTS) throw err;
+        if (errnoCode(err) !== 'EEXIST' || attempt >= MAX_TEMP_ATTEMPTS) throw err;
       }
     }
   }
@@ -181,7 +178,7 @@ export class DestFs {
       try {
         await this.track(() => this.native.renameAt(fd, temp, fd, name));
       } catch (err) {
-        const c = code(err);
+        const c = errnoCode(err);
         if (c !== 'EISDIR' && c !== 'ENOTEMPTY' && c !== 'EEXIST' && c !== 'ENOTDIR') throw err;
         await this.track(() => this.native.removeTreeAt(fd, name));
         await this.track(() => this.native.renameAt(fd, temp, fd, name));

@@ -5,3 +5,15 @@ export function errnoCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' ? code : undefined;
 }
+
+/** The codes along err's `cause` chain, outermost first (undici wraps socket errors). */
+export function causeCodes(err: unknown, maxDepth = 6): string[] {
+  const codes: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; typeof e === 'object' && e !== null && depth < maxDepth; depth++) {
+    const code = errnoCode(e);
+    if (code !== undefined) codes.push(code);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return codes;
+}

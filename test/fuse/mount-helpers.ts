@@ -6,7 +6,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { cliPath } from '../helpers/paths.js';
 import { runCli } from '../helpers/cli.js';
 import { trackPid, untrackPid } from '../helpers/tmp.js';
-import { recordPath, type MountRecord } from '../../src/fuse/mount-records.js';
+import { recordPath, type MountRecord } from '../../src/mount/mount-records.js';
 
 export interface RunResult {
   code: number | null;

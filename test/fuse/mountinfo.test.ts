@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isFuse, parseMountinfo } from '../../src/fuse/mountinfo.js';
+import { isFuse, parseMountinfo } from '../../src/mount/mountinfo.js';
 import { errnoFor, Errno } from '../../src/fuse/errno.js';
-import { mountName } from '../../src/fuse/mount-records.js';
+import { mountName } from '../../src/mount/mount-records.js';
 import { ErrorCodes, StargzError } from '../../src/errors.js';
 
 const SAMPLE = [

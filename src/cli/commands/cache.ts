@@ -1,5 +1,5 @@
-import { DiskCache, defaultCacheDir, DEFAULT_CACHE_MAX_BYTES } from '../../cache/disk-cache.js';
-import { parseSize } from '../../config.js';
+import { DiskCache, defaultCacheDir } from '../../cache/disk-cache.js';
+import { DEFAULT_OPTIONS, parseSize } from '../../config.js';
 import { loadConfigFile } from '../../config-file.js';
 import { formatBytes } from '../format.js';
 import type { CliIo } from '../io.js';
@@ -12,7 +12,8 @@ export interface CacheFlags {
 }
 
 function openCache(flags: CacheFlags): DiskCache {
-  return DiskCache.open({ dir: flags.cacheDir ?? loadConfigFile(flags.config).options.cacheDir ?? defaultCacheDir(), maxBytes: DEFAULT_CACHE_MAX_BYTES });
+  const file = loadConfigFile(flags.config).options;
+  return DiskCache.open({ dir: flags.cacheDir ?? file.cacheDir ?? defaultCacheDir(), maxBytes: file.cacheMaxBytes ?? DEFAULT_OPTIONS.cacheMaxBytes });
 }
 
 export function cacheInfoCommand(flags: CacheFlags, io: CliIo): void {

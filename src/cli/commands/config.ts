@@ -1,12 +1,12 @@
 // `stargz-get config`: the effective configuration — the file's values over the defaults —
 // as TOML one could paste into the file. Secrets (a mirror URL's password) are redacted.
 import { stringify } from 'smol-toml';
-import { DEFAULT_OPTIONS, type Options } from '../../config.js';
+import { CLIENT_DEFAULTS, COMMAND_DEFAULTS, DEFAULT_OPTIONS, type Options } from '../../config.js';
 import { redact } from '../../errors.js';
-import { loadConfigFile, topLevelKeys, REGISTRY_KEYS, type CliFileSettings } from '../../config-file.js';
+import { FILE_KEYS, loadConfigFile, topLevelKeys, REGISTRY_KEYS, type CliFileSettings } from '../../config-file.js';
 import { defaultCacheDir } from '../../cache/defaults.js';
 import { defaultPlatform, formatPlatform } from '../../registry/manifest.js';
-import { CLIENT_DEFAULTS } from '../../registry/client.js';
+import { formatDuration, formatSize } from '../format.js';
 import type { CliIo } from '../io.js';
 
 export interface ConfigFlags {
@@ -24,7 +24,16 @@ export function configCommand(flags: ConfigFlags, io: CliIo): void {
     const given = (group === 'options' ? file.options : file.cli) as Record<string, unknown>;
     const v = given[name] ?? (group === 'options' ? defaults[name] : (CLI_DEFAULTS as Record<string, unknown>)[name]);
     if (v === undefined) continue;
-    top[key] = kind === 'size' ? formatSize(v as number) : kind === 'duration' ? formatDuration(v as number) : v;
+    top[key] = fileValue(v, kind);
+  }
+  // A command's own default applies where neither the file nor a flag sets the option.
+  const byCommand: Record<string, Record<string, unknown>> = {};
+  for (const [command, overrides] of Object.entries(COMMAND_DEFAULTS)) {
+    for (const [name, v] of Object.entries(overrides)) {
+      if ((file.options as Record<string, unknown>)[name] !== undefined) continue;
+      const spec = FILE_KEYS[name as keyof Options];
+      (byCommand[command] ??= {})[spec.key] = fileValue(v, spec.kind);
+    }
   }
   const registry: Record<string, Record<string, unknown>> = {};
   for (const [host, settings] of Object.entries(file.registries)) {
@@ -37,23 +46,17 @@ export function configCommand(flags: ConfigFlags, io: CliIo): void {
   }
   const doc = Object.keys(registry).length > 0 ? { ...top, registry } : top;
   if (flags.json) {
-    io.out(redact(JSON.stringify({ file: file.path ?? null, config: doc }, null, 2)));
+    io.out(redact(JSON.stringify({ file: file.path ?? null, config: doc, commandDefaults: byCommand }, null, 2)));
     return;
   }
   io.out(`# ${file.path ? `from ${file.path}` : 'no configuration file'}; flags on the command line override these`);
+  for (const [command, values] of Object.entries(byCommand)) {
+    const list = Object.entries(values).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ');
+    io.out(`# ${command} uses its own defaults for what this file does not set: ${list}`);
+  }
   io.out(redact(stringify(doc)));
 }
 
-/** Sizes as the CLI takes them: the largest binary unit that divides exactly. */
-function formatSize(n: number): string {
-  for (const [unit, mult] of [['T', 1024 ** 4], ['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]] as const) {
-    if (n >= mult && n % mult === 0) return `${n / mult}${unit}`;
-  }
-  return String(n);
-}
-
-function formatDuration(ms: number): string {
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
+function fileValue(v: unknown, kind: string): unknown {
+  return kind === 'size' ? formatSize(v as number) : kind === 'duration' ? formatDuration(v as number) : v;
 }

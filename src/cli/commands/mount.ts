@@ -1,21 +1,20 @@
 // `stargz-get mount` and `stargz-get umount`.
-// mount serves in the foreground until SIGINT/SIGTERM or an unmount; with -d it starts itself
-// again as a detached child (stdio to a log file), hands it the options over an IPC channel
-// (so a password never shows in argv), and returns once the child says the mount is ready.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+// mount serves in the foreground until SIGINT/SIGTERM or an unmount; with -d it serves from a
+// detached child of itself (mount/daemon.ts) and returns once the mount is ready.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCodes, StargzError, redact, toStargzError, type ErrorCode } from '../../errors.js';
+import { COMMAND_DEFAULTS } from '../../config.js';
+import { ErrorCodes, StargzError } from '../../errors.js';
 import { formatReference, parseReference } from '../../reference/reference.js';
 import { openImage, type OpenedImage } from '../../image/open-image.js';
 import { defaultCacheDir } from '../../cache/disk-cache.js';
 import { parsePrefetchMode, type PrefetchResult } from '../../prefetch/prefetch.js';
-import { prepareMountpoint } from '../../fuse/mountpoint.js';
-import { serveImage } from '../../fuse/serve.js';
-import { isFuse, mountAt } from '../../fuse/mountinfo.js';
-import { unmountPath } from '../../fuse/unmount.js';
-import { findServers, isAlive, mountName, mountsDir, removeMountRecord, writeMountRecord } from '../../fuse/mount-records.js';
+import { defaultDaemonLog, isDaemonChild, logLine, runAsDaemon, startDaemon } from '../../mount/daemon.js';
+import { removeMountRecord, writeMountRecord } from '../../mount/mount-records.js';
+import { prepareMountpoint } from '../../mount/mountpoint.js';
+import { serveImage } from '../../mount/serve.js';
+import { stopMount } from '../../mount/stop.js';
 import { openOptionsFrom, type CommonFlags } from '../common.js';
 import { resolveCredentials } from '../credentials.js';
 import { formatBytes } from '../format.js';
@@ -28,22 +27,12 @@ export interface MountFlags extends CommonFlags {
   logFile?: string;
 }
 
-/** Set in the environment of the detached child; its options arrive over IPC. */
-const CHILD_ENV = 'STARGZ_GET_MOUNT_CHILD';
-/** Per-request deadline while mounted: with the client's bounded retries, a read gives up in time. */
-const MOUNT_REQUEST_TIMEOUT_MS = 10_000;
-/** Range requests in flight unless --concurrency says otherwise (sync's default is 8). */
-const MOUNT_CONCURRENCY = 16;
-
-type ChildMessage = { type: 'ready'; pid: number } | { type: 'error'; code: ErrorCode; message: string };
-type ParentMessage = { type: 'start'; flags: MountFlags };
-
 export async function mountCommand(ref: string, mountpoint: string, flags: MountFlags, io: CliIo): Promise<void> {
   const abs = resolve(mountpoint);
   try {
-    if (process.env[CHILD_ENV] === '1' && process.send) {
-      delete process.env[CHILD_ENV];
-      await serveAsDetachedChild(ref, abs, io);
+    if (isDaemonChild()) {
+      const stamped: CliIo = { ...io, notice: (line) => io.err(logLine(line)) };
+      await runAsDaemon<MountFlags>((start, ready) => runMount(ref, abs, start, stamped, ready));
     } else {
       parsePrefetchMode(flags.prefetch); // a bad mode fails here, not in a background process
       if (flags.detach) await detach(ref, abs, flags, io);
@@ -61,9 +50,8 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
   const notice = (m: string): void => io.notice(m);
   await prepareMountpoint(abs, notice);
   const opts = await openOptionsFrom(flags, imageRef, notice, io.signal);
-  opts.requestTimeoutMs ??= MOUNT_REQUEST_TIMEOUT_MS;
-  // A mount fetches ahead of readers walking many files: more connections keep a long link busy.
-  opts.concurrency ??= MOUNT_CONCURRENCY;
+  opts.requestTimeoutMs ??= COMMAND_DEFAULTS.mount.requestTimeoutMs;
+  opts.concurrency ??= COMMAND_DEFAULTS.mount.concurrency;
   const image = await openImage(imageRef, opts);
   let record: string | undefined;
   try {
@@ -120,7 +108,7 @@ function whenAborted(signal: AbortSignal): Promise<'signal'> {
   });
 }
 
-// ---- -d/--detach: the parent side ----
+// ---- -d/--detach: the parent side (the child is mountCommand again, see isDaemonChild) ----
 
 function cliEntry(): string {
   const bin = fileURLToPath(new URL('../../../../bin/stargz-get', import.meta.url));
@@ -129,101 +117,16 @@ function cliEntry(): string {
 
 async function detach(ref: string, abs: string, flags: MountFlags, io: CliIo): Promise<void> {
   const cacheDir = resolve(flags.cacheDir ?? defaultCacheDir());
-  const logFile = resolve(flags.logFile ?? join(mountsDir(cacheDir), `${mountName(abs)}.log`));
-  mkdirSync(dirname(logFile), { recursive: true });
-  let childFlags: MountFlags = { ...flags, detach: false, cacheDir, logFile };
+  const logFile = resolve(flags.logFile ?? defaultDaemonLog(cacheDir, abs));
+  let start: MountFlags = { ...flags, detach: false, cacheDir, logFile };
   if (flags.passwordStdin) {
     // The child has no stdin: read the password here and hand it over the IPC channel.
     const creds = await resolveCredentials(flags, parseReference(ref).registry);
-    childFlags = { ...childFlags, passwordStdin: false, username: creds?.username, password: creds?.password };
+    start = { ...start, passwordStdin: false, username: creds?.username, password: creds?.password };
   }
-  const fd = openSync(logFile, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(process.execPath, [cliEntry(), 'mount', ref, abs], {
-      detached: true, // its own session: the terminal's Ctrl-C and hangup do not reach it
-      cwd: '/', // keep no directory busy
-      stdio: ['ignore', fd, fd, 'ipc'],
-      env: { ...process.env, [CHILD_ENV]: '1' },
-    });
-  } finally {
-    closeSync(fd);
-  }
-  const pid = await waitForReady(child, { type: 'start', flags: childFlags }, logFile, io.signal);
+  const pid = await startDaemon({ entry: cliEntry(), args: ['mount', ref, abs], logFile, start, signal: io.signal });
   io.out(`mounted ${formatReference(parseReference(ref))} at ${abs}`);
   if (!flags.quiet) io.err(`serving from process ${pid}, log in ${logFile}; stop with: stargz-get umount ${abs}`);
-}
-
-function waitForReady(child: ChildProcess, start: ParentMessage, logFile: string, signal: AbortSignal): Promise<number> {
-  return new Promise<number>((resolveReady, reject) => {
-    // No deadline of our own: opening the image may download a big non-eStargz layer whole,
-    // and every step of the child is bounded (request timeouts, retries); if it dies, 'exit' fires.
-    const done = (err: StargzError | undefined, pid?: number): void => {
-      signal.removeEventListener('abort', onAbort);
-      child.removeAllListeners('message').removeAllListeners('exit').removeAllListeners('error');
-      if (child.connected) child.disconnect();
-      child.unref();
-      if (err) reject(err);
-      else resolveReady(pid!);
-    };
-    const onAbort = (): void => {
-      child.kill('SIGTERM');
-      done(new StargzError(ErrorCodes.ABORTED, 'interrupted before the mount was ready'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    child.on('message', (m: ChildMessage) => {
-      if (m.type === 'ready') done(undefined, m.pid);
-      else if (m.type === 'error') done(new StargzError(m.code, m.message));
-    });
-    child.on('exit', (code, sig) => {
-      done(new StargzError(ErrorCodes.FUSE, `the mount process exited (${sig ?? `status ${code}`}) before the mount was ready: ${lastLine(logFile)}`));
-    });
-    child.on('error', (err) => done(new StargzError(ErrorCodes.FUSE, `cannot start the mount process: ${err.message}`, { cause: err })));
-    child.send(start);
-  });
-}
-
-function lastLine(file: string): string {
-  try {
-    const lines = readFileSync(file, 'utf8').trim().split('\n');
-    return lines[lines.length - 1] ?? '';
-  } catch {
-    return `see ${file}`;
-  }
-}
-
-// ---- -d/--detach: the child side ----
-
-async function serveAsDetachedChild(ref: string, abs: string, io: CliIo): Promise<void> {
-  const flags = await receiveStart();
-  const stamped: CliIo = { ...io, notice: (line) => io.err(`${new Date().toISOString()} ${line}`) };
-  const tell = (m: ChildMessage): Promise<void> =>
-    new Promise((r) => {
-      if (!process.connected || !process.send) return r();
-      process.send(m, undefined, {}, () => {
-        if (process.connected) process.disconnect();
-        r();
-      });
-    });
-  try {
-    await runMount(ref, abs, flags, stamped, () => void tell({ type: 'ready', pid: process.pid }));
-  } catch (err) {
-    const e = toStargzError(err);
-    // Only this process knows the secrets (the parent may never have read them): scrub here.
-    await tell({ type: 'error', code: e.code, message: redact(e.message) });
-    throw err; // main logs it (into the log file) and sets the exit status
-  }
-}
-
-function receiveStart(): Promise<MountFlags> {
-  return new Promise((resolveStart, reject) => {
-    const timer = setTimeout(() => reject(new StargzError(ErrorCodes.USAGE, 'no options received from the parent process')), 30_000);
-    process.once('message', (m: ParentMessage) => {
-      clearTimeout(timer);
-      if (m?.type === 'start') resolveStart(m.flags);
-      else reject(new StargzError(ErrorCodes.USAGE, 'unexpected message from the parent process'));
-    });
-  });
 }
 
 /**
@@ -237,30 +140,5 @@ function exitSafetyNet(): void {
 // ---- umount ----
 
 export async function umountCommand(mountpoint: string, io: CliIo): Promise<void> {
-  const abs = resolve(mountpoint);
-  const m = await mountAt(abs);
-  if (!m) throw new StargzError(ErrorCodes.FUSE, `${abs} is not mounted`);
-  if (!isFuse(m)) throw new StargzError(ErrorCodes.FUSE, `${abs} is not a FUSE mount (it is ${m.fsType})`);
-  const servers = findServers(abs, defaultCacheDir());
-  await unmountPath(abs);
-  // The server notices the unmount by itself; wait for it so the cache is quiet when we return.
-  for (const pid of servers) {
-    if (await waitForExit(pid, 10_000)) continue;
-    io.notice(`process ${pid} still serving after the unmount; sending SIGTERM`);
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      /* gone meanwhile */
-    }
-    await waitForExit(pid, 5_000);
-  }
-}
-
-async function waitForExit(pid: number, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return true;
+  await stopMount(resolve(mountpoint), defaultCacheDir(), (line) => io.notice(line));
 }

@@ -8,8 +8,7 @@ import { formatBytes } from '../format.js';
 import type { CliIo } from '../io.js';
 import { writeStatsFile } from '../stats-file.js';
 import { loadConfigFile } from '../../config-file.js';
-
-const SYNC_MEMORY_CACHE_BYTES = 16 * 1024 * 1024;
+import { COMMAND_DEFAULTS } from '../../config.js';
 
 export async function syncCommand(source: string, dest: string, flags: CommonFlags, io: CliIo): Promise<void> {
   const { ref, path } = parseReferenceWithPath(source);
@@ -20,9 +19,8 @@ export async function syncCommand(source: string, dest: string, flags: CommonFla
     io.notice(m);
   };
   const options = await openOptionsFrom(flags, ref, notice, io.signal);
-  // sync reads each chunk once and writes it to its file and the disk cache: holding
-  // chunks in memory too would only grow the process. A user's --memory-cache (or the file's) still wins.
-  if (options.memoryCacheBytes === undefined) options.memoryCacheBytes = SYNC_MEMORY_CACHE_BYTES;
+  // A user's --memory-cache (or the file's) wins over sync's own default.
+  options.memoryCacheBytes ??= COMMAND_DEFAULTS.sync.memoryCacheBytes;
   const image = await openImage(ref, { ...options, warmInflater: true });
   try {
     const started = Date.now();

@@ -3,6 +3,7 @@
 // and every shell that touches it.
 import { readdir, stat } from 'node:fs/promises';
 import { ErrorCodes, StargzError } from '../errors.js';
+import { errnoCode } from '../util/errno-code.js';
 import { isFuse, mountAt } from './mountinfo.js';
 import { probeMount, unmountPath } from './unmount.js';
 
@@ -24,7 +25,7 @@ export async function prepareMountpoint(absPath: string, notice: (line: string) 
   try {
     st = await stat(absPath);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     throw new StargzError(ErrorCodes.USAGE, `mountpoint ${absPath} ${code === 'ENOENT' ? 'does not exist' : `cannot be used (${code})`}`, { cause: err });
   }
   if (!st.isDirectory()) throw new StargzError(ErrorCodes.USAGE, `mountpoint ${absPath} is not a directory`);

@@ -1,9 +1,10 @@
 // Which process serves which mountpoint: a small JSON record per mount in the cache
 // directory's mounts/ (for people and scripts), and a /proc scan for `umount`, which does not
 // know the cache directory a mount was started with.
-import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { sha256Hex } from '../util/digest.js';
+import { errnoCode } from '../util/errno-code.js';
 
 export interface MountRecord {
   pid: number;
@@ -16,7 +17,7 @@ export interface MountRecord {
 /** A file-name-safe, collision-free name for a mountpoint: readable tail plus a short hash. */
 export function mountName(absMountpoint: string): string {
   const readable = absMountpoint.replace(/^\/+/, '').replace(/[^A-Za-z0-9._-]+/g, '_').slice(-80) || 'root';
-  return `${readable}-${createHash('sha256').update(absMountpoint).digest('hex').slice(0, 8)}`;
+  return `${readable}-${sha256Hex(absMountpoint).slice(0, 8)}`;
 }
 
 export function mountsDir(cacheDir: string): string {
@@ -43,7 +44,7 @@ export function isAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return errnoCode(err) === 'EPERM';
   }
 }
 

@@ -6,11 +6,12 @@ import { ErrorCodes, StargzError, redact } from '../errors.js';
 import type { LayerContext } from '../layer/layer.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import { runPrefetch, type PrefetchMode, type PrefetchResult } from '../prefetch/prefetch.js';
-import { createFuseAdapter, DEFAULT_READ_DEADLINE_MS } from './adapter.js';
-import { loadFuse, readOnlyTimeouts, type FuseInstance, type FuseNativeOptions } from './fuse-native.js';
+import { createFuseAdapter, DEFAULT_READ_DEADLINE_MS } from '../fuse/adapter.js';
+import { loadFuse, readOnlyTimeouts, type FuseInstance, type FuseNativeOptions } from '../fuse/fuse-native.js';
 import { isFuse, mountAt } from './mountinfo.js';
-import type { ReadAheadOptions } from './read-ahead.js';
-import type { WalkAheadOptions } from './walk-ahead.js';
+import { unmountPath } from './unmount.js';
+import type { ReadAheadOptions } from '../fuse/read-ahead.js';
+import type { WalkAheadOptions } from '../fuse/walk-ahead.js';
 
 export interface ServeOptions {
   /** Absolute path of an existing empty directory (see prepareMountpoint). */
@@ -86,7 +87,7 @@ export async function serveImage(image: { fs: MergedFs; ctx: LayerContext }, opt
 
   let Fuse;
   try {
-    Fuse = loadFuse();
+    Fuse = loadFuse((mnt) => unmountPath(mnt, { lazy: true }));
   } catch (err) {
     throw new StargzError(ErrorCodes.FUSE, `cannot load fuse-native: ${(err as Error).message}`, { cause: err });
   }

@@ -2,6 +2,7 @@
 // so a hung or dead mount can only cost a bounded wait, never block our event loop.
 import { execFile } from 'node:child_process';
 import { ErrorCodes, StargzError } from '../errors.js';
+import { errnoCode } from '../util/errno-code.js';
 import { mountAt } from './mountinfo.js';
 
 const TOOL_TIMEOUT_MS = 10_000;
@@ -17,12 +18,11 @@ interface RunResult {
 function run(cmd: string, args: string[], timeoutMs: number): Promise<RunResult> {
   return new Promise((resolve) => {
     execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL', env: { ...process.env, LC_ALL: 'C' } }, (err, _stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { killed?: boolean }) | null;
       resolve({
-        ok: !e,
-        missing: e?.code === 'ENOENT',
+        ok: !err,
+        missing: errnoCode(err) === 'ENOENT',
         stderr: String(stderr).trim(),
-        timedOut: Boolean(e?.killed),
+        timedOut: Boolean(err?.killed),
       });
     });
   });
