@@ -7,7 +7,7 @@
 // proxy, to see that it was asked and to make it bad too.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startRegistry, pushLayout, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy, type FaultRule } from '../helpers/fault-proxy.js';
@@ -18,6 +18,9 @@ import { fixtureLayers, openFixtureLayer, type FixtureLayer } from '../estargz/f
 import { sameSizeToc, tamperChunk, tamperedPlainGzip } from '../helpers/hostile-blobs.js';
 import { rewriteToc } from '../helpers/craft-image.js';
 import { swapBlob, MULTI_CHUNK_FILE } from '../helpers/integrity-images.js';
+import { layoutsDir } from '../helpers/paths.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { registryHosts } from '../../src/registry/hosts.js';
 
 const CMP = { ignoreEmptyXattrs: true, ignoreDirMtime: true };
 
@@ -125,6 +128,27 @@ describe('mirrors: bytes that do not verify fall through to the next host', () =
     assert.match(r.stderr, /layer blob has digest/);
     assert.ok(servedSwapped(), 'the mirror streamed the layer first');
     assert.ok(originServed(mixed[0]!.digest), 'the origin streamed it after');
+  });
+
+  test('library: a config blob (getBlob) from a mirror that does not match its digest is fetched again from the origin', async () => {
+    // The CLI never fetches configs; openImage() users may (RegistryClient.getBlob).
+    const index = JSON.parse(await readFile(join(layoutsDir, 'edge', 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+    const manifest = JSON.parse(await readFile(join(layoutsDir, 'edge', 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { config: { digest: string } };
+    const configPath = join(layoutsDir, 'edge', 'blobs', 'sha256', manifest.config.digest.slice(7));
+    const swapped = join(work, 'config.json');
+    await writeFile(swapped, JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+    reset([swapBlob(manifest.config.digest, swapped)]);
+    const notices: string[] = [];
+    const client = new RegistryClient(originFront.host, { plainHttp: true, retries: 0, hosts: registryHosts(originFront.host, { mirrors: [mirror.url] }), notice: (m) => notices.push(m) });
+    try {
+      const bytes = await client.getBlob('fixtures/edge', manifest.config.digest);
+      assert.deepEqual(bytes, await readFile(configPath));
+    } finally {
+      await client.close();
+    }
+    assert.equal(notices.length, 1, notices.join('\n'));
+    assert.match(notices[0]!, /ERR_DIGEST_MISMATCH/);
+    assert.ok(servedSwapped(), 'the mirror was asked for the config');
   });
 
   test('a mirror failing every range read, for layers opened at once: one notice, not one per layer', async () => {
