@@ -15,6 +15,7 @@ import { freePort, pushLayout, startRegistry, type TestRegistry } from '../helpe
 import { startSquid, type TestProxy } from '../helpers/squid.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 import { compareTrees, formatDiffs, oracleUnpack } from '../helpers/oracle.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 
 const MIRROR = 'mirror.test';
 const ORIGIN = 'registry.test';
@@ -27,6 +28,7 @@ describe('forward proxies in front of mirrors', () => {
   let plainMirror: TestRegistry; // pull-through cache of origin, plain HTTP
   let tlsMirror: TestRegistry; // pull-through cache of origin, HTTPS with a private CA
   let squid: TestProxy;
+  let redirecting: FaultProxy; // a mirror sending blob GETs to a CDN on http://localhost:PORT
   let caFile: string;
   let prefix: string[];
   let expected: string;
@@ -39,7 +41,9 @@ describe('forward proxies in front of mirrors', () => {
     origin = await startRegistry({ mode: 'plain' });
     await pushLayout(origin, 'edge', 'fixtures/edge:v1');
     [plainMirror, tlsMirror] = await Promise.all([startRegistry({ proxyRemoteUrl: origin.url }), startRegistry({ proxyRemoteUrl: origin.url, tls: { pki } })]);
-    squid = await startSquid({ hosts: { [MIRROR]: '127.0.0.1', [ORIGIN]: '127.0.0.1' } });
+    redirecting = await startFaultProxy(origin, { cdn: true });
+    // localhost too: the CDN's name, which squid resolves from its own hosts file only.
+    squid = await startSquid({ hosts: { [MIRROR]: '127.0.0.1', [ORIGIN]: '127.0.0.1', localhost: '127.0.0.1' } });
     caFile = join(work, 'mirror-ca.crt');
     await copyFile(pki.caCert, caFile);
     prefix = noDnsPrefix(work);
@@ -47,6 +51,7 @@ describe('forward proxies in front of mirrors', () => {
   });
   after(async () => {
     await squid?.stop();
+    await redirecting?.close();
     await tlsMirror?.stop();
     await plainMirror?.stop();
     await origin?.stop();
@@ -96,6 +101,18 @@ describe('forward proxies in front of mirrors', () => {
     });
     await sameAsOracle(r);
     assert.ok((await logged(new RegExp(`CONNECT ${MIRROR}:${port(tlsMirror)}`))).length > 0, (await squid.accessLog()).join('\n'));
+  });
+
+  test('a mirror redirecting blobs to a CDN: the CDN requests go through the proxy too', async () => {
+    redirecting.rules = [{ action: 'redirect' }];
+    const dead = `127.0.0.1:${await freePort()}`;
+    const front = `${MIRROR}:${new URL(redirecting.url).port}`;
+    const r = await sync(dead, `server = "http://${dead}"\n\n[host."http://${front}"]\n  capabilities = ["pull", "resolve"]\n`, { HTTP_PROXY: squid.url });
+    await sameAsOracle(r);
+    assert.ok(redirecting.stats.cdnRequests > 0, 'the mirror redirected no blob');
+    const cdn = new URL(redirecting.cdnUrl!);
+    assert.ok((await logged(new RegExp(`GET http://localhost:${cdn.port}/cdn/sha256:`))).length > 0, (await squid.accessLog()).join('\n'));
+    assert.ok((await logged(new RegExp(`GET http://${front}/v2/fixtures/edge/blobs/`))).length > 0, (await squid.accessLog()).join('\n'));
   });
 
   test('NO_PROXY per host: the mirror through the proxy, the upstream (listed) direct', async () => {
