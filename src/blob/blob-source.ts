@@ -6,13 +6,27 @@ import type { Readable } from 'node:stream';
 import type { RegistryClient } from '../registry/client.js';
 import { ErrorCodes, StargzError } from '../errors.js';
 
-export interface BlobSource {
-  readonly digest: string;
-  readonly size: number;
+/** Reads of one blob: from whichever host answers (a BlobSource), or from one host (in verified()). */
+export interface BlobReader {
   /** Exactly bytes [offset, offset + length). */
   readRange(offset: number, length: number, signal?: AbortSignal): Promise<Buffer>;
   /** The whole blob as a stream (plain tar+gzip layers); the caller verifies the digest. */
   openStream(signal?: AbortSignal): Promise<Readable>;
+}
+
+export interface BlobSource extends BlobReader {
+  readonly digest: string;
+  readonly size: number;
+  /**
+   * Runs `attempt` (fetch, inflate, verify) with reads pinned to one host at a time, mirrors
+   * first. When the attempt fails because of that host (its bytes do not verify, inflate or
+   * parse, or its reads fail: registry/client.ts PASS_OVER_CODES) and another host is left, the
+   * host is passed over with one notice and `attempt` runs again against the next; the last
+   * host's error is the answer. So a mirror serving a bad blob costs a second fetch, not the
+   * read. An attempt must leave nothing of a failed try under a final name (content-addressed
+   * cache entries are harmless). A single-host source runs it once.
+   */
+  verified<T>(attempt: (from: BlobReader) => Promise<T>, signal?: AbortSignal): Promise<T>;
 }
 
 function checkBounds(offset: number, length: number, size: number, digest: string): void {
@@ -39,6 +53,17 @@ export class RegistryBlobSource implements BlobSource {
     // Bounded by the descriptor's size: a body that goes on is cut off, not read forever.
     return (await this.client.openBlobStream(this.repository, this.digest, signal, this.size)) as Readable;
   }
+
+  verified<T>(attempt: (from: BlobReader) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.client.withBlobHosts(this.repository, this.digest, this.size, (host) =>
+      attempt({
+        readRange: (offset, length, s) => {
+          checkBounds(offset, length, this.size, this.digest);
+          return length === 0 ? Promise.resolve(Buffer.alloc(0)) : host.readRange(offset, length, s);
+        },
+        openStream: async (s) => (await host.openStream(s)) as Readable,
+      }), signal);
+  }
 }
 
 export class FileBlobSource implements BlobSource {
@@ -63,5 +88,10 @@ export class FileBlobSource implements BlobSource {
 
   async openStream(): Promise<Readable> {
     return createReadStream(this.path);
+  }
+
+  /** One file, one try: there is no other host to fall through to. */
+  verified<T>(attempt: (from: BlobReader) => Promise<T>): Promise<T> {
+    return attempt(this);
   }
 }

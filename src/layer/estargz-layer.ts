@@ -20,7 +20,7 @@ import {
   type LayerIndex,
 } from '../estargz/index.js';
 import type { Descriptor } from '../registry/manifest.js';
-import type { BlobSource } from '../blob/blob-source.js';
+import type { BlobReader, BlobSource } from '../blob/blob-source.js';
 import { planRanges } from './range-plan.js';
 import { allSettledOrThrow, mapConcurrent } from '../util/concurrent.js';
 import { inflateInThread, type InflateItem } from './inflate-pool.js';
@@ -116,8 +116,13 @@ export class EstargzLayer implements Layer {
     if (!source || ctx.offline) {
       throw new StargzError(ErrorCodes.OFFLINE_MISS, `the TOC of layer ${descriptor.digest} is not in the cache`);
     }
-    const { footer, json } = await fetchUntrustedToc(source, ctx, expected ? ctx.tuning.tocTailGuess : MAX_FOOTER_SIZE);
-    if (expected) verifyToc(json, expected, descriptor.digest);
+    // Verified per host: a TOC from a mirror that does not match its digest is fetched again from the next host.
+    const { footer, json } = await fetchUntrustedToc(
+      source,
+      ctx,
+      expected ? ctx.tuning.tocTailGuess : MAX_FOOTER_SIZE,
+      expected ? (tocJson) => verifyToc(tocJson, expected, descriptor.digest) : undefined,
+    );
     const index = buildLayerIndex(parseToc(json), footer);
     if (expected) ctx.disk?.putToc(expected, encodeCachedToc(footer, json));
     return { footer, json, index };
@@ -269,19 +274,6 @@ export class EstargzLayer implements Layer {
           // After a failure, ranges not yet started are not fetched at all.
           if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
           const length = range.end - range.offset;
-          let compressed: Buffer;
-          try {
-            compressed = await this.ctx.limiter.run(() => {
-              if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
-              this.ctx.stats.rangeRequests++;
-              this.ctx.stats.bytesRequested += length;
-              return source.readRange(range.offset, length, options.signal);
-            }, options.priority);
-          } catch (err) {
-            failed = true;
-            for (const item of range.items) settle(item.key, undefined, err);
-            throw err;
-          }
           const compression = this.footer.compression;
           const jobs: InflateItem[] = range.items.map((item) => ({
             start: item.offset - range.offset,
@@ -293,9 +285,19 @@ export class EstargzLayer implements Layer {
           }));
           let outputs: Buffer[];
           try {
-            outputs = this.ctx.inflater
-              ? await this.ctx.inflater.inflate(compressed, compression, jobs)
-              : await Promise.all(jobs.map((j) => inflateInThread(compressed.subarray(j.start, j.end), compression, j)));
+            // Fetch, inflate and verify against one host at a time: chunks from a mirror that
+            // do not verify are fetched again from the next host (BlobSource.verified).
+            outputs = await source.verified(async (from) => {
+              const compressed = await this.ctx.limiter.run(() => {
+                if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
+                this.ctx.stats.rangeRequests++;
+                this.ctx.stats.bytesRequested += length;
+                return from.readRange(range.offset, length, options.signal);
+              }, options.priority);
+              return this.ctx.inflater
+                ? await this.ctx.inflater.inflate(compressed, compression, jobs)
+                : await Promise.all(jobs.map((j) => inflateInThread(compressed.subarray(j.start, j.end), compression, j)));
+            }, options.signal);
           } catch (err) {
             failed = true;
             for (const item of range.items) settle(item.key, undefined, err);
@@ -336,37 +338,55 @@ export async function probeFooter(source: BlobSource, ctx: LayerContext): Promis
   return parseFooter(tail, source.size);
 }
 
-/** Footer and TOC as the registry serves them (untrusted): the tail guess usually covers both in one request. */
-export async function fetchUntrustedToc(source: BlobSource, ctx: LayerContext, tailGuess: number): Promise<{ footer: Footer; json: Buffer }> {
+/**
+ * Footer and TOC as the registry serves them (untrusted): the tail guess usually covers both
+ * in one request. With `verify` (the TOC digest check), footer, TOC and check run against one
+ * host at a time, so a mirror's bad footer or TOC falls through to the next host; without it
+ * nothing can prove a host wrong, and whichever answers is read.
+ */
+export async function fetchUntrustedToc(
+  source: BlobSource,
+  ctx: LayerContext,
+  tailGuess: number,
+  verify?: (json: Buffer) => void,
+): Promise<{ footer: Footer; json: Buffer }> {
   const size = source.size;
   if (size < 40) throw new StargzError(ErrorCodes.NOT_ESTARGZ, `blob ${source.digest} is too small to be eStargz`);
-  const tailLength = Math.min(size, Math.max(tailGuess, MAX_FOOTER_SIZE));
-  const tailStart = size - tailLength;
-  ctx.stats.rangeRequests++;
-  ctx.stats.bytesRequested += tailLength;
-  const tail = await ctx.limiter.run(() => source.readRange(tailStart, tailLength));
-  const footer = parseFooter(tail.subarray(Math.max(0, tail.length - MAX_FOOTER_SIZE)), size);
-  // The TOC is held in memory, inflated: it must fit the budget, and its region the bound that
-  // follows from that, checked before the region is fetched (a footer may point anywhere).
-  const maxJson = Math.min(DEFAULT_MAX_TOC_BYTES, ctx.memory.capacity);
-  const maxRegion = maxTocRegionBytes(maxJson);
-  if (footer.tocLength > maxRegion) {
-    throw new StargzError(
-      ErrorCodes.TOC_INVALID,
-      `the footer of blob ${source.digest} puts the TOC at offset ${footer.tocOffset}: ${footer.tocLength} bytes, more than the ${maxRegion} a TOC of at most ${maxJson} bytes can take (memory budget ${ctx.memory.capacity})`,
-    );
-  }
-  let region: Buffer;
-  if (footer.tocOffset >= tailStart) {
-    region = tail.subarray(footer.tocOffset - tailStart, footer.tocOffset - tailStart + footer.tocLength);
-  } else {
-    const headLength = tailStart - footer.tocOffset;
+  const fetchFrom = async (from: BlobReader): Promise<{ footer: Footer; json: Buffer }> => {
+    const tailLength = Math.min(size, Math.max(tailGuess, MAX_FOOTER_SIZE));
+    const tailStart = size - tailLength;
     ctx.stats.rangeRequests++;
-    ctx.stats.bytesRequested += headLength;
-    const head = await ctx.limiter.run(() => source.readRange(footer.tocOffset, headLength));
-    region = Buffer.concat([head, tail]).subarray(0, footer.tocLength);
-  }
-  return { footer, json: extractTocJson(region, footer.compression, maxJson) };
+    ctx.stats.bytesRequested += tailLength;
+    const tail = await ctx.limiter.run(() => from.readRange(tailStart, tailLength));
+    const footer = parseFooter(tail.subarray(Math.max(0, tail.length - MAX_FOOTER_SIZE)), size);
+    // The TOC is held in memory, inflated: it must fit the budget, and its region the bound that
+    // follows from that, checked before the region is fetched (a footer may point anywhere).
+    const maxJson = Math.min(DEFAULT_MAX_TOC_BYTES, ctx.memory.capacity);
+    const maxRegion = maxTocRegionBytes(maxJson);
+    if (footer.tocLength > maxRegion) {
+      throw new StargzError(
+        ErrorCodes.TOC_INVALID,
+        `the footer of blob ${source.digest} puts the TOC at offset ${footer.tocOffset}: ${footer.tocLength} bytes, more than the ${maxRegion} a TOC of at most ${maxJson} bytes can take (memory budget ${ctx.memory.capacity})`,
+      );
+    }
+    let region: Buffer;
+    if (footer.tocOffset >= tailStart) {
+      region = tail.subarray(footer.tocOffset - tailStart, footer.tocOffset - tailStart + footer.tocLength);
+    } else {
+      const headLength = tailStart - footer.tocOffset;
+      ctx.stats.rangeRequests++;
+      ctx.stats.bytesRequested += headLength;
+      const head = await ctx.limiter.run(() => from.readRange(footer.tocOffset, headLength));
+      region = Buffer.concat([head, tail]).subarray(0, footer.tocLength);
+    }
+    return { footer, json: extractTocJson(region, footer.compression, maxJson) };
+  };
+  if (!verify) return fetchFrom(source);
+  return source.verified(async (from) => {
+    const toc = await fetchFrom(from);
+    verify(toc.json);
+    return toc;
+  });
 }
 
 // The cached TOC keeps its footer in front (one JSON line), since chunk extents depend on it.

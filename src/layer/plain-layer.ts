@@ -125,35 +125,41 @@ interface StreamShape {
 
 /** Streams, verifies and indexes a whole layer blob, filling the chunk cache. */
 async function streamLayer(descriptor: Descriptor, source: BlobSource, ctx: LayerContext, shape: StreamShape, signal?: AbortSignal): Promise<LayerIndex> {
-  const builder = new LayerIndexBuilder();
-  const seen: StreamedTocEvidence = { json: undefined, chunkDigests: new Map() };
-  const blobHash = createHash('sha256');
-  const hashing = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      blobHash.update(chunk);
-      cb(null, chunk);
-    },
-  });
-  const extract = tarSink((entry) => {
-    const path = shape.estargz ? normalizeEntryName(entry.name) : '';
-    if (!shape.estargz || !BOOKKEEPING.has(path)) return addEntry(builder, entry, ctx, shape.toc, seen);
-    return path === TOC_TAR_NAME ? readAll(DEFAULT_MAX_TOC_BYTES, (json) => void (seen.json = json)) : undefined;
-  });
-  const input = await ctx.limiter.run(() => source.openStream(signal));
-  const stages: NodeJS.ReadWriteStream[] = [hashing];
-  if (!descriptor.mediaType.endsWith('.tar') && !descriptor.mediaType.endsWith('.tar+uncompressed')) stages.push(createGunzip());
-  try {
-    await pipeline([input, ...stages, extract], { signal });
-  } catch (err) {
-    const e = toStargzError(err, ErrorCodes.CORRUPT_DATA);
-    throw e.code === ErrorCodes.IO ? new StargzError(ErrorCodes.CORRUPT_DATA, `layer ${descriptor.digest}: ${e.message}`, { cause: err }) : e;
-  }
-  const actual = 'sha256:' + blobHash.digest('hex');
-  if (actual !== descriptor.digest) {
-    throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `layer blob has digest ${actual}, the manifest says ${descriptor.digest}`);
-  }
+  // One try per host: a blob whose digest does not match (or that does not inflate or parse)
+  // from a mirror is streamed again, from scratch, from the next host. Safe because a try
+  // leaves nothing under a final name: its file pieces go to the cache under their own
+  // content digests, and the index is kept (by open) only once a whole blob matched.
+  const { index, seen } = await source.verified(async (from) => {
+    const builder = new LayerIndexBuilder();
+    const seen: StreamedTocEvidence = { json: undefined, chunkDigests: new Map() };
+    const blobHash = createHash('sha256');
+    const hashing = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        blobHash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    const extract = tarSink((entry) => {
+      const path = shape.estargz ? normalizeEntryName(entry.name) : '';
+      if (!shape.estargz || !BOOKKEEPING.has(path)) return addEntry(builder, entry, ctx, shape.toc, seen);
+      return path === TOC_TAR_NAME ? readAll(DEFAULT_MAX_TOC_BYTES, (json) => void (seen.json = json)) : undefined;
+    });
+    const input = await ctx.limiter.run(() => from.openStream(signal));
+    const stages: NodeJS.ReadWriteStream[] = [hashing];
+    if (!descriptor.mediaType.endsWith('.tar') && !descriptor.mediaType.endsWith('.tar+uncompressed')) stages.push(createGunzip());
+    try {
+      await pipeline([input, ...stages, extract], { signal });
+    } catch (err) {
+      const e = toStargzError(err, ErrorCodes.CORRUPT_DATA);
+      throw e.code === ErrorCodes.IO ? new StargzError(ErrorCodes.CORRUPT_DATA, `layer ${descriptor.digest}: ${e.message}`, { cause: err }) : e;
+    }
+    const actual = 'sha256:' + blobHash.digest('hex');
+    if (actual !== descriptor.digest) {
+      throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `layer blob has digest ${actual}, the manifest says ${descriptor.digest}`);
+    }
+    return { index: builder.finish(), seen };
+  }, signal);
   ctx.stats.bytesRequested += descriptor.size;
-  const index = builder.finish();
   if (shape.toc) checkTocAgainstTar(descriptor.digest, shape.toc, index, seen);
   return index;
 }

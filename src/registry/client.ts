@@ -83,6 +83,33 @@ export interface RegistryClientOptions {
 /** A mirror gets no retries: failing over to the next host is the retry. */
 const MIRROR_RETRIES = 0;
 
+/**
+ * What withBlobHosts passes a host over for: its own failures (transport, status, protocol)
+ * and bytes from it that do not verify, inflate or parse. Anything else thrown by an attempt
+ * (the cache, the disk, an abort) is ours, and another host would not change it.
+ */
+export const PASS_OVER_CODES: ReadonlySet<string> = new Set([
+  ErrorCodes.REGISTRY_UNREACHABLE,
+  ErrorCodes.REGISTRY_AUTH,
+  ErrorCodes.REGISTRY_NOT_FOUND,
+  ErrorCodes.REGISTRY_RATE_LIMITED,
+  ErrorCodes.REGISTRY_SERVER,
+  ErrorCodes.REGISTRY_PROTOCOL,
+  ErrorCodes.TLS,
+  ErrorCodes.PROXY,
+  ErrorCodes.TIMEOUT,
+  ErrorCodes.DIGEST_MISMATCH,
+  ErrorCodes.NOT_ESTARGZ,
+  ErrorCodes.TOC_INVALID,
+  ErrorCodes.CORRUPT_DATA,
+]);
+
+/** Reads of one blob from one host, for one try of withBlobHosts. */
+export interface HostBlobReader {
+  readRange(offset: number, length: number, signal?: AbortSignal): Promise<Buffer>;
+  openStream(signal?: AbortSignal): Promise<NodeJS.ReadableStream>;
+}
+
 /** One host of the list, with its own connection state. */
 interface Endpoint {
   host: RegistryHost;
@@ -248,11 +275,17 @@ export class RegistryClient {
 
   /**
    * Runs `fn` against each host that has `capability`, in order, until one succeeds. A host
-   * that fails is passed over with one notice (and, unless it only lacked the thing asked
-   * for, for the rest of the run); the last host's error is the answer. Safe because every
-   * answer is verified by digest the same way whichever host sent it.
+   * that fails (with an error `passOver` accepts) is passed over with one notice (and, unless
+   * it only lacked the thing asked for, for the rest of the run); the last host's error is the
+   * answer. Safe because every answer is verified by digest the same way whichever host sent it.
    */
-  private async tryHosts<T>(capability: 'pull' | 'resolve', what: string, signal: AbortSignal | undefined, fn: (ep: Endpoint, retries: number) => Promise<T>): Promise<T> {
+  private async tryHosts<T>(
+    capability: 'pull' | 'resolve',
+    what: string,
+    signal: AbortSignal | undefined,
+    fn: (ep: Endpoint, retries: number) => Promise<T>,
+    passOver: (err: StargzError) => boolean = () => true,
+  ): Promise<T> {
     const able = this.endpoints.filter((e) => e.host.capabilities[capability]);
     if (able.length === 0) throw new StargzError(ErrorCodes.CONFIG, `no configured host of ${this.registry} may ${capability === 'resolve' ? 'resolve tags' : 'pull'} (${what})`);
     const up = able.filter((e) => !e.down);
@@ -264,9 +297,11 @@ export class RegistryClient {
         return await fn(ep, last ? this.opts.retries : MIRROR_RETRIES);
       } catch (e) {
         const err = toStargzError(e);
-        if (last || err.code === ErrorCodes.ABORTED || signal?.aborted || this.signal?.aborted) throw err;
+        if (last || err.code === ErrorCodes.ABORTED || signal?.aborted || this.signal?.aborted || !passOver(err)) throw err;
+        // Concurrent reads that fail on one host say so once: the first marks it down.
+        const wasDown = ep.down;
         if (err.code !== ErrorCodes.REGISTRY_NOT_FOUND) ep.down = true;
-        this.notice(`${ep.host.label}: ${err.code}: ${err.message}; ${ep.down ? 'passing over it from now on, ' : ''}trying ${list[i + 1]!.host.label}`);
+        if (!wasDown) this.notice(`${ep.host.label}: ${err.code}: ${err.message}; ${ep.down ? 'passing over it from now on, ' : ''}trying ${list[i + 1]!.host.label}`);
       }
     }
   }
@@ -466,18 +501,46 @@ export class RegistryClient {
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
       throw new RangeError(`invalid range offset=${offset} length=${length}`);
     }
+    return this.tryHosts('pull', `blob ${repository}@${digest}`, signal, (ep, retries) => this.rangeFrom(ep, retries, repository, digest, offset, length, signal));
+  }
+
+  /**
+   * Runs `attempt` with reads of one blob pinned to one host at a time (BlobSource.verified):
+   * when it fails with a PASS_OVER_CODES error, whether its reads failed or the bytes they
+   * returned did not verify, the next host is tried, and the attempt runs again from scratch.
+   */
+  async withBlobHosts<T>(repository: string, digest: string, size: number | undefined, attempt: (from: HostBlobReader) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    checkDigest(digest);
+    return this.tryHosts(
+      'pull',
+      `blob ${repository}@${digest}`,
+      signal,
+      (ep, retries) =>
+        attempt({
+          readRange: (offset, length, s) => {
+            if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+              throw new RangeError(`invalid range offset=${offset} length=${length}`);
+            }
+            return this.rangeFrom(ep, retries, repository, digest, offset, length, s ?? signal);
+          },
+          openStream: (s) => this.streamFrom(ep, retries, repository, digest, s ?? signal, size),
+        }),
+      (err) => PASS_OVER_CODES.has(err.code),
+    );
+  }
+
+  /** Bytes [offset, offset+length) from one host, resuming a broken body from where it broke. */
+  private async rangeFrom(ep: Endpoint, retries: number, repository: string, digest: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
     const out = Buffer.allocUnsafe(length);
-    return this.tryHosts('pull', `blob ${repository}@${digest}`, signal, async (ep, retries) => {
-      const state = { got: 0 };
-      while (state.got < length) {
-        const before = state.got;
-        await withRetry(() => this.rangeAttempt(ep, repository, digest, offset, out, state, signal), this.retryOptions(signal, retries));
-        if (state.got === before) {
-          throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `blob ${repository}@${digest}: range answer made no progress at ${offset + before}`);
-        }
+    const state = { got: 0 };
+    while (state.got < length) {
+      const before = state.got;
+      await withRetry(() => this.rangeAttempt(ep, repository, digest, offset, out, state, signal), this.retryOptions(signal, retries));
+      if (state.got === before) {
+        throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `blob ${repository}@${digest}: range answer made no progress at ${offset + before}`);
       }
-      return out;
-    });
+    }
+    return out;
   }
 
   /** One try at the rest of a range read; fills `out` from state.got on. */
@@ -565,8 +628,13 @@ export class RegistryClient {
    */
   async openBlobStream(repository: string, digest: string, signal?: AbortSignal, size?: number): Promise<NodeJS.ReadableStream> {
     checkDigest(digest);
+    return this.tryHosts('pull', `blob ${repository}@${digest}`, signal, (ep, retries) => this.streamFrom(ep, retries, repository, digest, signal, size));
+  }
+
+  /** openBlobStream from one host. */
+  private async streamFrom(ep: Endpoint, retries: number, repository: string, digest: string, signal?: AbortSignal, size?: number): Promise<NodeJS.ReadableStream> {
     const what = `blob ${repository}@${digest}`;
-    const res = await this.tryHosts('pull', what, signal, (ep, retries) => withRetry(async () => {
+    const res = await withRetry(async () => {
       const r = await this.blobGet(ep, repository, digest, {}, signal);
       if (r.status !== 200) throw await this.statusError(ep, r, what);
       const declared = Number(header(r.headers, 'content-length'));
@@ -575,7 +643,7 @@ export class RegistryClient {
         throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what} is ${declared} bytes, the manifest says ${size}`);
       }
       return r;
-    }, this.retryOptions(signal, retries)));
+    }, this.retryOptions(signal, retries));
     const body = res.body;
     if (size !== undefined) {
       body.limit(size, () => new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: the server sent more than the ${size} bytes the manifest gives the blob`));

@@ -68,6 +68,8 @@ function registryOf(arg: string): string {
 /** Reads one line from the terminal; without echo for a password. */
 function prompt(question: string, echo: boolean): Promise<string> {
   const stdin = process.stdin;
+  // Echo off before the question shows: nothing typed once it is on the screen is echoed.
+  if (!echo) stdin.setRawMode(true);
   process.stderr.write(question);
   return new Promise((resolve, reject) => {
     let line = '';
@@ -87,7 +89,6 @@ function prompt(question: string, echo: boolean): Promise<string> {
         else line += c;
       }
     };
-    if (!echo) stdin.setRawMode(true);
     stdin.on('data', onData);
     stdin.resume();
   });
