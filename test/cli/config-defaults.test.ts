@@ -22,6 +22,7 @@ test("stargz-get config shows each command's own defaults, unless the file sets 
   const r = await runCli(['config'], { env });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, new RegExp(`^concurrency = ${DEFAULT_OPTIONS.concurrency}$`, 'm'));
+  assert.match(r.stdout, /^hosts-dir = "\/etc\/containerd\/certs\.d"$/m, 'containerd\'s hosts directory is a default too');
   const mount = `concurrency = ${COMMAND_DEFAULTS.mount.concurrency}, timeout = "${formatDuration(COMMAND_DEFAULTS.mount.requestTimeoutMs)}"`;
   assert.ok(r.stdout.includes(`# mount uses its own defaults for what this file does not set: ${mount}`), r.stdout);
   assert.ok(r.stdout.includes(`# sync uses its own defaults for what this file does not set: memory-cache = "${formatSize(COMMAND_DEFAULTS.sync.memoryCacheBytes)}"`), r.stdout);

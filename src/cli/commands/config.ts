@@ -6,6 +6,7 @@ import { redact } from '../../errors.js';
 import { FILE_KEYS, loadConfigFile, topLevelKeys, REGISTRY_KEYS, type CliFileSettings } from '../../config-file.js';
 import { defaultCacheDir } from '../../cache/defaults.js';
 import { defaultPlatform, formatPlatform } from '../../registry/manifest.js';
+import { DEFAULT_HOSTS_DIR } from '../../registry/hosts.js';
 import { formatDuration, formatSize } from '../format.js';
 import type { CliIo } from '../io.js';
 
@@ -14,7 +15,8 @@ export interface ConfigFlags {
   json?: boolean;
 }
 
-const CLI_DEFAULTS: Required<Omit<CliFileSettings, 'hostsDir'>> = { retries: CLIENT_DEFAULTS.retries, quiet: false, plainHttp: false, insecure: false };
+// hosts-dir: containerd's directory, read when it exists (hosts.ts), so shown as the default.
+const CLI_DEFAULTS: Required<CliFileSettings> = { retries: CLIENT_DEFAULTS.retries, quiet: false, plainHttp: false, insecure: false, hostsDir: DEFAULT_HOSTS_DIR };
 
 export function configCommand(flags: ConfigFlags, io: CliIo): void {
   const file = loadConfigFile(flags.config);
