@@ -96,7 +96,8 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
         }),
       ),
     );
-    const fs = new MergedFs(layers);
+    // Background fetches leave a quarter of the connections to on-demand reads.
+    const fs = new MergedFs(layers, { backgroundInFlight: Math.max(1, Math.floor((opts.concurrency * 3) / 4)) });
     for (const w of fs.warnings) notice(w);
     return {
       ref,
