@@ -96,8 +96,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
         }),
       ),
     );
-    // Background fetches leave a quarter of the connections to on-demand reads.
-    const fs = new MergedFs(layers, { backgroundInFlight: Math.max(1, Math.floor((opts.concurrency * 3) / 4)) });
+    const fs = new MergedFs(layers, { connections: opts.concurrency });
     for (const w of fs.warnings) notice(w);
     return {
       ref,

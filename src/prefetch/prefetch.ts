@@ -105,42 +105,36 @@ function toBatches(byLayer: Map<Layer, ChunkRef[]>, prioritized: boolean, batchB
  */
 export async function runPrefetch(fs: MergedFs, mode: PrefetchMode, options: PrefetchOptions = {}): Promise<PrefetchResult> {
   const started = Date.now();
-  const o = { ...DEFAULTS, ...stripUndefined(options) };
+  const batchBytes = options.batchBytes ?? DEFAULTS.batchBytes;
+  const maxFailures = options.maxConsecutiveFailures ?? DEFAULTS.maxConsecutiveFailures;
   const log = options.log ?? (() => undefined);
   const result: PrefetchResult = { mode, chunks: 0, bytes: 0, failedBatches: 0, stopped: false, ms: 0 };
   // Stops the batches still queued: on the caller's signal, or once prefetch gives up.
   const stop = new AbortController();
-  const onAbort = (): void => stop.abort(options.signal?.reason);
-  if (options.signal?.aborted) onAbort();
-  else options.signal?.addEventListener('abort', onAbort, { once: true });
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   let consecutiveFailures = 0;
   await Promise.all(
-    planPrefetch(fs, mode, o.batchBytes).map(async (batch) => {
+    planPrefetch(fs, mode, batchBytes).map(async (batch) => {
       try {
-        const fetched = await fs.scheduler.fetch(batch.layer, batch.refs, 'prefetch', stop.signal);
+        const fetched = await fs.scheduler.fetch(batch.layer, batch.refs, 'prefetch', signal);
         consecutiveFailures = 0;
         result.chunks += fetched.chunks;
         result.bytes += fetched.bytes;
       } catch (err) {
-        if (stop.signal.aborted) {
+        if (signal.aborted) {
           result.stopped = true;
           return;
         }
         result.failedBatches++;
         const e = toStargzError(err);
         log(`prefetch: ${batch.refs.length} chunks of layer ${batch.layer.descriptor.digest} failed (${e.code}: ${redact(e.message)})`);
-        if (++consecutiveFailures === o.maxConsecutiveFailures) {
+        if (++consecutiveFailures === maxFailures) {
           log('prefetch: giving up after repeated failures; reads still fetch on demand');
           stop.abort();
         }
       }
     }),
   );
-  options.signal?.removeEventListener('abort', onAbort);
   result.ms = Date.now() - started;
   return result;
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

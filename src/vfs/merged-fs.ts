@@ -20,9 +20,9 @@ export class MergedFs {
   /** Every fetch of this image's bytes: on demand, read-ahead, walk-ahead and prefetch. */
   readonly scheduler: FetchScheduler;
 
-  /** `backgroundInFlight`: background range requests at once (the scheduler's default when unset). */
-  constructor(readonly layers: readonly Layer[], options: { backgroundInFlight?: number } = {}) {
-    this.scheduler = new FetchScheduler(options.backgroundInFlight);
+  /** `connections`: range requests the layers make at once (the default concurrency when unset). */
+  constructor(readonly layers: readonly Layer[], options: { connections?: number } = {}) {
+    this.scheduler = new FetchScheduler(options.connections);
     const merged = mergeLayers(layers);
     this.root = merged.root;
     this.byPath = merged.byPath;

@@ -18,7 +18,7 @@ function bytes(n: number, seed: number): Buffer {
   return out;
 }
 
-function image(backgroundInFlight?: number) {
+function image(connections?: number) {
   const base = new FakeLayer(
     [
       { path: 'etc/hostname', content: bytes(12, 1) },
@@ -37,7 +37,7 @@ function image(backgroundInFlight?: number) {
     ],
     { digest: 'sha256:' + '2'.repeat(64), noPrefetch: true },
   );
-  return { base, upper, fs: new MergedFs([base, upper], { backgroundInFlight }) };
+  return { base, upper, fs: new MergedFs([base, upper], { connections }) };
 }
 
 test('landmark plans the prioritized files of each layer, once each, in blob order', () => {

@@ -72,9 +72,9 @@ test('background kinds go out most urgent first whatever their arrival; an on-de
   assert.equal(s.queued, 0);
 });
 
-test("a fetch's ranges are the layer's own, most wanted first, at low priority, at most maxInFlight at once", async () => {
+test("a fetch's ranges are the layer's own, most wanted first, at low priority, three quarters of the connections at once", async () => {
   const layer = new HeldLayer(10);
-  const s = new FetchScheduler(2);
+  const s = new FetchScheduler(3); // 2 of 3 connections for background work
   const c = layer.chunks;
   // Wanted in this order: chunk 8, then 0 and 1 (mergeable), then 5.
   void s.fetch(asLayer(layer), [c[8]!, c[0]!, c[1]!, c[5]!], 'walk-ahead');
