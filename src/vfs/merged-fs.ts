@@ -111,8 +111,8 @@ export class MergedFs {
     return out;
   }
 
-  // The one byte path: every read of file bytes, by FUSE, sync or a library user, is one of
-  // the three below, and they share the arithmetic.
+  // The one byte path: file bytes leave the VFS only through the methods below (FUSE uses
+  // readCached then readInto, a library user read, sync readFiles), all through the scheduler.
 
   /**
    * Copies up to `length` bytes of a regular file from `offset` into `buf` when every chunk
