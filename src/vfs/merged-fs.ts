@@ -121,17 +121,7 @@ export class MergedFs {
    */
   readCached(node: VNode, buf: Buffer, offset: number, length: number): number | undefined {
     const want = this.prepare(node, buf, offset, length);
-    if (want === 0) return 0;
-    const layer = node.inode.layer;
-    const refs = this.chunksFor(node, offset, want);
-    const found: Buffer[] = [];
-    for (const ref of refs) {
-      const data = layer.peek(ref);
-      if (!data) return undefined;
-      found.push(data);
-    }
-    refs.forEach((ref, i) => copyOverlap(ref, found[i]!, buf, offset, want));
-    return want;
+    return want === 0 || copyCached(node.inode.layer, this.chunksFor(node, offset, want), buf, offset, want) ? want : undefined;
   }
 
   /**
@@ -140,10 +130,12 @@ export class MergedFs {
    * caller that gave up may hand `buf` back.
    */
   async readInto(node: VNode, buf: Buffer, offset: number, length: number, signal?: AbortSignal): Promise<number> {
-    const got = this.readCached(node, buf, offset, length);
-    if (got !== undefined) return got;
-    const want = Math.min(length, node.inode.entry.size - offset);
-    await this.scheduler.read(node.inode.layer, this.chunksFor(node, offset, want), (ref, data) => {
+    const want = this.prepare(node, buf, offset, length);
+    if (want === 0) return 0;
+    const layer = node.inode.layer;
+    const refs = this.chunksFor(node, offset, want);
+    if (copyCached(layer, refs, buf, offset, want)) return want;
+    await this.scheduler.read(layer, refs, (ref, data) => {
       if (!signal?.aborted) copyOverlap(ref, data, buf, offset, want);
     }, signal);
     return want;
@@ -210,6 +202,18 @@ export class MergedFs {
     if (node.inode.entry.sparse) buf.fill(0, 0, want);
     return want;
   }
+}
+
+/** Copies [pos, pos + want) into buf if every chunk of it is in memory; false (and buf unspecified) if not. */
+function copyCached(layer: Layer, refs: readonly ChunkRef[], buf: Buffer, pos: number, want: number): boolean {
+  const found: Buffer[] = [];
+  for (const ref of refs) {
+    const data = layer.peek(ref);
+    if (!data) return false;
+    found.push(data);
+  }
+  refs.forEach((ref, i) => copyOverlap(ref, found[i]!, buf, pos, want));
+  return true;
 }
 
 /** Copies the overlap of a chunk with [pos, pos + want) of the file into buf (which starts at pos). */
