@@ -62,6 +62,8 @@ export interface LayerIndex {
   prefetchEnd?: number;
   /** .no.prefetch.landmark present */
   noPrefetch: boolean;
+  /** every chunk of the TOC sorted by (offset, innerOffset), as the overlap check left them (eStargz only) */
+  chunksByOffset?: ChunkRef[];
   compression: Compression;
   tocOffset: number;
 }
@@ -140,6 +142,7 @@ class Builder {
       noPrefetch: this.noPrefetch,
       compression: this.footer.compression,
       tocOffset: this.footer.tocOffset,
+      chunksByOffset: this.allChunks,
     };
     if (this.prefetchEnd !== undefined) index.prefetchEnd = this.prefetchEnd;
     return index;

@@ -25,7 +25,7 @@ export interface FuseAdapter {
   ops: FuseOps;
   /** Walks the walk read-ahead is following right now (tests, diagnostics). */
   activeWalks(): number;
-  /** Drops queued fetch-ahead (unmount). */
+  /** Drops queued background fetches (unmount). */
   stop(): void;
 }
 
@@ -132,8 +132,9 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
     readlink(path, cb) {
       const node = fs.get(path);
       if (!node) return cb(ENOENT);
-      if (node.inode.entry.type !== 'symlink') return cb(negErrno(Errno.EINVAL));
-      cb(0, fs.readlink(node));
+      const target = fs.readlink(node);
+      if (target === undefined) return cb(negErrno(Errno.EINVAL));
+      cb(0, target);
     },
 
     // Opening a file needs nothing from us: the mount is read-only (-o ro), so the kernel
@@ -195,7 +196,7 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
     };
   }
 
-  return { ops, activeWalks: () => reader.activeWalks(), stop: () => reader.stop() };
+  return { ops, activeWalks: () => reader.activeWalks(), stop: () => fs.scheduler.clear() };
 }
 
 export function toFuseStat(fs: MergedFs, node: VNode): FuseStat {
@@ -232,7 +233,7 @@ function imageTotals(fs: MergedFs): { bytes: number; inodes: number } {
     if (node.children) for (const child of node.children.values()) stack.push(child);
     if (seen.has(node.inode.ino)) continue;
     seen.add(node.inode.ino);
-    bytes += node.inode.entry.size;
+    bytes += fs.size(node);
   }
   return { bytes, inodes: seen.size };
 }

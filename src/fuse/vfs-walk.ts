@@ -1,7 +1,8 @@
 // The merged tree as the walk read-ahead sees it: directories in readdir order (sorted, as
 // the adapter lists them), built per directory on first use, so a mount pays nothing up front.
 import type { MergedFs } from '../vfs/merged-fs.js';
-import type { VNode } from '../vfs/node.js';
+import { isFile, type VNode } from '../vfs/node.js';
+import { lowerBound } from '../util/sorted.js';
 import type { WalkMode, WalkTree } from './walk-ahead.js';
 
 export class VfsWalkTree implements WalkTree<VNode> {
@@ -17,7 +18,7 @@ export class VfsWalkTree implements WalkTree<VNode> {
   }
 
   size(node: VNode): number {
-    return isFile(node) ? node.inode.entry.size : 0;
+    return isFile(node) ? this.fs.size(node) : 0;
   }
 
   scopeOf(a: VNode, b: VNode): VNode {
@@ -63,20 +64,9 @@ export class VfsWalkTree implements WalkTree<VNode> {
   }
 }
 
-function isFile(node: VNode): boolean {
-  const t = node.inode.entry.type;
-  return !node.children && (t === 'reg' || t === 'hardlink');
-}
-
 /** Position of `name` in children sorted as MergedFs.readdir sorts them (-1 when absent). */
 function indexIn(kids: VNode[], name: string): number {
-  let lo = 0;
-  let hi = kids.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (kids[mid]!.name < name) lo = mid + 1;
-    else hi = mid;
-  }
+  const lo = lowerBound(kids, (k) => k.name < name);
   return lo < kids.length && kids[lo]!.name === name ? lo : -1;
 }
 

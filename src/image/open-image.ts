@@ -96,7 +96,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
         }),
       ),
     );
-    const fs = new MergedFs(layers);
+    const fs = new MergedFs(layers, { connections: opts.concurrency });
     for (const w of fs.warnings) notice(w);
     return {
       ref,

@@ -21,12 +21,13 @@ import {
 } from '../estargz/index.js';
 import type { Descriptor } from '../registry/manifest.js';
 import type { BlobReader, BlobSource } from '../blob/blob-source.js';
-import { planRanges } from './range-plan.js';
+import { chunksWithin, planRanges, type RangePlanOptions } from './range-plan.js';
 import { allSettledOrThrow, mapConcurrent } from '../util/concurrent.js';
 import { inflateInThread, type InflateItem } from './inflate-pool.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { isChunkDigest } from '../cache/digest-key.js';
-import { chunkKey, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
+import { sha256Digest } from '../util/digest.js';
+import { cacheable, chunkKey, inCache, peekMemory, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
 import { layerRule, needsWholeFile, verifyToc, type LayerRule } from './trust.js';
 
 /** A layer's footer, TOC JSON and the index built from it. */
@@ -128,6 +129,34 @@ export class EstargzLayer implements Layer {
     return { footer, json, index };
   }
 
+  peek(ref: ChunkRef): Buffer | undefined {
+    return peekMemory(this.ctx, ref);
+  }
+
+  atHand(ref: ChunkRef, onDisk = false): boolean {
+    return this.inflight.has(chunkKey(this.descriptor.digest, ref)) || inCache(this.ctx, ref, onDisk);
+  }
+
+  /** The one range planning: what fetchChunks requests, and what the scheduler queues as one job each. */
+  private rangeOptions(): RangePlanOptions {
+    return { ...this.ctx.tuning, maxDecodedBytes: Math.floor(this.ctx.memory.capacity / RANGES_PER_BUDGET) };
+  }
+
+  planFetch(refs: readonly ChunkRef[]): ChunkRef[][] {
+    const extents = refs.map((ref) => ({ offset: ref.offset, end: ref.end, decoded: ref.size, ref }));
+    return planRanges(extents, this.rangeOptions()).map((range) => {
+      const out = range.items.map((i) => i.ref);
+      if (range.items.length > 1) {
+        // The bytes between the chunks are fetched anyway: inflate the whole chunks among them
+        // too (files are rarely stored in readdir order; a walk wants them later).
+        const have = new Set(out);
+        for (const c of chunksWithin(this.index.chunksByOffset ?? [], range.offset, range.end)) if (cacheable(c) && !have.has(c)) out.push(c);
+        out.sort((a, b) => a.offset - b.offset);
+      }
+      return out;
+    });
+  }
+
   async readChunks(refs: readonly ChunkRef[], sink: ChunkSink, options: ReadOptions = {}): Promise<void> {
     const direct: ChunkRef[] = [];
     const later: ChunkRef[] = [];
@@ -177,7 +206,7 @@ export class EstargzLayer implements Layer {
       for (const ref of batch) {
         const data = got.get(ref)!;
         hash.update(data);
-        const digest = 'sha256:' + createHash('sha256').update(data).digest('hex');
+        const digest = sha256Digest(data);
         digests.push(digest);
         await this.ctx.cache.put(digest, data);
       }
@@ -262,7 +291,7 @@ export class EstargzLayer implements Layer {
     if (!source || this.ctx.offline) {
       throw new StargzError(ErrorCodes.OFFLINE_MISS, `chunks of layer ${this.descriptor.digest} are not in the cache`);
     }
-    const ranges = planRanges(pending, { ...this.ctx.tuning, maxDecodedBytes: Math.floor(this.ctx.memory.capacity / RANGES_PER_BUDGET) });
+    const ranges = planRanges(pending, this.rangeOptions());
     let failed = false;
     await allSettledOrThrow(
       ranges.map((range) =>
@@ -310,7 +339,7 @@ export class EstargzLayer implements Layer {
             // Readers first; the cache write after (still awaited: it bounds memory).
             settle(item.key, data);
             await deliver(item, data);
-            if (item.refs[0]!.digest) await this.ctx.cache.put(item.key, data);
+            if (cacheable(item.refs[0]!)) await this.ctx.cache.put(item.key, data);
           });
         }, options.priority),
       ),

@@ -24,8 +24,20 @@ export interface Layer {
   readonly lazy: boolean;
   readonly format: 'estargz' | 'estargz-legacy' | 'estargz-zstd' | 'tar+gzip';
   readonly index: LayerIndex;
-  /** Delivers every chunk in `refs` to `sink` (in no particular order), fetching what the cache lacks. */
+  /**
+   * Delivers every chunk in `refs` to `sink` (in no particular order), fetching what the cache
+   * lacks. Concurrent calls wanting one chunk share one fetch: this is the one in-flight registry.
+   */
   readChunks(refs: readonly ChunkRef[], sink: ChunkSink, options?: ReadOptions): Promise<void>;
+  /** The chunk's bytes when the memory cache holds them: a read answered without a promise. */
+  peek(ref: ChunkRef): Buffer | undefined;
+  /** In memory (or, with `onDisk`, in either cache) or being fetched right now: nothing to fetch ahead. */
+  atHand(ref: ChunkRef, onDisk?: boolean): boolean;
+  /**
+   * The range requests this layer makes for `refs`, each as the chunks it delivers: the given
+   * ones, plus the cacheable chunks lying wholly in the gaps a merged range fetches anyway.
+   */
+  planFetch(refs: readonly ChunkRef[]): ChunkRef[][];
 }
 
 export interface FetchTuning {
@@ -78,10 +90,27 @@ export function newFetchStats(): FetchStats {
 }
 
 /**
- * The cache key of a chunk: its content digest, so identical chunks anywhere are stored once.
- * A chunk without one gets a position key that only names it among in-flight work: nothing is
- * ever stored under it (the cache holds verified, content-addressed data only; trust.ts).
+ * A chunk without a digest is never cached: the cache holds verified, content-addressed data
+ * only (trust.ts). So it is never looked up in memory, never fetched ahead, never stored.
+ */
+export function cacheable(ref: ChunkRef): ref is ChunkRef & { digest: string } {
+  return ref.digest !== undefined;
+}
+
+/**
+ * The key of a chunk: its content digest, so identical chunks anywhere are stored once. A
+ * chunk without one gets a position key that only names it among in-flight work.
  */
 export function chunkKey(layerDigest: string, ref: ChunkRef): string {
   return ref.digest ?? `unverified:${layerDigest}@${ref.offset}+${ref.innerOffset}`;
+}
+
+/** The memory tier's copy of a chunk, if it holds one (see cacheable). */
+export function peekMemory(ctx: LayerContext, ref: ChunkRef): Buffer | undefined {
+  return cacheable(ref) ? ctx.cache.memory.get(ref.digest) : undefined;
+}
+
+/** Whether the memory tier (or, with onDisk, either tier) holds the chunk. */
+export function inCache(ctx: LayerContext, ref: ChunkRef, onDisk = false): boolean {
+  return cacheable(ref) && (onDisk ? ctx.cache.has(ref.digest) : ctx.cache.memory.has(ref.digest));
 }

@@ -24,7 +24,7 @@ import {
 import type { Descriptor } from '../registry/manifest.js';
 import type { BlobSource } from '../blob/blob-source.js';
 import { SingleFlight } from '../util/single-flight.js';
-import { chunkKey, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
+import { chunkKey, inCache, peekMemory, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
 import { LayerIndexBuilder, decodeLayerIndex, encodeLayerIndex } from './index-codec.js';
 import type { LoadedToc } from './estargz-layer.js';
 import { checkTocAgainstTar, type StreamedTocEvidence } from './trust.js';
@@ -88,6 +88,19 @@ export class PlainLayer implements Layer {
     const index = await streamLayer(descriptor, source, ctx, { estargz: toc !== undefined, toc: toc?.loaded });
     ctx.disk?.putLayerIndex(descriptor.digest, encodeLayerIndex(index, format));
     return new PlainLayer(descriptor, index, format, source, ctx);
+  }
+
+  peek(ref: ChunkRef): Buffer | undefined {
+    return peekMemory(this.ctx, ref);
+  }
+
+  atHand(ref: ChunkRef, onDisk = false): boolean {
+    return inCache(this.ctx, ref, onDisk);
+  }
+
+  /** No ranges: the chunks come from the cache, or from streaming the layer again, all at once. */
+  planFetch(refs: readonly ChunkRef[]): ChunkRef[][] {
+    return refs.length > 0 ? [[...refs]] : [];
   }
 
   async readChunks(refs: readonly ChunkRef[], sink: ChunkSink, options: ReadOptions = {}): Promise<void> {

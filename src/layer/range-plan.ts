@@ -1,5 +1,6 @@
 // Pure planning of range requests: neighbouring compressed extents are merged into one
 // request, because registries punish many small GETs and every request costs a round trip.
+import { lowerBound } from '../util/sorted.js';
 
 export interface Extent {
   /** Compressed start in the blob. */
@@ -52,4 +53,11 @@ export function planRanges<T extends Extent>(items: readonly T[], options: Range
     }
   }
   return ranges;
+}
+
+/** The extents of `sorted` (by offset) lying wholly inside [offset, end). */
+export function chunksWithin<T extends Extent>(sorted: readonly T[], offset: number, end: number): T[] {
+  const out: T[] = [];
+  for (let i = lowerBound(sorted, (c) => c.offset < offset); i < sorted.length && sorted[i]!.offset < end; i++) if (sorted[i]!.end <= end) out.push(sorted[i]!);
+  return out;
 }

@@ -3,7 +3,6 @@
 // Nothing here touches the mount's files: a FUSE server that does deadlocks itself.
 import { promisify } from 'node:util';
 import { ErrorCodes, StargzError, redact } from '../errors.js';
-import type { LayerContext } from '../layer/layer.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import { runPrefetch, type PrefetchMode, type PrefetchResult } from '../prefetch/prefetch.js';
 import { createFuseAdapter, DEFAULT_READ_DEADLINE_MS } from '../fuse/adapter.js';
@@ -46,30 +45,11 @@ export interface ServingMount {
 const CACHE_SECONDS = 3600;
 const UNMOUNT_POLL_MS = 500;
 
-export async function serveImage(image: { fs: MergedFs; ctx: LayerContext }, options: ServeOptions): Promise<ServingMount> {
-  const { fs, ctx } = image;
+export async function serveImage(image: { fs: MergedFs }, options: ServeOptions): Promise<ServingMount> {
+  const { fs } = image;
   const log = options.log;
   const readDeadlineMs = options.readDeadlineMs ?? DEFAULT_READ_DEADLINE_MS;
-  const isCached = (key: string): boolean => {
-    try {
-      return ctx.cache.has(key);
-    } catch {
-      return false;
-    }
-  };
-  const memory = ctx.cache.memory;
-  const adapter = createFuseAdapter(fs, {
-    readDeadlineMs,
-    readAhead: options.readAhead,
-    walkAhead: options.walkAhead,
-    // Memory only: asking the disk index about every chunk ahead costs more than it saves.
-    isCached: (key) => memory.has(key),
-    peek: (key) => memory.get(key),
-    log,
-    tuning: ctx.tuning,
-    // Fetch-ahead leaves a quarter of the connections to on-demand reads.
-    aheadInFlight: Math.max(1, Math.floor((ctx.limiter.concurrency * 3) / 4)),
-  });
+  const adapter = createFuseAdapter(fs, { readDeadlineMs, readAhead: options.readAhead, walkAhead: options.walkAhead, log });
   const fuseOptions: FuseNativeOptions = {
     fsname: options.fsName.replace(/[,\s\\]/g, '_').slice(0, 200),
     subtype: 'stargz-get',
@@ -107,7 +87,7 @@ export async function serveImage(image: { fs: MergedFs; ctx: LayerContext }, opt
   }
 
   const prefetchAbort = new AbortController();
-  const prefetched = runPrefetch(fs, options.prefetch ?? 'none', { isCached, signal: prefetchAbort.signal, log });
+  const prefetched = runPrefetch(fs, options.prefetch ?? 'none', { signal: prefetchAbort.signal, log });
 
   let resolveEnded!: (how: 'stopped' | 'unmounted') => void;
   const ended = new Promise<'stopped' | 'unmounted'>((r) => (resolveEnded = r));

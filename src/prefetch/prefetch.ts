@@ -1,12 +1,12 @@
 // Background prefetch after mounting: first the files the image author put before
 // `.prefetch.landmark` (what the image needs at start), then, in `all` mode, the rest of the
-// image. Runs at low priority in small batches, so an on-demand read never waits behind more
-// than a couple of prefetch requests, and stops when its signal fires (unmount).
+// image. Queued in small batches at the fetch scheduler's lowest priority, so every read and
+// read-ahead goes first, and stopped when its signal fires (unmount).
 import { ErrorCodes, StargzError, redact, toStargzError } from '../errors.js';
 import type { ChunkRef } from '../estargz/index.js';
-import { chunkKey, type Layer } from '../layer/layer.js';
+import { cacheable, type Layer } from '../layer/layer.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
-import type { Inode } from '../vfs/node.js';
+import { isFile } from '../vfs/node.js';
 
 export type PrefetchMode = 'none' | 'landmark' | 'all';
 export const PREFETCH_MODES: readonly PrefetchMode[] = ['none', 'landmark', 'all'];
@@ -30,12 +30,8 @@ export interface PrefetchBatch {
 export interface PrefetchOptions {
   /** Upper bound of the compressed span one batch covers. */
   batchBytes?: number;
-  /** Batches in flight at once. */
-  concurrency?: number;
   /** Consecutive failed batches after which prefetch gives up (registry down). */
   maxConsecutiveFailures?: number;
-  /** Whether a chunk is cached already (checked just before each batch). */
-  isCached?: (key: string) => boolean;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -52,33 +48,31 @@ export interface PrefetchResult {
   ms: number;
 }
 
-const DEFAULTS = { batchBytes: 4 * 1024 * 1024, concurrency: 2, maxConsecutiveFailures: 3 };
+/** Batches of at most 4 MiB of blob; 3 failures in a row mean the registry is down for now. */
+const DEFAULTS = { batchBytes: 4 * 1024 * 1024, maxConsecutiveFailures: 3 };
 
 /**
  * What to prefetch, in order: prioritized chunks of every layer first (by blob offset, as
  * the writer laid them out), then — in `all` mode — every other chunk. Each chunk appears
- * once (identical chunks are cached once, by digest); chunks without a digest are left out
- * since they are never cached. Only files visible in the merged tree count.
+ * once (identical chunks are cached once, by digest); chunks that are never cached are left
+ * out. Only files visible in the merged tree count.
  */
 export function planPrefetch(fs: MergedFs, mode: PrefetchMode, batchBytes = DEFAULTS.batchBytes): PrefetchBatch[] {
   if (mode === 'none') return [];
   const first = new Map<Layer, ChunkRef[]>();
   const rest = new Map<Layer, ChunkRef[]>();
-  const seenInodes = new Set<Inode>();
+  const seenInodes = new Set<number>();
   const seenKeys = new Set<string>();
   for (const node of fs.walk(fs.root)) {
-    const { inode } = node;
-    if (node.children || inode.entry.chunks.length === 0 || seenInodes.has(inode)) continue;
-    seenInodes.add(inode);
-    const layer = inode.layer;
+    if (!isFile(node) || seenInodes.has(node.inode.ino)) continue;
+    seenInodes.add(node.inode.ino);
+    const layer = fs.layerOf(node);
     const { prefetchEnd, noPrefetch } = layer.index;
-    for (const ref of inode.entry.chunks) {
-      if (ref.digest === undefined) continue;
-      const key = chunkKey(layer.descriptor.digest, ref);
-      if (seenKeys.has(key)) continue;
+    for (const ref of fs.chunksFor(node)) {
+      if (!cacheable(ref) || seenKeys.has(ref.digest)) continue;
       const prioritized = !noPrefetch && prefetchEnd !== undefined && ref.offset < prefetchEnd;
       if (!prioritized && mode !== 'all') continue;
-      seenKeys.add(key);
+      seenKeys.add(ref.digest);
       const into = prioritized ? first : rest;
       let list = into.get(layer);
       if (!list) into.set(layer, (list = []));
@@ -105,50 +99,42 @@ function toBatches(byLayer: Map<Layer, ChunkRef[]>, prioritized: boolean, batchB
   return out;
 }
 
-/** Fetches the plan into the cache at low priority. Never throws: failures are logged. */
+/**
+ * Queues the plan in the VFS's fetch scheduler, behind every read and read-ahead, and waits
+ * for it. Never throws: failures are logged.
+ */
 export async function runPrefetch(fs: MergedFs, mode: PrefetchMode, options: PrefetchOptions = {}): Promise<PrefetchResult> {
   const started = Date.now();
-  const o = { ...DEFAULTS, ...stripUndefined(options) };
-  const isCached = options.isCached ?? (() => false);
+  const batchBytes = options.batchBytes ?? DEFAULTS.batchBytes;
+  const maxFailures = options.maxConsecutiveFailures ?? DEFAULTS.maxConsecutiveFailures;
   const log = options.log ?? (() => undefined);
   const result: PrefetchResult = { mode, chunks: 0, bytes: 0, failedBatches: 0, stopped: false, ms: 0 };
-  const batches = planPrefetch(fs, mode, o.batchBytes);
-  let next = 0;
+  // Stops the batches still queued: on the caller's signal, or once prefetch gives up.
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   let consecutiveFailures = 0;
-
-  const worker = async (): Promise<void> => {
-    while (next < batches.length) {
-      if (options.signal?.aborted || consecutiveFailures >= o.maxConsecutiveFailures) {
-        result.stopped = true;
-        return;
-      }
-      const batch = batches[next++]!;
-      const digest = batch.layer.descriptor.digest;
-      const refs = batch.refs.filter((r) => !isCached(chunkKey(digest, r)));
-      if (refs.length === 0) continue;
+  await Promise.all(
+    planPrefetch(fs, mode, batchBytes).map(async (batch) => {
       try {
-        await batch.layer.readChunks(refs, () => undefined, { priority: 'low', ...(options.signal ? { signal: options.signal } : {}) });
+        const fetched = await fs.scheduler.fetch(batch.layer, batch.refs, 'prefetch', signal);
         consecutiveFailures = 0;
-        result.chunks += refs.length;
-        result.bytes += refs.reduce((n, r) => n + r.size, 0);
+        result.chunks += fetched.chunks;
+        result.bytes += fetched.bytes;
       } catch (err) {
-        if (options.signal?.aborted) {
+        if (signal.aborted) {
           result.stopped = true;
           return;
         }
         result.failedBatches++;
-        consecutiveFailures++;
         const e = toStargzError(err);
-        log(`prefetch: ${refs.length} chunks of layer ${digest} failed (${e.code}: ${redact(e.message)})`);
-        if (consecutiveFailures === o.maxConsecutiveFailures) log('prefetch: giving up after repeated failures; reads still fetch on demand');
+        log(`prefetch: ${batch.refs.length} chunks of layer ${batch.layer.descriptor.digest} failed (${e.code}: ${redact(e.message)})`);
+        if (++consecutiveFailures === maxFailures) {
+          log('prefetch: giving up after repeated failures; reads still fetch on demand');
+          stop.abort();
+        }
       }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, o.concurrency) }, worker));
+    }),
+  );
   result.ms = Date.now() - started;
   return result;
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

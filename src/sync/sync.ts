@@ -10,11 +10,9 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ErrorCodes, StargzError, toStargzError } from '../errors.js';
-import type { ChunkRef } from '../estargz/index.js';
-import type { Layer } from '../layer/layer.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
-import { visibleXattrs, type Inode, type VNode } from '../vfs/node.js';
-import { allSettledOrThrow, mapConcurrent } from '../util/concurrent.js';
+import { isFile, visibleXattrs, type Inode, type VNode } from '../vfs/node.js';
+import { mapConcurrent } from '../util/concurrent.js';
 import { checkEntryName, NameSet } from './dest-path.js';
 import { DestFs, type DirHandle } from './dest-fs.js';
 
@@ -60,6 +58,8 @@ interface Place {
 }
 
 interface FileJob extends Place {
+  /** The first of the file's names met (what it is read by). */
+  node: VNode;
   inode: Inode;
   tmp?: string;
   fd?: number;
@@ -86,8 +86,8 @@ const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const DIR_OPEN = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY;
 
-export async function syncPath(fs: MergedFs, imagePath: string, dest: string, options: SyncOptions = {}): Promise<SyncSummary> {
-  const run = new SyncRun(fs, options);
+export async function syncPath(image: MergedFs, imagePath: string, dest: string, options: SyncOptions = {}): Promise<SyncSummary> {
+  const run = new SyncRun(image, options);
   return run.run(imagePath, dest);
 }
 
@@ -102,7 +102,7 @@ class SyncRun {
   private readonly progress: SyncProgress = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 };
 
   constructor(
-    private readonly fs: MergedFs,
+    private readonly image: MergedFs,
     private readonly options: SyncOptions,
   ) {
     const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -110,7 +110,7 @@ class SyncRun {
   }
 
   async run(imagePath: string, dest: string): Promise<SyncSummary> {
-    const top = this.fs.resolve(imagePath, false);
+    const top = this.image.resolve(imagePath, false);
     try {
       const root = await this.openRoot(top, dest);
       await this.materialize(top, root);
@@ -170,23 +170,22 @@ class SyncRun {
           : root; // the top directory is DEST itself
         dirs.push(dir);
         const names = new NameSet();
-        for (const child of this.fs.readdir(node)) {
+        for (const child of this.image.readdir(node)) {
           names.add(child.name, node.path);
           plan(child, { dir, name: child.name });
         }
         return;
       }
       const at = place!;
-      const type = node.inode.entry.type;
-      if (type === 'reg' || type === 'hardlink') {
+      if (isFile(node)) {
         const job = byInode.get(node.inode);
         if (job) {
           job.links.push(at);
           return;
         }
-        byInode.set(node.inode, { ...at, inode: node.inode, remaining: node.inode.entry.chunks.length, writtenEnd: 0, links: [] });
+        byInode.set(node.inode, { ...at, node, inode: node.inode, remaining: this.image.chunksFor(node).length, writtenEnd: 0, links: [] });
         this.progress.filesTotal++;
-        this.progress.bytesTotal += node.inode.entry.size;
+        this.progress.bytesTotal += this.image.size(node);
         return;
       }
       others.push({ ...at, node });
@@ -266,46 +265,30 @@ class SyncRun {
   }
 
   private async writeFiles(jobs: FileJob[]): Promise<void> {
-    const byLayer = new Map<Layer, { refs: ChunkRef[]; owner: Map<ChunkRef, FileJob> }>();
+    const byNode = new Map<VNode, FileJob>();
     const empty: FileJob[] = [];
     for (const job of jobs) {
-      if (job.remaining === 0) {
-        empty.push(job);
-        continue;
-      }
-      let group = byLayer.get(job.inode.layer);
-      if (!group) byLayer.set(job.inode.layer, (group = { refs: [], owner: new Map() }));
-      for (const ref of job.inode.entry.chunks) {
-        group.refs.push(ref);
-        group.owner.set(ref, job);
-      }
+      if (job.remaining === 0) empty.push(job);
+      else byNode.set(job.node, job);
     }
     await mapConcurrent(empty, CREATE_CONCURRENCY, async (job) => {
       await this.openJob(job);
       await this.finishJob(job);
     });
-    let failed = false;
-    await allSettledOrThrow(
-      [...byLayer].map(([layer, group]) =>
-        layer.readChunks(
-          group.refs,
-          async (ref, data) => {
-            // Once anything failed, no new file is started: the run is being abandoned.
-            if (failed || this.abandoned) throw new StargzError(ErrorCodes.ABORTED, 'sync abandoned');
-            const job = group.owner.get(ref)!;
-            const fd = await this.openJob(job);
-            await this.disk.writeFully(fd, data, ref.fileOffset);
-            job.writtenEnd = Math.max(job.writtenEnd, ref.fileOffset + data.length);
-            this.summary.bytesWritten += data.length;
-            this.progress.bytesDone += data.length;
-            if (--job.remaining === 0) await this.finishJob(job);
-          },
-          { signal: this.options.signal },
-        ).catch((err: unknown) => {
-          failed = true;
-          throw err;
-        }),
-      ),
+    await this.image.readFiles(
+      byNode.keys(),
+      async (node, fileOffset, data) => {
+        // Once anything failed, no new file is started: the run is being abandoned.
+        if (this.abandoned) throw new StargzError(ErrorCodes.ABORTED, 'sync abandoned');
+        const job = byNode.get(node)!;
+        const fd = await this.openJob(job);
+        await this.disk.writeFully(fd, data, fileOffset);
+        job.writtenEnd = Math.max(job.writtenEnd, fileOffset + data.length);
+        this.summary.bytesWritten += data.length;
+        this.progress.bytesDone += data.length;
+        if (--job.remaining === 0) await this.finishJob(job);
+      },
+      this.options.signal,
     );
   }
 

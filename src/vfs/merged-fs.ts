@@ -1,9 +1,13 @@
 // The image's merged filesystem: one read-only view of all layers that both clients —
-// the FUSE adapter and the sync walker — use. Metadata comes from the TOCs; bytes come
-// from Layer.readChunks (cache first, then range fetches).
+// the FUSE adapter and the sync walker — use. Metadata comes from the TOCs; bytes leave
+// only through readCached/readInto/read/readFiles, which ask the image's one fetch scheduler
+// (cache first, then range fetches), and fetchAhead queues background work there.
 import { ErrorCodes, StargzError } from '../errors.js';
 import type { ChunkRef } from '../estargz/index.js';
-import type { Layer, ReadOptions } from '../layer/layer.js';
+import type { Layer } from '../layer/layer.js';
+import { FetchScheduler, type BackgroundKind } from '../layer/scheduler.js';
+import { allSettledOrThrow } from '../util/concurrent.js';
+import { lowerBound } from '../util/sorted.js';
 import { mergeLayers } from './merge.js';
 import { statOf, visibleXattrs, type VNode, type VStat } from './node.js';
 
@@ -13,8 +17,12 @@ export class MergedFs {
   readonly root: VNode;
   readonly warnings: string[];
   private readonly byPath: Map<string, VNode>;
+  /** Every fetch of this image's bytes: on demand, read-ahead, walk-ahead and prefetch. */
+  readonly scheduler: FetchScheduler;
 
-  constructor(readonly layers: readonly Layer[]) {
+  /** `connections`: range requests the layers make at once (the default concurrency when unset). */
+  constructor(readonly layers: readonly Layer[], options: { connections?: number } = {}) {
+    this.scheduler = new FetchScheduler(options.connections);
     const merged = mergeLayers(layers);
     this.root = merged.root;
     this.byPath = merged.byPath;
@@ -68,8 +76,9 @@ export class MergedFs {
     return [...node.children.keys()].sort().map((k) => node.children!.get(k)!);
   }
 
-  readlink(node: VNode): string {
-    return node.inode.entry.linkName;
+  /** A symlink's target; undefined for anything else. */
+  readlink(node: VNode): string | undefined {
+    return node.inode.entry.type === 'symlink' ? node.inode.entry.linkName : undefined;
   }
 
   xattrs(node: VNode): Record<string, Buffer> {
@@ -82,45 +91,136 @@ export class MergedFs {
     if (node.children) for (const child of this.readdir(node)) yield* this.walk(child);
   }
 
-  /** The chunks of a regular file that overlap [offset, offset + length). */
+  /** The layer whose blob holds the node's bytes (its metadata too). */
+  layerOf(node: VNode): Layer {
+    return node.inode.layer;
+  }
+
+  /** Bytes in a regular file (0 for anything else without data). */
+  size(node: VNode): number {
+    return node.inode.entry.size;
+  }
+
+  /** The chunks of a regular file that overlap [offset, offset + length), in file order. */
   chunksFor(node: VNode, offset = 0, length = Infinity): ChunkRef[] {
     const chunks = node.inode.entry.chunks;
     const end = offset + length;
-    // Chunks are sorted and do not overlap (contiguous unless the file is sparse): binary-search
-    // the first one that ends after offset.
-    let lo = 0;
-    let hi = chunks.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const c = chunks[mid]!;
-      if (c.fileOffset + c.size <= offset) lo = mid + 1;
-      else hi = mid;
-    }
+    // Sorted and not overlapping (contiguous unless the file is sparse): the first that ends after offset.
     const out: ChunkRef[] = [];
-    for (let i = lo; i < chunks.length && chunks[i]!.fileOffset < end; i++) out.push(chunks[i]!);
+    for (let i = lowerBound(chunks, (c) => c.fileOffset + c.size <= offset); i < chunks.length && chunks[i]!.fileOffset < end; i++) out.push(chunks[i]!);
     return out;
   }
 
-  /** Up to `length` bytes of a regular file from `offset` (short at end of file). */
-  async read(node: VNode, offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
-    const size = node.inode.entry.size;
-    if (offset >= size || length <= 0) return Buffer.alloc(0);
-    const want = Math.min(length, size - offset);
-    // A sparse file's holes are the bytes no chunk covers: zeros.
-    const out = node.inode.entry.sparse ? Buffer.alloc(want) : Buffer.allocUnsafe(want);
-    const refs = this.chunksFor(node, offset, want);
-    await node.inode.layer.readChunks(
-      refs,
-      (ref, data) => {
-        // Copy the overlap of this chunk with [offset, offset + want).
-        const from = Math.max(offset, ref.fileOffset);
-        const to = Math.min(offset + want, ref.fileOffset + ref.size);
-        if (to > from) data.copy(out, from - offset, from - ref.fileOffset, to - ref.fileOffset);
-      },
-      options,
-    );
-    return out;
+  // The one byte path: file bytes leave the VFS only through the methods below (FUSE uses
+  // readCached then readInto, a library user read, sync readFiles), all through the scheduler.
+
+  /**
+   * Copies up to `length` bytes of a regular file from `offset` into `buf` when every chunk
+   * they need is in memory, synchronously; answers the count (short at end of file), or
+   * undefined when a chunk must be read through the cache or fetched (see readInto).
+   */
+  readCached(node: VNode, buf: Buffer, offset: number, length: number): number | undefined {
+    const want = this.prepare(node, buf, offset, length);
+    return want === 0 || copyCached(node.inode.layer, this.chunksFor(node, offset, want), buf, offset, want) ? want : undefined;
   }
+
+  /**
+   * Copies up to `length` bytes of a regular file from `offset` into `buf`, reading through the
+   * cache and fetching on demand; answers the count. Nothing is copied once `signal` fired, so a
+   * caller that gave up may hand `buf` back.
+   */
+  async readInto(node: VNode, buf: Buffer, offset: number, length: number, signal?: AbortSignal): Promise<number> {
+    const want = this.prepare(node, buf, offset, length);
+    if (want === 0) return 0;
+    const layer = node.inode.layer;
+    const refs = this.chunksFor(node, offset, want);
+    if (copyCached(layer, refs, buf, offset, want)) return want;
+    await this.scheduler.read(layer, refs, (ref, data) => {
+      if (!signal?.aborted) copyOverlap(ref, data, buf, offset, want);
+    }, signal);
+    return want;
+  }
+
+  /** Up to `length` bytes of a regular file from `offset` (short at end of file). */
+  async read(node: VNode, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, node.inode.entry.size - offset)));
+    return buf.subarray(0, await this.readInto(node, buf, offset, length, signal));
+  }
+
+  /**
+   * Every chunk of the given regular files, to `sink` as it arrives, in no particular order
+   * (sync writes them where they go). All chunks of one layer are asked for at once, so
+   * neighbouring chunks of different files share range requests; once one layer failed, no
+   * further chunk is delivered. A sparse file's holes are not delivered.
+   */
+  async readFiles(nodes: Iterable<VNode>, sink: (node: VNode, fileOffset: number, data: Buffer) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
+    const byLayer = new Map<Layer, { refs: ChunkRef[]; owner: Map<ChunkRef, VNode> }>();
+    for (const node of nodes) {
+      const layer = node.inode.layer;
+      let group = byLayer.get(layer);
+      if (!group) byLayer.set(layer, (group = { refs: [], owner: new Map() }));
+      for (const ref of node.inode.entry.chunks) {
+        group.refs.push(ref);
+        group.owner.set(ref, node);
+      }
+    }
+    let failed = false;
+    await allSettledOrThrow(
+      [...byLayer].map(([layer, { refs, owner }]) =>
+        this.scheduler
+          .read(layer, refs, (ref, data) => {
+            if (failed) throw new StargzError(ErrorCodes.ABORTED, 'read abandoned');
+            return sink(owner.get(ref)!, ref.fileOffset, data);
+          }, signal)
+          .catch((err: unknown) => {
+            failed = true;
+            throw err;
+          }),
+      ),
+    );
+  }
+
+  /**
+   * Fetches byte ranges of files into the cache in the background, most wanted first. A
+   * failure is not reported: the on-demand read of those bytes fetches them again.
+   */
+  fetchAhead(ranges: Iterable<{ node: VNode; offset: number; length: number }>, kind: BackgroundKind): void {
+    const byLayer = new Map<Layer, ChunkRef[]>();
+    for (const { node, offset, length } of ranges) {
+      const layer = node.inode.layer;
+      const refs = byLayer.get(layer) ?? byLayer.set(layer, []).get(layer)!;
+      refs.push(...this.chunksFor(node, offset, length));
+    }
+    for (const [layer, refs] of byLayer) this.scheduler.fetch(layer, refs, kind).catch(() => undefined);
+  }
+
+  /** The bytes to read of [offset, offset + length) (short at end of file), a sparse file's holes zeroed in buf. */
+  private prepare(node: VNode, buf: Buffer, offset: number, length: number): number {
+    const size = node.inode.entry.size;
+    const want = offset >= size || length <= 0 ? 0 : Math.min(length, size - offset);
+    // A sparse file's holes are the bytes no chunk covers: zeros (buf is not zeroed to begin with).
+    if (node.inode.entry.sparse) buf.fill(0, 0, want);
+    return want;
+  }
+}
+
+/** Copies [pos, pos + want) into buf if every chunk of it is in memory; false (and buf unspecified) if not. */
+function copyCached(layer: Layer, refs: readonly ChunkRef[], buf: Buffer, pos: number, want: number): boolean {
+  const found: Buffer[] = [];
+  for (const ref of refs) {
+    const data = layer.peek(ref);
+    if (!data) return false;
+    found.push(data);
+  }
+  refs.forEach((ref, i) => copyOverlap(ref, found[i]!, buf, pos, want));
+  return true;
+}
+
+/** Copies the overlap of a chunk with [pos, pos + want) of the file into buf (which starts at pos). */
+function copyOverlap(ref: ChunkRef, data: Buffer, buf: Buffer, pos: number, want: number): void {
+  const from = Math.max(pos, ref.fileOffset);
+  const to = Math.min(pos + want, ref.fileOffset + ref.size);
+  if (to > from) data.copy(buf, from - pos, from - ref.fileOffset, to - ref.fileOffset);
 }
 
 function notFound(path: string, why?: string): StargzError {

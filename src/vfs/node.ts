@@ -49,8 +49,10 @@ export interface VStat {
   blocks: number;
 }
 
-export function isDir(node: VNode): boolean {
-  return node.inode.entry.type === 'dir';
+/** A regular file (a hardlink names one too): what has bytes to read. */
+export function isFile(node: VNode): boolean {
+  const t = node.inode.entry.type;
+  return !node.children && (t === 'reg' || t === 'hardlink');
 }
 
 /** Linux's makedev, as the kernel and `stat` encode device numbers. */

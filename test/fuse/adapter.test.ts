@@ -144,10 +144,9 @@ test('a read that hangs answers EIO at its deadline and cancels the fetch', asyn
 });
 
 test('sequential reads of a big file fetch ahead at low priority, skipping cached chunks', async () => {
-  const cached = new Set<string>();
-  const { ops, layer, fs } = setup({ isCached: (k) => cached.has(k), readAhead: { initialWindow: 256 * 1024, maxWindow: 1024 * 1024, slack: 128 * 1024, eagerLength: 128 * 1024 } });
-  const node = fs.get('/big')!;
-  cached.add(node.inode.entry.chunks[3]!.digest!);
+  const { ops, layer, fs } = setup({ readAhead: { initialWindow: 256 * 1024, maxWindow: 1024 * 1024, slack: 128 * 1024, eagerLength: 128 * 1024 } });
+  const chunk3 = fs.chunksFor(fs.get('/big')!)[3]!;
+  layer.memory.set(chunk3.digest!, layer.bytesOf(chunk3));
   await readAll(ops, '/big', 256 * 1024);
   const low = layer.calls.filter((c) => c.options.priority === 'low');
   const high = layer.calls.filter((c) => c.options.priority === 'high');
@@ -194,32 +193,4 @@ test('reading a directory file after file fetches the next files ahead in one lo
   );
   for (let i = 2; i < 12; i++) assert.equal((await readAll(ops, `/d/f${String(i).padStart(2, '0')}`, 10_000))[0], i);
   assert.equal(low(), 1, 'nothing fetched ahead twice');
-});
-
-test('a read waits for the fetch-ahead that has its chunk on the way instead of fetching it again', async () => {
-  const files = Array.from({ length: 4 }, (_, i) => ({ path: `d/f${i}`, content: Buffer.alloc(1000, i) }));
-  const layer = new FakeLayer(files);
-  const fs = new MergedFs([layer]);
-  const memory = new Map<string, Buffer>();
-  // Fetch-ahead lands in "memory" a little later; reads check it first.
-  const held: Array<() => void> = [];
-  const realRead = layer.readChunks.bind(layer);
-  layer.readChunks = async (refs, sink, options) => {
-    if (options?.priority === 'low') await new Promise<void>((r) => held.push(r));
-    return realRead(refs, async (ref, data) => {
-      memory.set(ref.digest!, data);
-      await sink(ref, data);
-    }, options);
-  };
-  const { ops } = createFuseAdapter(fs, { readDeadlineMs: 2000, log: () => undefined, isCached: (k) => memory.has(k), peek: (k) => memory.get(k) });
-  await readAll(ops, '/d/f0', 1000);
-  await readAll(ops, '/d/f1', 1000); // starts the walk: f2 and f3 on their way, held
-  assert.equal(held.length, 1);
-  const f2 = fs.get('/d/f2')!.inode.entry.chunks[0]!.offset;
-  const onDemandF2 = (): number => layer.calls.filter((c) => c.options.priority === 'high' && c.refs.some((r) => r.offset === f2)).length;
-  const pending = readAll(ops, '/d/f2', 1000);
-  await new Promise((r) => setImmediate(r));
-  held.forEach((release) => release());
-  assert.equal((await pending)[0], 2);
-  assert.equal(onDemandF2(), 0, 'f2 came with the fetch-ahead, not fetched again');
 });

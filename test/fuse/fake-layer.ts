@@ -1,8 +1,10 @@
-// An in-memory Layer for unit tests of the adapter and prefetch: files cut into chunks with
-// made-up blob offsets, and a readChunks that records its calls and can hang or fail.
+// An in-memory Layer for unit tests of the adapter, the scheduler and prefetch: files cut
+// into chunks with made-up blob offsets (10 bytes each, back to back), a "memory cache" the
+// test fills, and a readChunks that records its calls and can hang or fail.
 import { createHash } from 'node:crypto';
 import type { ChunkRef, IndexEntry, LayerIndex, NodeType } from '../../src/estargz/index.js';
-import type { ChunkSink, Layer, ReadOptions } from '../../src/layer/layer.js';
+import { cacheable, DEFAULT_FETCH_TUNING, type ChunkSink, type Layer, type ReadOptions } from '../../src/layer/layer.js';
+import { planRanges } from '../../src/layer/range-plan.js';
 
 export interface FakeFile {
   path: string;
@@ -32,6 +34,8 @@ export class FakeLayer implements Layer {
   readonly index: LayerIndex;
   readonly calls: Array<{ refs: ChunkRef[]; options: ReadOptions }> = [];
   behaviour: Behaviour = 'ok';
+  /** Chunks "in the memory cache", by digest: what peek and atHand see. */
+  readonly memory = new Map<string, Buffer>();
   private readonly data = new Map<number, Buffer>();
 
   constructor(files: FakeFile[], options: FakeLayerOptions = {}) {
@@ -85,6 +89,23 @@ export class FakeLayer implements Layer {
       e.size = target.size;
       e.chunks = target.chunks;
     }
+  }
+
+  peek(ref: ChunkRef): Buffer | undefined {
+    return cacheable(ref) ? this.memory.get(ref.digest) : undefined;
+  }
+
+  atHand(ref: ChunkRef): boolean {
+    return this.peek(ref) !== undefined;
+  }
+
+  planFetch(refs: readonly ChunkRef[]): ChunkRef[][] {
+    return planRanges(refs, DEFAULT_FETCH_TUNING).map((r) => r.items);
+  }
+
+  /** The bytes of a chunk, as the blob holds them. */
+  bytesOf(ref: ChunkRef): Buffer {
+    return this.data.get(ref.offset)!;
   }
 
   async readChunks(refs: readonly ChunkRef[], sink: ChunkSink, options: ReadOptions = {}): Promise<void> {

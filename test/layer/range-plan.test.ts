@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planRanges } from '../../src/layer/range-plan.js';
+import { chunksWithin, planRanges } from '../../src/layer/range-plan.js';
 
 const ext = (offset: number, end: number) => ({ offset, end });
 
@@ -33,4 +33,11 @@ test('planRanges does not merge beyond maxDecodedBytes of inflated data', () => 
   assert.equal(r.length, 4);
   const small = planRanges(items.map((i) => ({ ...i, decoded: 100 })), { maxGap: 0, maxRangeBytes: 1 << 20, maxDecodedBytes: 1 << 30 });
   assert.equal(small.length, 1);
+});
+
+test('chunksWithin: the extents lying wholly inside a span, by offset', () => {
+  const sorted = [ext(0, 90), ext(100, 190), ext(200, 290), ext(300, 390)];
+  assert.deepEqual(chunksWithin(sorted, 150, 300).map((e) => e.offset), [200]);
+  assert.deepEqual(chunksWithin(sorted, 100, 390).map((e) => e.offset), [100, 200, 300]);
+  assert.deepEqual(chunksWithin(sorted, 400, 500), []);
 });

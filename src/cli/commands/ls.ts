@@ -25,7 +25,7 @@ export async function lsCommand(source: string, flags: LsFlags, io: CliIo): Prom
       for (const node of fs.walk(top)) if (node !== top) nodes.push({ node, name: node.path });
     } else for (const node of fs.readdir(top)) nodes.push({ node, name: node.name });
     if (flags.json) {
-      io.out(JSON.stringify(nodes.map(({ node }) => describe(fs, node, image.layers.indexOf(node.inode.layer))), null, 2));
+      io.out(JSON.stringify(nodes.map(({ node }) => describe(fs, node, image.layers.indexOf(fs.layerOf(node)))), null, 2));
       return;
     }
     // Names come from the image: on a terminal they are quoted as GNU ls quotes them, so an
@@ -37,7 +37,8 @@ export async function lsCommand(source: string, flags: LsFlags, io: CliIo): Prom
         continue;
       }
       const st = fs.stat(node);
-      io.out(longListing(st, show(name), node.inode.entry.type === 'symlink' ? show(node.inode.entry.linkName) : undefined));
+      const target = fs.readlink(node);
+      io.out(longListing(st, show(name), target === undefined ? undefined : show(target)));
     }
   } finally {
     await image.close();
