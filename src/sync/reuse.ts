@@ -19,6 +19,7 @@ import type { DestFs, DirHandle } from './dest-fs.js';
 import { entryPath, listDir, openRegular, sha256OfFd, type DestListing } from './dest-scan.js';
 import { removeStaleTemps } from './temporaries.js';
 import { pruneExtras } from './prune.js';
+import { feedLocalChunks, type LocalChunkSink } from './local-chunks.js';
 
 export type ContentCheck = 'checksum' | 'quick';
 
@@ -27,6 +28,8 @@ export interface ReuseOptions {
   check?: ContentCheck;
   /** Remove entries of DEST that the synced path does not have (default: keep and count them). */
   delete?: boolean;
+  /** The image's chunk cache: chunks of local files that do not match whole, verified, go there (local-chunks.ts). */
+  localChunks?: LocalChunkSink;
 }
 
 /** A directory sync writes into; node is its image directory (undefined: the directory a single entry lands in). */
@@ -52,6 +55,10 @@ export interface ReuseCounts {
   reused: number;
   /** Bytes of the files above: not fetched, not written. */
   reusedBytes: number;
+  /** Fetched files completed in part from chunks of the local file at their name ... */
+  fromLocalChunks: number;
+  /** ... and the bytes of those chunks (not fetched). */
+  localChunkBytes: number;
   /** Symlinks DEST already had with the right target: left in place. */
   symlinksKept: number;
   /** Temporaries of earlier, killed runs removed. */
@@ -66,7 +73,7 @@ const HASH_CONCURRENCY = 4;
 const LIST_CONCURRENCY = 8;
 
 export class DestReuse {
-  readonly counts: ReuseCounts = { unchanged: 0, reused: 0, reusedBytes: 0, symlinksKept: 0, staleTemps: 0, deleted: 0, extra: 0 };
+  readonly counts: ReuseCounts = { unchanged: 0, reused: 0, reusedBytes: 0, fromLocalChunks: 0, localChunkBytes: 0, symlinksKept: 0, staleTemps: 0, deleted: 0, extra: 0 };
   private readonly check: ContentCheck;
   private readonly listings = new Map<ScanDir, DestListing>();
 
@@ -107,6 +114,25 @@ export class DestReuse {
     await mapConcurrent(candidates, HASH_CONCURRENCY, async ({ file, st }) => {
       if (await this.settle(file, st)) reused.add(file);
     });
+    const sink = this.options.localChunks;
+    if (sink) {
+      // Files still to fetch that DEST has some version of: their matching chunks come from it.
+      await mapConcurrent(files, HASH_CONCURRENCY, async (file) => {
+        const st = this.listings.get(file.dir)?.get(file.name);
+        if (reused.has(file) || !st?.isFile() || st.size === 0) return;
+        const fd = await this.disk.use(file.dir, (dirfd) => openRegular(dirfd, file.name, st));
+        if (fd === undefined) return;
+        try {
+          const fed = await feedLocalChunks(fd, st.size, file.inode.entry, sink);
+          if (fed.chunks > 0) {
+            this.counts.fromLocalChunks++;
+            this.counts.localChunkBytes += fed.bytes;
+          }
+        } finally {
+          fs.closeSync(fd);
+        }
+      });
+    }
     return reused;
   }
 

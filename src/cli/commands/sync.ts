@@ -37,7 +37,7 @@ export async function syncCommand(source: string, dest: string, flags: SyncFlags
   const image = await openImage(ref, { ...options, warmInflater: true });
   try {
     const started = Date.now();
-    const reuse = { check: flags.quick ? ('quick' as const) : ('checksum' as const), delete: flags.delete ?? false };
+    const reuse = { check: flags.quick ? ('quick' as const) : ('checksum' as const), delete: flags.delete ?? false, localChunks: image.ctx.cache };
     if (flags.dryRun) {
       printDryRun(await dryRunSync(image.fs, path, resolvePath(dest), reuse), io, flags.delete ?? false);
       return;
@@ -74,7 +74,8 @@ export async function syncCommand(source: string, dest: string, flags: SyncFlags
 function destLine(d: ReuseCounts, files: number, deleting: boolean): string {
   const fetched = files - d.unchanged - d.reused;
   const parts = [
-    `files: ${fetched} fetched, ${d.reused} reused from DEST (metadata set), ${d.unchanged} unchanged (${formatBytes(d.reusedBytes)} not fetched)`,
+    `files: ${fetched} fetched (${d.fromLocalChunks} of them completed from local chunks, ${formatBytes(d.localChunkBytes)}), ` +
+      `${d.reused} reused from DEST (metadata set), ${d.unchanged} unchanged (${formatBytes(d.reusedBytes)} not fetched)`,
     deleting ? `${d.deleted} extra entries deleted` : `${d.extra} extra entries kept in DEST (--delete removes them)`,
   ];
   if (d.staleTemps > 0) parts.push(`${d.staleTemps} temporaries of an interrupted sync removed`);
