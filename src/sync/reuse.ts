@@ -107,6 +107,10 @@ export class DestReuse {
       if (!st || !sameShape(st, file.inode.entry, this.check)) continue;
       const key = `${st.dev}:${st.ino}`;
       if (claimed.has(key)) continue;
+      // Its metadata is set in place: only when every name of that inode is one of this file's
+      // names here. A link from elsewhere (outside DEST, say) would see our chmod and chown.
+      const names = 1 + file.links.filter((l) => sameInode(this.listings.get(l.dir)?.get(l.name), st)).length;
+      if (st.nlink > names) continue;
       claimed.add(key);
       candidates.push({ file, st });
     }
@@ -147,7 +151,7 @@ export class DestReuse {
       if (!exact) this.applyMetadata(file.inode, fd);
       for (const link of file.links) {
         const at = this.listings.get(link.dir)?.get(link.name);
-        if (at && at.dev === st.dev && at.ino === st.ino) continue;
+        if (sameInode(at, st)) continue;
         exact = false;
         const tmp = await this.disk.linkTemp(file.dir, file.name, link.dir);
         await this.disk.replace(link.dir, tmp, link.name);
@@ -189,6 +193,10 @@ export function sameShape(st: fs.Stats, entry: IndexEntry, check: ContentCheck):
   if (!st.isFile() || st.size !== entry.size) return false;
   if (check === 'quick') return sameSecond(st.mtimeMs, entry.mtimeMs);
   return entry.digest !== undefined;
+}
+
+function sameInode(a: fs.Stats | undefined, b: fs.Stats): boolean {
+  return a !== undefined && a.dev === b.dev && a.ino === b.ino;
 }
 
 function sameSecond(aMs: number, bMs: number): boolean {

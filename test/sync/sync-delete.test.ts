@@ -3,7 +3,7 @@
 // CLI, against a real registry behind a byte-counting proxy, compared with the umoci oracle.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, link, mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
@@ -55,6 +55,22 @@ describe('sync --delete and --dry-run (issue 11)', () => {
     assert.deepEqual(await treeState(outside, true), outsideBefore, 'the directory outside DEST changed');
     // data/f11.bin, data/evil, extra and the oracle-less bookkeeping of the v1 TOC are gone.
     assert.match(r.stderr, /\d+ extra entries deleted/);
+  });
+
+  test('a file of DEST hardlinked from outside DEST is replaced, not reused: the outside inode keeps its metadata', async () => {
+    const dest = await v1Dest('outside-link');
+    const outside = await outsideDir('outside-link-dir');
+    const mine = join(outside, 'f00-copy');
+    await copyFile(join(w.oracle.v2, 'data/f00.bin'), mine); // the very bytes v2 wants
+    await chmod(mine, 0o600);
+    await rm(join(dest, 'data/f00.bin'));
+    await link(mine, join(dest, 'data/f00.bin'));
+    const before = await treeState(outside, true);
+    const r = await sync('v2', dest, ['--delete']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await treeState(outside, true), before, 'the inode outside DEST changed');
+    const d = await diffFromOracle(w.oracle.v2, dest);
+    assert.deepEqual(d, [], formatDiffs(d));
   });
 
   test('--dry-run prints what would be fetched, written and deleted, changes nothing and fetches no chunk', async () => {
