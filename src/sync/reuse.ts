@@ -30,6 +30,8 @@ export interface ReuseOptions {
   delete?: boolean;
   /** The image's chunk cache: chunks of local files that do not match whole, verified, go there (local-chunks.ts). */
   localChunks?: LocalChunkSink;
+  /** Ctrl-C: no further local file is read. */
+  signal?: AbortSignal;
 }
 
 /** A directory sync writes into; node is its image directory (undefined: the directory a single entry lands in). */
@@ -124,6 +126,7 @@ export class DestReuse {
       await mapConcurrent(files, HASH_CONCURRENCY, async (file) => {
         const st = this.listings.get(file.dir)?.get(file.name);
         if (reused.has(file) || !st?.isFile() || st.size === 0) return;
+        this.options.signal?.throwIfAborted();
         const fd = await this.disk.use(file.dir, (dirfd) => openRegular(dirfd, file.name, st));
         if (fd === undefined) return;
         try {
@@ -143,6 +146,7 @@ export class DestReuse {
   /** Verifies one candidate and, when it holds, makes its metadata and hardlinks exact. */
   private async settle(file: ReuseFile, st: fs.Stats): Promise<boolean> {
     const entry = file.inode.entry;
+    this.options.signal?.throwIfAborted();
     const fd = await this.disk.use(file.dir, (dirfd) => openRegular(dirfd, file.name, st));
     if (fd === undefined) return false;
     try {

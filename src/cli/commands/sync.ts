@@ -37,7 +37,7 @@ export async function syncCommand(source: string, dest: string, flags: SyncFlags
   const image = await openImage(ref, { ...options, warmInflater: true });
   try {
     const started = Date.now();
-    const reuse = { check: flags.quick ? ('quick' as const) : ('checksum' as const), delete: flags.delete ?? false, localChunks: image.ctx.cache };
+    const reuse = { check: flags.quick ? ('quick' as const) : ('checksum' as const), delete: flags.delete ?? false, localChunks: image.ctx.cache, signal: io.signal };
     if (flags.dryRun) {
       printDryRun(await dryRunSync(image.fs, path, resolvePath(dest), reuse), io, flags.delete ?? false);
       return;
