@@ -326,7 +326,78 @@ async function main(): Promise<void> {
 
   if (want('mount')) await mountCases(reg.host, wan, largestBin!);
 
+  if (want('syncreuse')) await syncReuseCases(reg.host, wan);
+
   printTable();
+}
+
+// ---------- issue 11: sync over an existing DEST (delta, identical re-sync, resume) ----------
+// Kept in one function with its own rows, apart from the other cases, so that edits to those merge cleanly.
+
+async function syncInto(ref: string, dest: string, cache: string, extra = ''): Promise<{ seconds: number; fetched: number }> {
+  const statsFile = join(work, 'sync-reuse-stats.json');
+  const r = await sh(`node ${cli} sync -q --plain-http --cache-dir ${cache} ${extra} ${ref} ${dest}`, { STARGZ_GET_STATS_FILE: statsFile });
+  return { seconds: r.seconds, fetched: (JSON.parse(readFileSync(statsFile, 'utf8')) as SyncStats).blobBytesReceived };
+}
+
+async function syncReuseCases(host: string, wan: Link): Promise<void> {
+  const out = join(work, 'out-syncreuse');
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  const fresh = (name: string): string => {
+    const d = join(out, name);
+    rmSync(d, { recursive: true, force: true });
+    return d;
+  };
+
+  // a. Delta v1 -> v2 with an empty cache over the WAN link: the test fixture pair (one file
+  //    rewritten, one changed in one chunk, one added, one removed), against a cold v2 sync.
+  for (const v of ['1', '2']) {
+    await sh(`skopeo copy -q --dest-tls-verify=false --preserve-digests oci:${join(root, 'test/fixtures/layouts', 'syncv' + v)}:v${v} docker://${host}/bench/syncfix:v${v}`);
+  }
+  const deltaDest = fresh('delta');
+  await syncInto(`${host}/bench/syncfix:v1`, deltaDest, fresh('cache-delta-v1'));
+  const { result: delta, bytes: deltaBytes } = await linkBytesDuring(wan, () => syncInto(`${wan.host}/bench/syncfix:v2`, deltaDest, fresh('cache-delta-v2'), '--delete'));
+  const { result: coldV2, bytes: coldV2Bytes } = await linkBytesDuring(wan, () => syncInto(`${wan.host}/bench/syncfix:v2`, fresh('delta-cold'), fresh('cache-delta-cold')));
+  rows.push({ case: 'sync v1→v2 (fixture)', link: 'wan', subject: 'stargz-get onto v1 DEST, empty cache', seconds: delta.seconds, bytes: deltaBytes });
+  rows.push({ case: 'sync v1→v2 (fixture)', link: 'wan', subject: 'stargz-get cold', seconds: coldV2.seconds, bytes: coldV2Bytes });
+  check('delta v1→v2 onto v1 DEST fetches ≤ 0.35× a cold sync', `${fmt(deltaBytes / coldV2Bytes)}×`, deltaBytes <= 0.35 * coldV2Bytes);
+
+  // b. Identical re-sync of /usr/bin (loopback), default (sha256) and --quick, against
+  //    `rsync -a` between the same two identical trees.
+  const bin = fresh('usrbin');
+  const binCache = fresh('cache-usrbin');
+  await syncInto(`${host}/bench/debian:v1/usr/bin`, bin, binCache);
+  const again = await syncInto(`${host}/bench/debian:v1/usr/bin`, bin, binCache);
+  const quick = await syncInto(`${host}/bench/debian:v1/usr/bin`, bin, binCache, '--quick');
+  rows.push({ case: 'identical re-sync /usr/bin', link: 'loopback', subject: 'stargz-get (sha256 check)', seconds: again.seconds, bytes: again.fetched });
+  rows.push({ case: 'identical re-sync /usr/bin', link: 'loopback', subject: 'stargz-get --quick', seconds: quick.seconds, bytes: quick.fetched });
+  const haveRsync = await sh('command -v rsync').then(() => true, () => false);
+  if (haveRsync) {
+    const copy = fresh('usrbin-copy');
+    await sh(`cp -a ${bin} ${copy}`);
+    const rs = await sh(`rsync -a ${bin}/ ${copy}/`);
+    rows.push({ case: 'identical re-sync /usr/bin', link: 'loopback', subject: 'rsync -a', seconds: rs.seconds });
+    check('identical re-sync --quick ≤ 10× rsync -a', `${fmt(quick.seconds / rs.seconds, 1)}× (${fmt(quick.seconds)} s vs ${fmt(rs.seconds)} s)`, quick.seconds <= 10 * rs.seconds);
+  } else check('identical re-sync --quick ≤ 10× rsync -a', 'rsync not installed', null);
+
+  // c. Resume after SIGKILL half-way over the WAN link: bytes of both runs against one cold sync.
+  const { result: cold, bytes: coldBytes } = await linkBytesDuring(wan, () => syncInto(`${wan.host}/bench/debian:v1/usr/bin`, fresh('resume-cold'), fresh('cache-resume-cold')));
+  const resumeDest = fresh('resume');
+  const resumeCache = fresh('cache-resume');
+  const { bytes: killedBytes } = await linkBytesDuring(wan, async () => {
+    const child = spawn('node', [cli, 'sync', '-q', '--plain-http', '--cache-dir', resumeCache, `${wan.host}/bench/debian:v1/usr/bin`, resumeDest], { stdio: 'ignore' });
+    children.push(child);
+    const exited = new Promise((r) => child.on('close', r));
+    await new Promise((r) => setTimeout(r, (cold.seconds * 1000) / 2));
+    child.kill('SIGKILL');
+    await exited;
+  });
+  const { result: resumed, bytes: resumedBytes } = await linkBytesDuring(wan, () => syncInto(`${wan.host}/bench/debian:v1/usr/bin`, resumeDest, resumeCache));
+  rows.push({ case: 'resume /usr/bin after SIGKILL', link: 'wan', subject: 'stargz-get cold', seconds: cold.seconds, bytes: coldBytes });
+  rows.push({ case: 'resume /usr/bin after SIGKILL', link: 'wan', subject: 'stargz-get killed + resumed', seconds: resumed.seconds, bytes: killedBytes + resumedBytes });
+  check('resume after kill: both runs ≤ 1.15× one cold sync', `${fmt((killedBytes + resumedBytes) / coldBytes)}×`, killedBytes + resumedBytes <= 1.15 * coldBytes);
+  rmSync(out, { recursive: true, force: true });
 }
 
 async function mount(host: string, repo: string, dir: string, cacheDir: string): Promise<number> {

@@ -6,12 +6,13 @@ import { setMaxListeners } from 'node:events';
 import { DEFAULT_OPTIONS } from '../config.js';
 import { ErrorCodes, StargzError, escapeControl, redact, scrub, toStargzError } from '../errors.js';
 import { exitStatusFor, hintFor } from './exit-codes.js';
-import { addImageOptions, type CommonFlags } from './common.js';
+import { addImageOptions } from './common.js';
 import { formatDuration } from './format.js';
 import type { CliIo } from './io.js';
 // Commands are loaded when they run: a start-up that loads only what it uses is faster
 // (a detached mount starts the CLI twice).
 import type { LsFlags } from './commands/ls.js';
+import type { SyncFlags } from './commands/sync.js';
 import type { InfoFlags } from './commands/info.js';
 import type { CacheFlags } from './commands/cache.js';
 import type { MountFlags } from './commands/mount.js';
@@ -45,8 +46,11 @@ export function buildProgram(io: CliIo): Command {
       .command('sync')
       .description('materialize REF[/PATH] into DEST exactly as an OCI unpacker would, fetching only what PATH needs')
       .argument('<source>', 'image reference with an optional path, e.g. ghcr.io/org/img:tag/etc')
-      .argument('<dest>', 'destination (a directory PATH becomes DEST; a file lands in DEST if it is a directory)'),
-  ).action(async (source: string, dest: string, flags: CommonFlags) => (await import('./commands/sync.js')).syncCommand(source, dest, flags, io));
+      .argument('<dest>', 'destination (a directory PATH becomes DEST; a file lands in DEST if it is a directory)')
+      .option('--delete', 'remove entries of DEST that PATH does not have (never following a symlink out of DEST)')
+      .option('--quick', "reuse a file DEST has when size and mtime match (rsync's quick check) instead of when its sha256 matches the TOC")
+      .option('-n, --dry-run', 'print what would be fetched, written and deleted; change nothing'),
+  ).action(async (source: string, dest: string, flags: SyncFlags) => (await import('./commands/sync.js')).syncCommand(source, dest, flags, io));
 
   addImageOptions(
     program

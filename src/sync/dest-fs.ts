@@ -187,6 +187,12 @@ export class DestFs {
     this.temps.delete(temp);
   }
 
+  /** Removes the entry `name` of dir (a directory with everything below it); a symlink is
+   * removed itself, never followed. For leftovers of killed runs and `--delete` (issue 11). */
+  async removeEntry(dir: DirHandle, name: string): Promise<void> {
+    await this.use(dir, (fd) => this.track(() => this.native.removeTreeAt(fd, name)));
+  }
+
   async writeFully(fd: number, data: Buffer, position: number): Promise<void> {
     let off = 0;
     while (off < data.length) off += await this.track(() => writeFd(fd, data, off, data.length - off, position + off));

@@ -27,9 +27,18 @@ export class NameSet {
   }
 }
 
+/** Every temporary sync makes is named TEMP_PREFIX + 24 lower-case hex digits: a name a later
+ * run recognizes as a leftover of a killed run (temporaries.ts removes them), and one
+ * nobody can guess in advance. */
 export const TEMP_PREFIX = '.sgtmp-';
+const TEMP_NAME = /^\.sgtmp-[0-9a-f]{24}$/;
 
 /** A hidden name nobody can guess in advance (96 random bits); callers create it with O_EXCL semantics. */
 export function tempName(): string {
   return TEMP_PREFIX + randomBytes(12).toString('hex');
+}
+
+/** Whether a name is one tempName() makes: exactly our kind, never a user's `.sgtmp-notes`. */
+export function isTempName(name: string): boolean {
+  return TEMP_NAME.test(name);
 }

@@ -15,6 +15,7 @@ import { isFile, visibleXattrs, type Inode, type VNode } from '../vfs/node.js';
 import { mapConcurrent } from '../util/concurrent.js';
 import { checkEntryName, NameSet } from './dest-path.js';
 import { DestFs, type DirHandle } from './dest-fs.js';
+import { DestReuse, type ReuseCounts, type ReuseOptions } from './reuse.js'; // HOOK(issue 11)
 
 export interface SyncOptions {
   /** Set owners (default: only when running as root, like tar). */
@@ -23,6 +24,8 @@ export interface SyncOptions {
   onProgress?: (progress: SyncProgress) => void;
   /** Non-fatal problems (not root: owners and device nodes skipped...). */
   warn?: (message: string) => void;
+  /** HOOK(issue 11): what DEST already has is reused; --delete, --quick (reuse.ts). */
+  reuse?: ReuseOptions;
 }
 
 export interface SyncProgress {
@@ -41,6 +44,8 @@ export interface SyncSummary {
   hardlinks: number;
   specials: number;
   bytesWritten: number;
+  /** HOOK(issue 11): files DEST already had, leftovers removed, extra entries deleted or kept. */
+  dest?: ReuseCounts;
 }
 
 /** A directory to create (or DEST itself): its handle is filled in once it is open. */
@@ -100,6 +105,7 @@ class SyncRun {
   private abandoned = false;
   private readonly summary: SyncSummary = { target: '', directories: 0, files: 0, symlinks: 0, hardlinks: 0, specials: 0, bytesWritten: 0 };
   private readonly progress: SyncProgress = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 };
+  private readonly dest: DestReuse; // HOOK(issue 11)
 
   constructor(
     private readonly image: MergedFs,
@@ -107,6 +113,7 @@ class SyncRun {
   ) {
     const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     this.preserveOwners = options.preserveOwners ?? isRoot;
+    this.dest = new DestReuse(this.disk, options.reuse ?? {}, this.preserveOwners, (inode, fd) => this.applyMetadata(inode, fd)); // HOOK(issue 11)
   }
 
   async run(imagePath: string, dest: string): Promise<SyncSummary> {
@@ -123,6 +130,7 @@ class SyncRun {
       for (const job of this.jobs) if (job.fd !== undefined) fs.closeSync(job.fd);
       this.disk.closeAll();
     }
+    this.summary.dest = this.dest.counts; // HOOK(issue 11)
     return this.summary;
   }
 
@@ -206,10 +214,20 @@ class SyncRun {
     }
     this.summary.directories = dirs.length;
 
+    // HOOK(issue 11) pre-pass: leftover temporaries removed, files DEST already has settled
+    // (metadata made exact) and taken out of the fetch plan.
+    const settled = await this.dest.prepass(dirs, this.jobs);
+    for (const job of settled) {
+      this.summary.files++;
+      this.summary.hardlinks += job.links.length;
+      this.progress.filesTotal--;
+      this.progress.bytesTotal -= job.inode.entry.size;
+    }
+
     // 2. Regular files: all chunks of a layer in one call, so neighbouring chunks of
     //    different files share range requests. Started first so that the fetches are in
     //    flight while links and special files are made.
-    const files = this.writeFiles(this.jobs);
+    const files = this.writeFiles(this.jobs.filter((job) => !settled.has(job))); // HOOK(issue 11): filter
     files.catch(() => undefined); // awaited below; a failure while step 3 runs is not unhandled
 
     // 3. Symlinks, device nodes, fifos.
@@ -221,6 +239,10 @@ class SyncRun {
       throw err;
     }
     await files;
+
+    // HOOK(issue 11) post-pass: entries DEST has beyond the path, removed (--delete) or counted,
+    // before directory metadata (a removal changes its directory's mtime).
+    await this.dest.postpass(dirs);
 
     // 4. Directory metadata through each directory's descriptor, deepest first (creating
     //    children changes a directory's mtime).
@@ -239,12 +261,15 @@ class SyncRun {
     const native = this.disk.native;
     let tmp: string;
     if (entry.type === 'symlink') {
-      const link = (tmp = await this.disk.symlinkTemp(at.dir, entry.linkName));
-      await this.disk.use(at.dir, (fd) => {
-        if (this.preserveOwners) native.lchownAt(fd, link, entry.uid, entry.gid);
-        native.lutimesAt(fd, link, entry.mtimeMs / 1000);
-      });
+      const setMetadata = (fd: number, name: string): void => {
+        if (this.preserveOwners) native.lchownAt(fd, name, entry.uid, entry.gid);
+        native.lutimesAt(fd, name, entry.mtimeMs / 1000);
+      };
       this.summary.symlinks++;
+      // HOOK(issue 11): a symlink DEST already has with the same target stays (owner, mtime set in place).
+      if (await this.dest.keepSymlink(at.dir, at.name, entry.linkName, setMetadata)) return;
+      const link = (tmp = await this.disk.symlinkTemp(at.dir, entry.linkName));
+      await this.disk.use(at.dir, (fd) => setMetadata(fd, link));
     } else {
       const typeBits = entry.type === 'fifo' ? S_IFIFO : entry.type === 'char' ? S_IFCHR : S_IFBLK;
       try {

@@ -9,8 +9,19 @@ import type { CliIo } from '../io.js';
 import { writeStatsFile } from '../stats-file.js';
 import { loadConfigFile } from '../../config-file.js';
 import { COMMAND_DEFAULTS } from '../../config.js';
+import { dryRunSync, type DryRunReport } from '../../sync/dry-run.js';
+import { escapeControl } from '../../errors.js';
+import type { ReuseCounts } from '../../sync/reuse.js';
 
-export async function syncCommand(source: string, dest: string, flags: CommonFlags, io: CliIo): Promise<void> {
+export interface SyncFlags extends CommonFlags {
+  /** Remove entries of DEST that PATH lacks. */
+  delete?: boolean;
+  /** Reuse local files by size + mtime instead of by sha256 against the TOC. */
+  quick?: boolean;
+  dryRun?: boolean;
+}
+
+export async function syncCommand(source: string, dest: string, flags: SyncFlags, io: CliIo): Promise<void> {
   const { ref, path } = parseReferenceWithPath(source);
   const quiet = flags.quiet ?? loadConfigFile(flags.config).cli.quiet ?? false;
   const progress = new ProgressLine(io.errStream, quiet);
@@ -24,7 +35,13 @@ export async function syncCommand(source: string, dest: string, flags: CommonFla
   const image = await openImage(ref, { ...options, warmInflater: true });
   try {
     const started = Date.now();
+    const reuse = { check: flags.quick ? ('quick' as const) : ('checksum' as const), delete: flags.delete ?? false, localChunks: image.ctx.cache, signal: io.signal };
+    if (flags.dryRun) {
+      printDryRun(await dryRunSync(image.fs, path, resolvePath(dest), reuse), io, flags.delete ?? false);
+      return;
+    }
     const summary = await syncPath(image.fs, path, resolvePath(dest), {
+      reuse,
       signal: io.signal,
       warn: notice,
       onProgress: (p) => progress.update(transferLine(p.bytesDone, p.bytesTotal, image.client.stats.blobBytesReceived, p.filesDone, p.filesTotal)),
@@ -41,6 +58,7 @@ export async function syncCommand(source: string, dest: string, flags: CommonFla
         `${summary.files} files, ${summary.directories} dirs, ${summary.symlinks} symlinks, ${summary.hardlinks} hardlinks, ` +
         `${summary.specials} special; ${formatBytes(summary.bytesWritten)} written in ${secs}s`,
     );
+    if (summary.dest) io.err(destLine(summary.dest, summary.files, flags.delete ?? false));
     io.err(
       `fetched ${formatBytes(fetched)} in ${image.client.stats.requests} requests ` +
         `(full layers: ${formatBytes(fullLayers)}, saved ${saved.toFixed(1)}%; ${image.ctx.stats.chunkCacheHits} chunks from cache)`,
@@ -48,4 +66,33 @@ export async function syncCommand(source: string, dest: string, flags: CommonFla
   } finally {
     await image.close();
   }
+}
+
+/** What the sync did with what DEST already had (issue 11). */
+function destLine(d: ReuseCounts, files: number, deleting: boolean): string {
+  const fetched = files - d.unchanged - d.reused;
+  const parts = [
+    `files: ${fetched} fetched (${d.fromLocalChunks} of them completed from local chunks, ${formatBytes(d.localChunkBytes)}), ` +
+      `${d.reused} reused from DEST (metadata set), ${d.unchanged} unchanged (${formatBytes(d.reusedBytes)} not fetched)`,
+    deleting ? `${d.deleted} extra entries deleted` : `${d.extra} extra entries kept in DEST (--delete removes them)`,
+  ];
+  if (d.staleTemps > 0) parts.push(`${d.staleTemps} temporaries of an interrupted sync removed`);
+  return parts.join('; ');
+}
+
+function printDryRun(r: DryRunReport, io: CliIo, deleting: boolean): void {
+  const count = { fetch: 0, update: 0, create: 0, delete: 0, extra: 0 };
+  let bytes = 0;
+  for (const item of r.items) {
+    count[item.action]++;
+    bytes += item.bytes ?? 0;
+    const size = item.bytes === undefined ? '' : ` (${formatBytes(item.bytes)})`;
+    io.out(`${item.action.padEnd(6)} ${escapeControl(item.path === '' ? '.' : item.path)}${size}`);
+  }
+  io.err(
+    `dry run, nothing changed: ${r.target} would get ${count.fetch} files fetched (${formatBytes(bytes)}, ` +
+      `chunks of ${formatBytes(r.chunkBytes)} compressed before the cache), ${count.update} metadata updates, ` +
+      `${count.create} entries created, ${r.unchanged} files unchanged, ${count.delete} removed` +
+      (deleting ? '' : `, ${count.extra} extra entries kept`),
+  );
 }
