@@ -15,7 +15,7 @@ import { isFile, visibleXattrs, type Inode, type VNode } from '../vfs/node.js';
 import { mapConcurrent } from '../util/concurrent.js';
 import { checkEntryName, NameSet } from './dest-path.js';
 import { DestFs, type DirHandle } from './dest-fs.js';
-import { DestReuse, type ReuseCounts, type ReuseOptions } from './reuse.js'; // HOOK(issue 11)
+import { DestReuse, type ReuseCounts, type ReuseOptions } from './reuse.js';
 
 export interface SyncOptions {
   /** Set owners (default: only when running as root, like tar). */
@@ -24,7 +24,7 @@ export interface SyncOptions {
   onProgress?: (progress: SyncProgress) => void;
   /** Non-fatal problems (not root: owners and device nodes skipped...). */
   warn?: (message: string) => void;
-  /** HOOK(issue 11): what DEST already has is reused; --delete, --quick (reuse.ts). */
+  /** what DEST already has is reused; --delete, --quick (reuse.ts). */
   reuse?: ReuseOptions;
 }
 
@@ -44,7 +44,7 @@ export interface SyncSummary {
   hardlinks: number;
   specials: number;
   bytesWritten: number;
-  /** HOOK(issue 11): files DEST already had, leftovers removed, extra entries deleted or kept. */
+  /** files DEST already had, leftovers removed, extra entries deleted or kept. */
   dest?: ReuseCounts;
 }
 
@@ -105,7 +105,7 @@ class SyncRun {
   private abandoned = false;
   private readonly summary: SyncSummary = { target: '', directories: 0, files: 0, symlinks: 0, hardlinks: 0, specials: 0, bytesWritten: 0 };
   private readonly progress: SyncProgress = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0 };
-  private readonly dest: DestReuse; // HOOK(issue 11)
+  private readonly dest: DestReuse;
 
   constructor(
     private readonly image: MergedFs,
@@ -113,7 +113,7 @@ class SyncRun {
   ) {
     const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     this.preserveOwners = options.preserveOwners ?? isRoot;
-    this.dest = new DestReuse(this.disk, options.reuse ?? {}, this.preserveOwners, (inode, fd) => this.applyMetadata(inode, fd)); // HOOK(issue 11)
+    this.dest = new DestReuse(this.disk, options.reuse ?? {}, this.preserveOwners, (inode, fd) => this.applyMetadata(inode, fd));
   }
 
   async run(imagePath: string, dest: string): Promise<SyncSummary> {
@@ -130,7 +130,7 @@ class SyncRun {
       for (const job of this.jobs) if (job.fd !== undefined) fs.closeSync(job.fd);
       this.disk.closeAll();
     }
-    this.summary.dest = this.dest.counts; // HOOK(issue 11)
+    this.summary.dest = this.dest.counts;
     return this.summary;
   }
 
@@ -214,7 +214,7 @@ class SyncRun {
     }
     this.summary.directories = dirs.length;
 
-    // HOOK(issue 11) pre-pass: leftover temporaries removed, files DEST already has settled
+    // pre-pass: leftover temporaries removed, files DEST already has settled
     // (metadata made exact) and taken out of the fetch plan.
     const settled = await this.dest.prepass(dirs, this.jobs);
     for (const job of settled) {
@@ -227,7 +227,7 @@ class SyncRun {
     // 2. Regular files: all chunks of a layer in one call, so neighbouring chunks of
     //    different files share range requests. Started first so that the fetches are in
     //    flight while links and special files are made.
-    const files = this.writeFiles(this.jobs.filter((job) => !settled.has(job))); // HOOK(issue 11): filter
+    const files = this.writeFiles(this.jobs.filter((job) => !settled.has(job)));
     files.catch(() => undefined); // awaited below; a failure while step 3 runs is not unhandled
 
     // 3. Symlinks, device nodes, fifos.
@@ -240,7 +240,7 @@ class SyncRun {
     }
     await files;
 
-    // HOOK(issue 11) post-pass: entries DEST has beyond the path, removed (--delete) or counted,
+    // post-pass: entries DEST has beyond the path, removed (--delete) or counted,
     // before directory metadata (a removal changes its directory's mtime).
     await this.dest.postpass(dirs);
 
@@ -266,7 +266,7 @@ class SyncRun {
         native.lutimesAt(fd, name, entry.mtimeMs / 1000);
       };
       this.summary.symlinks++;
-      // HOOK(issue 11): a symlink DEST already has with the same target stays (owner, mtime set in place).
+      // a symlink DEST already has with the same target stays (owner, mtime set in place).
       if (await this.dest.keepSymlink(at.dir, at.name, entry.linkName, setMetadata)) return;
       const link = (tmp = await this.disk.symlinkTemp(at.dir, entry.linkName));
       await this.disk.use(at.dir, (fd) => setMetadata(fd, link));
