@@ -3,6 +3,7 @@
 // imprecise numbers, giant counts all end as TOC_INVALID, never as a crash.
 import { createHash } from 'node:crypto';
 import { ErrorCodes, StargzError } from '../errors.js';
+import { NO_XATTRS } from '../file-index/model.js';
 import type { Compression } from './footer.js';
 import { inflateGzipMemberSync } from './gzip-member.js';
 import { MAX_NAME_BYTES } from './names.js';
@@ -167,8 +168,7 @@ function parseEntry(e: unknown, i: number): TocEntry {
   return entry;
 }
 
-/** Shared by every entry without xattrs (most of them): one object, not one per entry. */
-export const NO_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
+export { NO_XATTRS };
 
 function parseXattrs(v: unknown, where: string): Record<string, Buffer> {
   if (v === undefined || v === null) return NO_XATTRS;

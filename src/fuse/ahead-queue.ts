@@ -4,7 +4,7 @@
 // of them. Here the window is cut into the same merged ranges the layer would make, each
 // issued as its own request in the order the reader will want them, a few at a time, and
 // read-ahead within the file being read goes before read-ahead of the files after it.
-import type { ChunkRef } from '../estargz/index.js';
+import { hasExtent, type ChunkRef as AnyChunkRef, type LazyChunkRef as ChunkRef } from '../file-index/index.js';
 import { chunkKey, type Layer } from '../layer/layer.js';
 import { planRanges, type RangePlanOptions } from '../layer/range-plan.js';
 import { setMaxListeners } from 'node:events';
@@ -44,7 +44,9 @@ export class AheadQueue {
   }
 
   /** Queues chunks of one layer, most wanted first; they go out as merged ranges in that order. */
-  add(layer: Layer, refs: readonly ChunkRef[], kind: AheadKind): void {
+  add(layer: Layer, all: readonly AnyChunkRef[], kind: AheadKind): void {
+    // Only lazily read chunks: a plain layer was streamed whole into the cache.
+    const refs = all.filter(hasExtent);
     if (refs.length === 0) return;
     const ranked = refs.map((ref, rank) => ({ offset: ref.offset, end: ref.end, ref, rank }));
     const ranges = planRanges(ranked, this.options);

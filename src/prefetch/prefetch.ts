@@ -3,7 +3,7 @@
 // image. Runs at low priority in small batches, so an on-demand read never waits behind more
 // than a couple of prefetch requests, and stops when its signal fires (unmount).
 import { ErrorCodes, StargzError, redact, toStargzError } from '../errors.js';
-import type { ChunkRef } from '../estargz/index.js';
+import { hasExtent, type LazyChunkRef as ChunkRef } from '../file-index/index.js';
 import { chunkKey, type Layer } from '../layer/layer.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import type { Inode } from '../vfs/node.js';
@@ -73,7 +73,8 @@ export function planPrefetch(fs: MergedFs, mode: PrefetchMode, batchBytes = DEFA
     const layer = inode.layer;
     const { prefetchEnd, noPrefetch } = layer.index;
     for (const ref of inode.entry.chunks) {
-      if (ref.digest === undefined) continue;
+      // Only lazily read chunks: a plain layer was streamed whole into the cache.
+      if (ref.digest === undefined || !hasExtent(ref)) continue;
       const key = chunkKey(layer.descriptor.digest, ref);
       if (seenKeys.has(key)) continue;
       const prioritized = !noPrefetch && prefetchEnd !== undefined && ref.offset < prefetchEnd;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { AheadQueue } from '../../src/fuse/ahead-queue.js';
 import { ChunkMap } from '../../src/fuse/chunk-map.js';
 import { Inflight } from '../../src/fuse/inflight.js';
-import type { ChunkRef } from '../../src/estargz/index.js';
+import { chunksByOffset, type LazyChunkRef as ChunkRef } from '../../src/file-index/index.js';
 import type { ChunkSink, Layer, ReadOptions } from '../../src/layer/layer.js';
 
 /** A layer of chunks 100 bytes apart (each 90 long: 10-byte gaps), whose reads settle when told. */
@@ -21,7 +21,7 @@ class HeldLayer {
   constructor(n: number) {
     this.chunks = Array.from({ length: n }, (_, i) => ({ offset: i * 100, end: i * 100 + 90, innerOffset: 0, fileOffset: 0, size: 1000, digest: `sha256:${String(i).padStart(64, '0')}` }));
     const entries = new Map(this.chunks.map((c, i) => [`f${i}`, { path: `f${i}`, type: 'reg' as const, mode: 0o644, uid: 0, gid: 0, mtimeMs: 0, size: 1000, linkName: '', devMajor: 0, devMinor: 0, xattrs: {}, chunks: [c] }]));
-    this.index = { entries, children: new Map(), noPrefetch: false, compression: 'gzip' as const, tocOffset: n * 100 };
+    this.index = { entries, children: new Map(), chunksByOffset: chunksByOffset(entries), noPrefetch: false, compression: 'gzip' as const, tocOffset: n * 100 };
   }
 
   readChunks(refs: readonly ChunkRef[], _sink: ChunkSink, options: ReadOptions = {}): Promise<void> {

@@ -1,7 +1,7 @@
 // An in-memory Layer for unit tests of the adapter and prefetch: files cut into chunks with
 // made-up blob offsets, and a readChunks that records its calls and can hang or fail.
 import { createHash } from 'node:crypto';
-import type { ChunkRef, IndexEntry, LayerIndex, NodeType } from '../../src/estargz/index.js';
+import { chunksByOffset, type LazyChunkRef as ChunkRef, type LazyIndexEntry as IndexEntry, type LazyLayerIndex as LayerIndex, type NodeType } from '../../src/file-index/index.js';
 import type { ChunkSink, Layer, ReadOptions } from '../../src/layer/layer.js';
 
 export interface FakeFile {
@@ -76,7 +76,7 @@ export class FakeLayer implements Layer {
       }
     });
     if (options.landmarkAfter !== undefined && prefetchEnd === undefined) prefetchEnd = offset;
-    this.index = { entries, children, noPrefetch: options.noPrefetch ?? false, compression: 'gzip', tocOffset: offset };
+    this.index = { entries, children, chunksByOffset: chunksByOffset(entries), noPrefetch: options.noPrefetch ?? false, compression: 'gzip', tocOffset: offset };
     if (prefetchEnd !== undefined) this.index.prefetchEnd = prefetchEnd;
     // Hardlinks share their target's chunks, as the real index does.
     for (const e of entries.values()) {
