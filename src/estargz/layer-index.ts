@@ -4,7 +4,7 @@
 // A chunk's compressed extent runs from its offset to the next larger offset any entry has
 // (or the end of the data region): that is the gzip member / zstd frame holding it.
 import { ErrorCodes, StargzError } from '../errors.js';
-import { Entry, IndexBuilder, LazyChunk, NO_CHUNKS, type IndexEntry, type LazyChunkRef, type LazyLayerIndex, type NodeType } from '../file-index/index.js';
+import { Entry, IndexBuilder, LazyChunk, NO_CHUNKS, type LazyChunkRef, type LazyLayerIndex, type NodeType } from '../file-index/index.js';
 import { lowerBound } from '../util/sorted.js';
 import { dataRegionEnd, type Compression, type Footer } from './footer.js';
 import { normalizeEntryName } from './names.js';
@@ -42,7 +42,7 @@ export function buildLayerIndex(toc: Toc, footer: Footer): LazyLayerIndex {
 
 interface Run {
   path: string;
-  entry: IndexEntry<LazyChunkRef>;
+  entry: Entry<LazyChunkRef>;
   chunks: LazyChunk[];
 }
 
@@ -129,7 +129,7 @@ class Builder {
     this.index.add(entry);
   }
 
-  private makeEntry(path: string, e: TocEntry): IndexEntry<LazyChunkRef> {
+  private makeEntry(path: string, e: TocEntry): Entry<LazyChunkRef> {
     const type = e.type as NodeType;
     let linkName = '';
     if (type === 'hardlink') {
@@ -194,7 +194,8 @@ class Builder {
     if (chunks.length === 1) {
       const only = chunks[0]!;
       // A single chunk is the whole file: the file digest is its digest, and one string serves both.
-      if (entry.digest && (!only.digest || only.digest === entry.digest)) only.digest = entry.digest;
+      const d = entry.packedDigest;
+      if (d !== undefined && (only.packedDigest === undefined || only.packedDigest === d)) only.packedDigest = d;
       entry.chunks = [only];
     } else if (chunks.length > 0) {
       // An array of exactly its length (a grown one keeps spare capacity).

@@ -99,10 +99,60 @@ export const NO_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<str
 /** Shared by every entry without data: one frozen array, not one per entry. */
 export const NO_CHUNKS: never[] = Object.freeze([]) as unknown as never[];
 
+const TYPES: readonly NodeType[] = ['dir', 'reg', 'symlink', 'hardlink', 'char', 'block', 'fifo'];
+const TYPE_INDEX: Readonly<Record<NodeType, number>> = { dir: 0, reg: 1, symlink: 2, hardlink: 3, char: 4, block: 5, fifo: 6 };
+
 /**
- * The entries the builder makes. Every instance has the same shape (one hidden class, fields
- * in the object); the fields most entries leave at their default are read from the prototype
- * until set.
+ * A digest as few bytes as the index holds it: 'sha256:<hex>' (88 bytes as a string) becomes a
+ * one-byte string of its 32 raw bytes (48 bytes); anything else is kept as given.
+ */
+export function packDigest(d: string | undefined): string | undefined {
+  if (d === undefined) return undefined;
+  const colon = d.indexOf(':');
+  const bytes = (d.length - colon - 1) / 2;
+  const algo = d.slice(0, colon);
+  if (!((algo === 'sha256' && bytes === 32) || (algo === 'sha384' && bytes === 48) || (algo === 'sha512' && bytes === 64))) return d;
+  if (!/^[0-9a-f]+$/.test(d.slice(colon + 1))) return d;
+  return Buffer.from(d.slice(colon + 1), 'hex').toString('latin1');
+}
+
+export function unpackDigest(p: string | undefined): string | undefined {
+  if (p === undefined) return undefined;
+  const n = p.length;
+  // A given digest is 'sha…:' plus twice as many hex digits: never 32, 48 or 64 characters.
+  if (n !== 32 && n !== 48 && n !== 64) return p;
+  return `sha${n * 8}:${Buffer.from(p, 'latin1').toString('hex')}`;
+}
+
+/** Owner ids and names, shared by every entry with the same four (a layer has a handful). */
+interface Owner {
+  readonly uid: number;
+  readonly gid: number;
+  readonly userName: string | undefined;
+  readonly groupName: string | undefined;
+}
+const ROOT: Owner = Object.freeze({ uid: 0, gid: 0, userName: undefined, groupName: undefined });
+const owners = new Map<string, Owner>();
+const MAX_OWNERS = 4096;
+
+function ownerOf(uid: number, gid: number, userName: string | undefined, groupName: string | undefined): Owner {
+  if (uid === 0 && gid === 0 && userName === undefined && groupName === undefined) return ROOT;
+  const key = `${uid}:${gid}:${userName ?? ''}:${groupName ?? ''}:${userName === undefined ? 0 : 1}${groupName === undefined ? 0 : 1}`;
+  let o = owners.get(key);
+  if (!o) {
+    o = Object.freeze({ uid, gid, userName, groupName });
+    // Bounded: a hostile layer with a million owners gets one object per entry, not a leak.
+    if (owners.size < MAX_OWNERS) owners.set(key, o);
+  }
+  return o;
+}
+
+/**
+ * The entries the builder makes: eight fields, each a pointer or a small integer (no number
+ * boxes while times, sizes and offsets stay below 2^31). The type, the mode and the
+ * milliseconds of mtime share one integer; owners are shared objects; the digest is packed.
+ * The fields most entries leave at their default (device numbers, xattrs, sparse, implicit)
+ * are read from the prototype until set.
  */
 export class Entry<C extends ChunkRef = ChunkRef> implements IndexEntry<C> {
   declare devMajor: number;
@@ -110,24 +160,83 @@ export class Entry<C extends ChunkRef = ChunkRef> implements IndexEntry<C> {
   declare xattrs: Record<string, Buffer>;
   declare sparse?: true;
   declare implicit?: boolean;
-  userName: string | undefined;
-  groupName: string | undefined;
-  digest: string | undefined;
+  /** type index << 22 | (mtimeMs mod 1000) << 12 | mode & 0o7777 */
+  private bits: number;
+  /** floor(mtimeMs / 1000) */
+  private sec: number;
+  private own: Owner;
+  private packed: string | undefined;
+  /** The chunks; a file's only chunk is held bare (no array of one). */
+  private c: C | C[];
 
   constructor(
     public path: string,
-    public type: NodeType,
-    public mode: number,
-    public uid: number,
-    public gid: number,
-    public mtimeMs: number,
+    type: NodeType,
+    mode: number,
+    uid: number,
+    gid: number,
+    mtimeMs: number,
     public size: number,
     public linkName: string,
-    public chunks: C[],
+    chunks: C[],
   ) {
-    this.userName = undefined;
-    this.groupName = undefined;
-    this.digest = undefined;
+    this.c = chunks.length === 1 ? chunks[0]! : chunks;
+    const sec = Math.floor(mtimeMs / 1000);
+    this.bits = (TYPE_INDEX[type] << 22) | ((mtimeMs - sec * 1000) << 12) | (mode & 0o7777);
+    this.sec = sec;
+    this.own = ownerOf(uid, gid, undefined, undefined);
+    this.packed = undefined;
+  }
+
+  /** A one-chunk file's array is made when asked for (the chunk itself is the same object each time). */
+  get chunks(): C[] {
+    const c = this.c;
+    return Array.isArray(c) ? c : [c];
+  }
+  set chunks(v: C[]) {
+    this.c = v.length === 1 ? v[0]! : v;
+  }
+  get type(): NodeType {
+    return TYPES[this.bits >>> 22]!;
+  }
+  get mode(): number {
+    return this.bits & 0o7777;
+  }
+  get mtimeMs(): number {
+    return this.sec * 1000 + ((this.bits >>> 12) & 0x3ff);
+  }
+  get uid(): number {
+    return this.own.uid;
+  }
+  get gid(): number {
+    return this.own.gid;
+  }
+  get userName(): string | undefined {
+    return this.own.userName;
+  }
+  set userName(v: string | undefined) {
+    const o = this.own;
+    this.own = ownerOf(o.uid, o.gid, v || undefined, o.groupName);
+  }
+  get groupName(): string | undefined {
+    return this.own.groupName;
+  }
+  set groupName(v: string | undefined) {
+    const o = this.own;
+    this.own = ownerOf(o.uid, o.gid, o.userName, v || undefined);
+  }
+  get digest(): string | undefined {
+    return unpackDigest(this.packed);
+  }
+  set digest(v: string | undefined) {
+    this.packed = packDigest(v);
+  }
+  /** The packed digest, to share with the file's one chunk. */
+  get packedDigest(): string | undefined {
+    return this.packed;
+  }
+  set packedDigest(v: string | undefined) {
+    this.packed = v;
   }
 }
 for (const [key, value] of [
@@ -140,18 +249,55 @@ for (const [key, value] of [
   Object.defineProperty(Entry.prototype, key, { value, writable: true, enumerable: false, configurable: true });
 }
 
-/** A chunk of a lazily read layer, fixed shape (see Entry). */
+/** A chunk of a lazily read layer: five fields, the digest packed, innerOffset 0 unless set (see Entry). */
 export class LazyChunk implements LazyChunkRef {
-  digest: string | undefined;
+  declare innerOffset: number;
+  private packed: string | undefined;
   constructor(
     public offset: number,
     public end: number,
-    public innerOffset: number,
+    innerOffset: number,
     public fileOffset: number,
     public size: number,
     digest: string | undefined,
   ) {
-    this.digest = digest;
+    this.packed = packDigest(digest);
+    if (innerOffset !== 0) this.innerOffset = innerOffset;
+  }
+  get digest(): string | undefined {
+    return unpackDigest(this.packed);
+  }
+  set digest(v: string | undefined) {
+    this.packed = packDigest(v);
+  }
+  get packedDigest(): string | undefined {
+    return this.packed;
+  }
+  set packedDigest(v: string | undefined) {
+    this.packed = v;
+  }
+}
+
+Object.defineProperty(LazyChunk.prototype, 'innerOffset', { value: 0, writable: true, enumerable: false, configurable: true });
+
+/** A piece of a plain layer's file: named by its digest only (packed, see Entry). */
+export class Piece implements ChunkRef {
+  private packed: string | undefined;
+  constructor(
+    public fileOffset: number,
+    public size: number,
+    digest: string,
+  ) {
+    this.packed = packDigest(digest);
+  }
+  get digest(): string | undefined {
+    return unpackDigest(this.packed);
+  }
+  get packedDigest(): string | undefined {
+    return this.packed;
+  }
+  set packedDigest(v: string | undefined) {
+    this.packed = v;
   }
 }
 

@@ -2,7 +2,7 @@
 // and its compact cache encoding.
 import { ErrorCodes, StargzError } from '../errors.js';
 import { normalizeEntryName } from '../estargz/names.js';
-import { Entry, entryFields, IndexBuilder, NO_CHUNKS, NO_XATTRS, type ChunkRef, type IndexEntry, type LayerIndex } from '../file-index/index.js';
+import { Entry, entryFields, IndexBuilder, NO_CHUNKS, NO_XATTRS, Piece, type ChunkRef, type IndexEntry, type LayerIndex } from '../file-index/index.js';
 import { MAX_TOC_ENTRIES } from '../estargz/toc.js';
 
 function corrupt(message: string): StargzError {
@@ -35,6 +35,9 @@ export class LayerIndexBuilder {
     e.userName = this.intern(raw.userName);
     e.groupName = this.intern(raw.groupName);
     e.digest = raw.digest;
+    // A one-piece file: its digest is the piece's; one string serves both.
+    const only = chunks.length === 1 ? chunks[0] : undefined;
+    if (only instanceof Piece && e.packedDigest !== undefined && only.packedDigest === e.packedDigest) only.packedDigest = e.packedDigest;
     if (raw.devMajor) e.devMajor = raw.devMajor;
     if (raw.devMinor) e.devMinor = raw.devMinor;
     if (Object.keys(raw.xattrs).length > 0) e.xattrs = raw.xattrs;
@@ -95,7 +98,8 @@ export function decodeLayerIndex(data: Buffer): { index: LayerIndex; format: str
       if (e.implicit) continue; // made again by the builder
       const keys = Object.keys(e.xattrs ?? {});
       const xattrs = keys.length === 0 ? NO_XATTRS : Object.fromEntries(keys.map((k) => [k, Buffer.from(e.xattrs[k]!, 'base64')]));
-      builder.add({ ...e, xattrs, size: e.type === 'hardlink' ? 0 : e.size, chunks: e.chunks ?? [] });
+      const chunks = (e.chunks ?? []).map((c) => new Piece(c.fileOffset, c.size, c.digest!));
+      builder.add({ ...e, xattrs, size: e.type === 'hardlink' ? 0 : e.size, chunks });
     }
     return { index: builder.finish(), format: doc.format ?? 'tar+gzip' };
   } catch {

@@ -2,7 +2,7 @@
 // PLAIN_PIECE_SIZE. Bytes arrive at file offsets; a jump (a sparse file's hole) ends the piece,
 // so holes never become cached zero pieces: the chunks cover the data regions only.
 import { createHash } from 'node:crypto';
-import type { ChunkRef } from '../file-index/index.js';
+import { Piece, type ChunkRef } from '../file-index/index.js';
 
 /** Size of the pieces a plain layer's files are cached in. */
 export const PLAIN_PIECE_SIZE = 1024 * 1024;
@@ -37,7 +37,7 @@ export class PieceWriter {
     const data = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.len);
     const digest = 'sha256:' + createHash('sha256').update(data).digest('hex');
     // Named by digest alone: a piece has no compressed extent of its own.
-    this.chunks.push({ fileOffset: this.start, size: this.len, digest });
+    this.chunks.push(new Piece(this.start, this.len, digest));
     this.start += this.len;
     this.parts = [];
     this.len = 0;

@@ -180,8 +180,9 @@ describe('the model', () => {
       const { chunks: c1, ...a } = entryFields(index.entries.get(path)!);
       const { chunks: c2, ...b2 } = entryFields(back.entries.get(path)!);
       assert.deepEqual(b2, a, path);
-      assert.deepEqual(c2.map((c) => ({ ...c })), c1.map((c) => ({ ...c })), path);
+      const fields = (c: ChunkRef) => [c.fileOffset, c.size, c.digest, c.offset, c.end];
+      assert.deepEqual(c2.map(fields), c1.map(fields), path);
     }
-    assert.equal(back.entries.get('l')!.chunks, back.entries.get('f')!.chunks);
+    assert.equal(back.entries.get('l')!.chunks[0], back.entries.get('f')!.chunks[0], 'a hardlink shares its target\'s chunks');
   });
 });
