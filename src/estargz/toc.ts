@@ -106,7 +106,12 @@ export function parseToc(json: Buffer): Toc {
   if (!Array.isArray(raw)) throw invalid('TOC "entries" is not an array');
   if (raw.length > MAX_TOC_ENTRIES) throw invalid(`TOC has ${raw.length} entries, more than ${MAX_TOC_ENTRIES}`);
   const entries = new Array<TocEntry>(raw.length);
-  for (let i = 0; i < raw.length; i++) entries[i] = parseEntry(raw[i], i);
+  for (let i = 0; i < raw.length; i++) {
+    entries[i] = parseEntry(raw[i], i);
+    // The parsed JSON object is garbage once checked: the raw and the checked forms of a big
+    // TOC are not both held whole (the JSON text itself is dropped when JSON.parse returns).
+    raw[i] = undefined;
+  }
   return { version: 1, entries };
 }
 
