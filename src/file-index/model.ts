@@ -5,12 +5,14 @@
 //
 // Memory: issue 8 asks for a small, stated number of bytes per entry. For the mix of
 // scripts/index-bytes.mjs (70% one-chunk files with file and chunk digests, 5% four-chunk
-// files, 15% directories, 10% symlinks, 50-byte paths) the index retains about 600 bytes per
-// path (1077 before this model): the path string and its Map slot, one fixed-shape Entry, one
-// fixed-shape chunk per chunk in an array of exactly its length, and one digest string shared
-// by a one-chunk file and its chunk. Fields most entries leave at their default (device numbers,
-// xattrs, sparse, implicit) live on the prototype; user and group names are interned; the
-// children lists are built on first use. README "Limits" states the figure.
+// files, 15% directories, 10% symlinks, 50-byte paths) the index retains about 325 bytes per
+// path (727 before this model; heap after full collections, 200 k paths): the path string and
+// its Map slot (~130), an eight-field Entry (~96), a five-field chunk per chunk, held bare for
+// a one-chunk file (~70), and a digest packed to its 32 raw bytes, one string shared by a
+// one-chunk file and its chunk (~48). Type, mode and mtime share small integers; owners are
+// shared objects; defaults live on the prototype; children lists are built on first use.
+// Numbers past 2^31 (sizes, blob offsets, times after 2038) are boxed: 16 bytes more each.
+// README "Limits" states the figure; scripts/bench.ts checks `ls` against it.
 import type { Compression } from '../estargz/footer.js';
 
 export type NodeType = 'dir' | 'reg' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
