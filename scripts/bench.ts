@@ -11,6 +11,10 @@ import { promisify } from 'node:util';
 import { parseReference } from '../src/reference/reference.js';
 import { openImage, type OpenedImage } from '../src/image/open-image.js';
 import type { VNode } from '../src/vfs/node.js';
+import { hasExtent, type ChunkRef } from '../src/file-index/index.js';
+
+/** Compressed bytes of a chunk (0 for a plain layer's piece, which has no extent of its own). */
+const extentBytes = (c: ChunkRef): number => (hasExtent(c) ? c.end - c.offset : 0);
 
 const run = promisify(execFile);
 const root = resolve(new URL('../..', import.meta.url).pathname);
@@ -221,7 +225,7 @@ function idealBytes(image: OpenedImage, node: VNode): number {
       const key = `${n.inode.layer.descriptor.digest}@${c.offset}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      bytes += c.end - c.offset;
+      bytes += extentBytes(c);
     }
   }
   return bytes;
@@ -235,10 +239,68 @@ function check(target: string, measured: string, met: boolean | null): void {
 const MB = 1024 * 1024;
 const fmt = (n: number, d = 2): string => n.toFixed(d);
 
+// ---------- memory rows (issue 8): peak RSS against the stated bound ----------
+
+/** The index's stated cost per path (README "Limits"; scripts/index-bytes.mjs measures it). */
+const INDEX_BYTES_PER_ENTRY = 325;
+/** The merged tree's cost per path (src/vfs; measured by scripts/index-bytes.mjs --vfs). */
+const VFS_BYTES_PER_NODE = 310;
+/** node, the CLI and its modules before any image (the bounds tests measure ~160 MiB). */
+const FIXED_OVERHEAD = 160 * 1024 * 1024;
+const DEFAULT_BUDGET = 256 * 1024 * 1024;
+const DEFAULT_MEMORY_CACHE = 256 * 1024 * 1024;
+const MEMORY_ENTRIES = Number(process.env.BENCH_ENTRIES ?? 3_000_000);
+/** Size of the one chunk of each of the 4 big files (BENCH_BIGCHUNK, for a quick trial of the rows). */
+const BIG_CHUNK = Number(process.env.BENCH_BIGCHUNK ?? 1024 ** 3);
+
+async function memoryCases(host: string): Promise<void> {
+  const have = async (repo: string): Promise<boolean> => (await fetch(`http://${host}/v2/${repo}/manifests/v1`, { method: 'HEAD', headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' } })).ok;
+  const sets: string[] = [];
+  if (!(await have('bench/entries'))) sets.push('entries');
+  if (!(await have('bench/bigchunks'))) sets.push('bigchunks');
+  if (sets.length) {
+    log(`building the memory images: ${sets.join(' ')} (big tars made now, in ${join(work, 'images')}, removed after)`);
+    await run(join(tools, 'make-images.sh'), [host, join(work, 'images'), ...sets], { maxBuffer: 1 << 24, env: { ...process.env, ENTRIES: String(MEMORY_ENTRIES), BIGCHUNK: String(BIG_CHUNK) } });
+    for (const s of sets) rmSync(join(work, 'images', s), { recursive: true, force: true });
+  }
+  // ls -R over one layer whose TOC has MEMORY_ENTRIES entries (~214 MB of TOC JSON: within
+  // the default 256 MiB TOC bound and --memory-budget, so neither is raised).
+  const cache = join(work, 'cache-entries');
+  rmSync(cache, { recursive: true, force: true });
+  const ls = await sh(`node ${cli} ls -R --plain-http --cache-dir ${cache} ${host}/bench/entries:v1/ | wc -l`);
+  const lsBound = DEFAULT_BUDGET + FIXED_OVERHEAD + MEMORY_ENTRIES * (INDEX_BYTES_PER_ENTRY + VFS_BYTES_PER_NODE);
+  rows.push({ case: `ls -R (${MEMORY_ENTRIES / 1e6} M TOC entries)`, link: 'loopback', subject: 'stargz-get', seconds: ls.seconds, rssMB: ls.rssMB, note: `${ls.stdout.trim()} lines` });
+  check(
+    `peak RSS ls -R of ${MEMORY_ENTRIES / 1e6} M entries ≤ budget 256 MiB + 160 MiB + entries × (${INDEX_BYTES_PER_ENTRY} index + ${VFS_BYTES_PER_NODE} VFS) B = ${fmt(lsBound / MB, 0)} MB`,
+    `${fmt(ls.rssMB, 0)} MB`,
+    ls.rssMB * MB <= lsBound,
+  );
+  rmSync(cache, { recursive: true, force: true });
+  // sync of 4 files of one 1 GiB chunk each: a chunk larger than the budget runs alone, as one
+  // Buffer seen in up to 4 copies (inflater output, transfer, hashing, cache write).
+  const dest = join(work, 'dest-bigchunks');
+  const c2 = join(work, 'cache-bigchunks');
+  rmSync(c2, { recursive: true, force: true });
+  rmSync(dest, { recursive: true, force: true });
+  const big = await sh(`node ${cli} sync -q --plain-http --cache-dir ${c2} ${host}/bench/bigchunks:v1/ ${dest}`);
+  const chunk = BIG_CHUNK;
+  const bigBound = DEFAULT_BUDGET + DEFAULT_MEMORY_CACHE + FIXED_OVERHEAD + 4 * chunk;
+  rows.push({ case: `sync 4 × one ${fmt(BIG_CHUNK / MB, 0)} MiB chunk`, link: 'loopback', subject: 'stargz-get', seconds: big.seconds, rssMB: big.rssMB });
+  check(`peak RSS sync of ${fmt(BIG_CHUNK / MB, 0)} MiB chunks ≤ budget + memory cache + 160 MiB + 4 × chunk = ${fmt(bigBound / MB, 0)} MB`, `${fmt(big.rssMB, 0)} MB`, big.rssMB * MB <= bigBound);
+  rmSync(dest, { recursive: true, force: true });
+  rmSync(c2, { recursive: true, force: true });
+}
+
 async function main(): Promise<void> {
   mkdirSync(work, { recursive: true });
   await ensureTools();
   const reg = await startRegistry();
+  if (want('memory')) await memoryCases(reg.host);
+  // `--only memory`: the memory rows need neither the debian image nor the WAN link.
+  if (only && [...only].every((c) => c === 'memory')) {
+    printTable();
+    return;
+  }
   await ensureImages(reg.host);
   const wan = await startWanLink(reg.port);
   log(`registry ${reg.host}, WAN link ${wan.host} (${RTT_MS} ms RTT, ${RATE_MBIT} Mbit/s)`);
@@ -443,7 +505,7 @@ async function mountCases(host: string, wan: Link, largestBin: VNode): Promise<v
   check(`cold read of ${binPath} (${fmt(largestBin.inode.entry.size / MB, 0)} MB), loopback ≤ 1.5 s`, `${fmt(cold.seconds)} s`, cold.seconds <= 1.5);
   await umount(mnt);
   rmSync(c, { recursive: true, force: true });
-  const compressedBin = largestBin.inode.entry.chunks.reduce((n, ch) => n + ch.end - ch.offset, 0);
+  const compressedBin = largestBin.inode.entry.chunks.reduce((n, ch) => n + extentBytes(ch), 0);
   await mount(wan.host, 'bench/debian', mnt, c);
   const { result: coldWan, bytes } = await linkBytesDuring(wan, () => sh(`cat ${mnt}${binPath} > /dev/null`));
   const bound = compressedBin / LINK_BYTES_PER_S;
@@ -458,7 +520,7 @@ async function mountCases(host: string, wan: Link, largestBin: VNode): Promise<v
   await mount(wan.host, 'bench/debian', mnt, c);
   const img = await openImage(parseReference(`${host}/bench/debian:v1`), { cacheDir: join(work, 'probe-cache'), registry: { plainHttp: true } });
   let usrBinCompressed = 0;
-  for (const n of img.fs.walk(img.fs.resolve('/usr/bin'))) for (const ch of n.children ? [] : n.inode.entry.chunks) usrBinCompressed += ch.end - ch.offset;
+  for (const n of img.fs.walk(img.fs.resolve('/usr/bin'))) for (const ch of n.children ? [] : n.inode.entry.chunks) usrBinCompressed += extentBytes(ch);
   await img.close();
   const tarWan = await sh(`tar -C ${mnt} -cf - usr/bin | wc -c`);
   const tarBound = usrBinCompressed / LINK_BYTES_PER_S;

@@ -7,6 +7,8 @@
 #       legacy the edge image with the 47-byte legacy stargz footer on every layer
 #       debian ~1 GB of this machine's /usr/lib, /usr/bin, /usr/share/doc and /etc in 3 layers (4 MiB chunks)
 #       many   this machine's /usr/share/gocode: tens of thousands of small files, 1 layer
+#       entries  one layer whose TOC has 3 M entries (ENTRIES=N for another count): fifos, symlinks, dirs
+#       bigchunks  4 files of one 1 GiB chunk each in a ~4 MB layer
 # Needs esgz-ref (built by scripts/tools/esgz-ref/build.sh when missing) and skopeo. Pass REGISTRY_CREDS=user:pass for an auth registry.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -51,6 +53,17 @@ for set in "$@"; do
     rm -rf "$work/many"
     esgz-ref layout -out "$work/many" -tag v1 "$work/many-tars/l0.tar" >/dev/null
     push "$work/many" v1 "bench/many:v1" ;;
+  entries) # one layer whose TOC has ${ENTRIES:-3000000} entries (the memory rows); written by entries_layout.py, see there
+    rm -rf "$work/entries"
+    python3 "$here/entries_layout.py" "$work/entries" "${ENTRIES:-3000000}"
+    push "$work/entries" v1 "bench/entries:v1" ;;
+  bigchunks) # 4 files of one 1 GiB (BIGCHUNK=bytes) chunk each in a ~4 MB layer (the memory rows)
+    mkdir -p "$work/bigchunks-tars"
+    python3 "$here/bigchunk_tar.py" "$work/bigchunks-tars/l0.tar" 4 "${BIGCHUNK:-1073741824}"
+    rm -rf "$work/bigchunks"
+    esgz-ref layout -out "$work/bigchunks" -tag v1 -chunk "${BIGCHUNK:-1073741824}" "$work/bigchunks-tars/l0.tar" >/dev/null
+    rm -rf "$work/bigchunks-tars"
+    push "$work/bigchunks" v1 "bench/bigchunks:v1" ;;
   *) echo "unknown set $set" >&2; exit 2 ;;
   esac
 done

@@ -3,9 +3,10 @@
 // imprecise numbers, giant counts all end as TOC_INVALID, never as a crash.
 import { ErrorCodes, StargzError } from '../errors.js';
 import { sha256Digest } from '../util/digest.js';
+import { NO_XATTRS } from '../file-index/model.js';
 import type { Compression } from './footer.js';
 import { inflateGzipMemberSync } from './gzip-member.js';
-import { MAX_NAME_BYTES } from './names.js';
+import { MAX_NAME_BYTES } from '../file-index/names.js';
 import { firstTarFile } from './toc-tar.js';
 import { decodeZstdFrame, readZstdFrame } from './zstd-frame.js';
 
@@ -105,7 +106,12 @@ export function parseToc(json: Buffer): Toc {
   if (!Array.isArray(raw)) throw invalid('TOC "entries" is not an array');
   if (raw.length > MAX_TOC_ENTRIES) throw invalid(`TOC has ${raw.length} entries, more than ${MAX_TOC_ENTRIES}`);
   const entries = new Array<TocEntry>(raw.length);
-  for (let i = 0; i < raw.length; i++) entries[i] = parseEntry(raw[i], i);
+  for (let i = 0; i < raw.length; i++) {
+    entries[i] = parseEntry(raw[i], i);
+    // The parsed JSON object is garbage once checked: the raw and the checked forms of a big
+    // TOC are not both held whole (the JSON text itself is dropped when JSON.parse returns).
+    raw[i] = undefined;
+  }
   return { version: 1, entries };
 }
 
@@ -167,8 +173,7 @@ function parseEntry(e: unknown, i: number): TocEntry {
   return entry;
 }
 
-/** Shared by every entry without xattrs (most of them): one object, not one per entry. */
-export const NO_XATTRS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>;
+export { NO_XATTRS };
 
 function parseXattrs(v: unknown, where: string): Record<string, Buffer> {
   if (v === undefined || v === null) return NO_XATTRS;

@@ -14,10 +14,10 @@ import {
   parseFooter,
   parseToc,
   tocDigest,
-  type ChunkRef,
+  type LazyChunkRef as ChunkRef,
   type Footer,
-  type IndexEntry,
-  type LayerIndex,
+  type LazyIndexEntry as IndexEntry,
+  type LazyLayerIndex as LayerIndex,
 } from '../estargz/index.js';
 import type { Descriptor } from '../registry/manifest.js';
 import type { BlobReader, BlobSource } from '../blob/blob-source.js';

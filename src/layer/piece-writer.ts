@@ -1,8 +1,8 @@
 // A plain layer's file into the content-addressed chunk cache as pieces of at most
 // PLAIN_PIECE_SIZE. Bytes arrive at file offsets; a jump (a sparse file's hole) ends the piece,
 // so holes never become cached zero pieces: the chunks cover the data regions only.
-import type { ChunkRef } from '../estargz/index.js';
 import { sha256Digest } from '../util/digest.js';
+import { Piece, type ChunkRef } from '../file-index/index.js';
 
 /** Size of the pieces a plain layer's files are cached in. */
 export const PLAIN_PIECE_SIZE = 1024 * 1024;
@@ -36,7 +36,8 @@ export class PieceWriter {
     if (this.len === 0) return;
     const data = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.len);
     const digest = sha256Digest(data);
-    this.chunks.push({ offset: 0, end: 0, innerOffset: 0, fileOffset: this.start, size: this.len, digest });
+    // Named by digest alone: a piece has no compressed extent of its own.
+    this.chunks.push(new Piece(this.start, this.len, digest));
     this.start += this.len;
     this.parts = [];
     this.len = 0;

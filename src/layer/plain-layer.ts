@@ -16,11 +16,8 @@ import {
   normalizeEntryName,
   PREFETCH_LANDMARK,
   TOC_TAR_NAME,
-  type ChunkRef,
-  type IndexEntry,
-  type LayerIndex,
-  type NodeType,
 } from '../estargz/index.js';
+import type { ChunkRef, IndexEntry, LayerIndex, NodeType } from '../file-index/index.js';
 import type { Descriptor } from '../registry/manifest.js';
 import type { BlobSource } from '../blob/blob-source.js';
 import { SingleFlight } from '../util/single-flight.js';

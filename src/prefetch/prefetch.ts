@@ -3,7 +3,7 @@
 // image. Queued in small batches at the fetch scheduler's lowest priority, so every read and
 // read-ahead goes first, and stopped when its signal fires (unmount).
 import { ErrorCodes, StargzError, redact, toStargzError } from '../errors.js';
-import type { ChunkRef } from '../estargz/index.js';
+import { hasExtent, type LazyChunkRef as ChunkRef } from '../file-index/index.js';
 import { cacheable, type Layer } from '../layer/layer.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import { isFile } from '../vfs/node.js';
@@ -69,7 +69,8 @@ export function planPrefetch(fs: MergedFs, mode: PrefetchMode, batchBytes = DEFA
     const layer = fs.layerOf(node);
     const { prefetchEnd, noPrefetch } = layer.index;
     for (const ref of fs.chunksFor(node)) {
-      if (!cacheable(ref) || seenKeys.has(ref.digest)) continue;
+      // Only lazily read chunks: a plain layer was streamed whole into the cache.
+      if (!cacheable(ref) || !hasExtent(ref) || seenKeys.has(ref.digest)) continue;
       const prioritized = !noPrefetch && prefetchEnd !== undefined && ref.offset < prefetchEnd;
       if (!prioritized && mode !== 'all') continue;
       seenKeys.add(ref.digest);

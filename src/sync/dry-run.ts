@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { hasExtent } from '../file-index/index.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import type { Inode, VNode } from '../vfs/node.js';
 import { errnoCode } from '../util/errno-code.js';
@@ -87,8 +88,11 @@ export async function dryRunSync(
       firstPlace.set(node.inode, { fd: dirfd, name, st, kept });
       if (!kept) {
         add('fetch', rel, entry.size);
+        const layer = vfs.layerOf(node).descriptor.digest;
         for (const c of entry.chunks) {
-          const key = `${node.inode.layer.descriptor.digest}@${c.offset}`;
+          // A plain layer's pieces have no extent of their own: that layer is fetched whole.
+          if (!hasExtent(c)) continue;
+          const key = `${layer}@${c.offset}`;
           if (!chunks.has(key)) {
             chunks.add(key);
             report.chunkBytes += c.end - c.offset;

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { layoutsDir } from '../helpers/paths.js';
-import { buildLayerIndex, extractTocJson, MAX_FOOTER_SIZE, parseFooter, parseToc, type Footer, type LayerIndex } from '../../src/estargz/index.js';
+import { buildLayerIndex, extractTocJson, MAX_FOOTER_SIZE, parseFooter, parseToc, type Footer, type LazyLayerIndex as LayerIndex } from '../../src/estargz/index.js';
 
 export interface FixtureLayer {
   digest: string;

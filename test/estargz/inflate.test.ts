@@ -10,9 +10,9 @@ import {
   inflateChunk,
   sha256Digest,
   verifyChunk,
-  type ChunkRef,
+  type LazyChunkRef as ChunkRef,
   type Footer,
-  type LayerIndex,
+  type LazyLayerIndex as LayerIndex,
 } from '../../src/estargz/index.js';
 import { esgzRefPath, fixturesDir } from '../helpers/paths.js';
 import { fixtureLayers, openFixtureLayer, type FixtureLayer } from './fixture-layers.js';

@@ -1,5 +1,6 @@
 // The FUSE operations called directly (no kernel): errno mapping, handles, read deadlines,
 // read-ahead and the read-only refusals.
+import type { LazyChunkRef } from '../../src/file-index/index.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -145,7 +146,7 @@ test('a read that hangs answers EIO at its deadline and cancels the fetch', asyn
 
 test('sequential reads of a big file fetch ahead at low priority, skipping cached chunks', async () => {
   const { ops, layer, fs } = setup({ readAhead: { initialWindow: 256 * 1024, maxWindow: 1024 * 1024, slack: 128 * 1024, eagerLength: 128 * 1024 } });
-  const chunk3 = fs.chunksFor(fs.get('/big')!)[3]!;
+  const chunk3 = fs.chunksFor(fs.get('/big')!)[3] as LazyChunkRef;
   layer.memory.set(chunk3.digest!, layer.bytesOf(chunk3));
   await readAll(ops, '/big', 256 * 1024);
   const low = layer.calls.filter((c) => c.options.priority === 'low');

@@ -2,7 +2,7 @@
 // into chunks with made-up blob offsets (10 bytes each, back to back), a "memory cache" the
 // test fills, and a readChunks that records its calls and can hang or fail.
 import { createHash } from 'node:crypto';
-import type { ChunkRef, IndexEntry, LayerIndex, NodeType } from '../../src/estargz/index.js';
+import { chunksByOffset, type LazyChunkRef as ChunkRef, type LazyIndexEntry as IndexEntry, type LazyLayerIndex as LayerIndex, type NodeType } from '../../src/file-index/index.js';
 import { cacheable, DEFAULT_FETCH_TUNING, type ChunkSink, type Layer, type ReadOptions } from '../../src/layer/layer.js';
 import { planRanges } from '../../src/layer/range-plan.js';
 
@@ -80,7 +80,7 @@ export class FakeLayer implements Layer {
       }
     });
     if (options.landmarkAfter !== undefined && prefetchEnd === undefined) prefetchEnd = offset;
-    this.index = { entries, children, noPrefetch: options.noPrefetch ?? false, compression: 'gzip', tocOffset: offset };
+    this.index = { entries, children, chunksByOffset: chunksByOffset(entries), noPrefetch: options.noPrefetch ?? false, compression: 'gzip', tocOffset: offset };
     if (prefetchEnd !== undefined) this.index.prefetchEnd = prefetchEnd;
     // Hardlinks share their target's chunks, as the real index does.
     for (const e of entries.values()) {

@@ -1,5 +1,6 @@
 // Background prefetch: what it plans (landmark files first, each chunk once, only visible
 // files) and how it runs (low priority, skips the cache, stops on abort and on failures).
+import type { LazyChunkRef } from '../../src/file-index/index.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MergedFs } from '../../src/vfs/merged-fs.js';
@@ -74,7 +75,7 @@ test('batches are bounded by the compressed span they cover', () => {
 
 test('runPrefetch fetches at low priority and skips what is at hand', async () => {
   const { fs, base } = image();
-  const cached = fs.chunksFor(fs.get('/bin/tool')!)[1]!;
+  const cached = fs.chunksFor(fs.get('/bin/tool')!)[1] as LazyChunkRef;
   const skip = cached.digest!;
   base.memory.set(skip, base.bytesOf(cached));
   const r = await runPrefetch(fs, 'landmark');

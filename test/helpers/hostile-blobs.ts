@@ -9,7 +9,7 @@
 // Offsets come from src/estargz (buildLayerIndex): a wrong offset there makes these tests fail,
 // it cannot make them pass.
 import zlib from 'node:zlib';
-import type { ChunkRef } from '../../src/estargz/index.js';
+import type { LazyChunkRef as ChunkRef } from '../../src/file-index/index.js';
 
 const FCOMMENT = 0x10;
 const FOOTER_SIZE = 51;

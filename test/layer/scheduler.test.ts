@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { ChunkRef } from '../../src/estargz/index.js';
+import type { LazyChunkRef as ChunkRef } from '../../src/file-index/index.js';
 import type { ChunkSink, Layer, ReadOptions } from '../../src/layer/layer.js';
 import { newFetchStats, DEFAULT_FETCH_TUNING, type LayerContext } from '../../src/layer/layer.js';
 import { planRanges } from '../../src/layer/range-plan.js';

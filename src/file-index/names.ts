@@ -34,9 +34,6 @@ export function parentEntryName(name: string): string {
   return i < 0 ? '' : name.slice(0, i);
 }
 
-/** The old name, kept while estargz/layer-index.ts (rewritten on another branch) imports it. */
-export const parentPath = parentEntryName;
-
 /** Last component of a normalized path. */
 export function baseName(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
