@@ -150,13 +150,34 @@ function ownerOf(uid: number, gid: number, userName: string | undefined, groupNa
 }
 
 /**
+ * A digest held packed (packDigest: its 32 raw bytes), read back as 'sha256:<hex>'. Entries,
+ * lazy chunks and plain pieces all keep theirs this way; a one-chunk file shares one string
+ * with its chunk through packedDigest.
+ */
+abstract class PackedDigest {
+  declare protected packed: string | undefined;
+  get digest(): string | undefined {
+    return unpackDigest(this.packed);
+  }
+  set digest(v: string | undefined) {
+    this.packed = packDigest(v);
+  }
+  get packedDigest(): string | undefined {
+    return this.packed;
+  }
+  set packedDigest(v: string | undefined) {
+    this.packed = v;
+  }
+}
+
+/**
  * The entries the builder makes: eight fields, each a pointer or a small integer (no number
  * boxes while times, sizes and offsets stay below 2^31). The type, the mode and the
  * milliseconds of mtime share one integer; owners are shared objects; the digest is packed.
  * The fields most entries leave at their default (device numbers, xattrs, sparse, implicit)
  * are read from the prototype until set.
  */
-export class Entry<C extends ChunkRef = ChunkRef> implements IndexEntry<C> {
+export class Entry<C extends ChunkRef = ChunkRef> extends PackedDigest implements IndexEntry<C> {
   declare devMajor: number;
   declare devMinor: number;
   declare xattrs: Record<string, Buffer>;
@@ -167,7 +188,6 @@ export class Entry<C extends ChunkRef = ChunkRef> implements IndexEntry<C> {
   /** floor(mtimeMs / 1000) */
   private sec: number;
   private own: Owner;
-  private packed: string | undefined;
   /** The chunks; a file's only chunk is held bare (no array of one). */
   private c: C | C[];
 
@@ -182,6 +202,7 @@ export class Entry<C extends ChunkRef = ChunkRef> implements IndexEntry<C> {
     public linkName: string,
     chunks: C[],
   ) {
+    super();
     this.c = chunks.length === 1 ? chunks[0]! : chunks;
     const sec = Math.floor(mtimeMs / 1000);
     this.bits = (TYPE_INDEX[type] << 22) | ((mtimeMs - sec * 1000) << 12) | (mode & 0o7777);
@@ -227,19 +248,6 @@ export class Entry<C extends ChunkRef = ChunkRef> implements IndexEntry<C> {
     const o = this.own;
     this.own = ownerOf(o.uid, o.gid, o.userName, v || undefined);
   }
-  get digest(): string | undefined {
-    return unpackDigest(this.packed);
-  }
-  set digest(v: string | undefined) {
-    this.packed = packDigest(v);
-  }
-  /** The packed digest, to share with the file's one chunk. */
-  get packedDigest(): string | undefined {
-    return this.packed;
-  }
-  set packedDigest(v: string | undefined) {
-    this.packed = v;
-  }
 }
 for (const [key, value] of [
   ['devMajor', 0],
@@ -252,9 +260,8 @@ for (const [key, value] of [
 }
 
 /** A chunk of a lazily read layer: five fields, the digest packed, innerOffset 0 unless set (see Entry). */
-export class LazyChunk implements LazyChunkRef {
+export class LazyChunk extends PackedDigest implements LazyChunkRef {
   declare innerOffset: number;
-  private packed: string | undefined;
   constructor(
     public offset: number,
     public end: number,
@@ -263,43 +270,23 @@ export class LazyChunk implements LazyChunkRef {
     public size: number,
     digest: string | undefined,
   ) {
+    super();
     this.packed = packDigest(digest);
     if (innerOffset !== 0) this.innerOffset = innerOffset;
-  }
-  get digest(): string | undefined {
-    return unpackDigest(this.packed);
-  }
-  set digest(v: string | undefined) {
-    this.packed = packDigest(v);
-  }
-  get packedDigest(): string | undefined {
-    return this.packed;
-  }
-  set packedDigest(v: string | undefined) {
-    this.packed = v;
   }
 }
 
 Object.defineProperty(LazyChunk.prototype, 'innerOffset', { value: 0, writable: true, enumerable: false, configurable: true });
 
 /** A piece of a plain layer's file: named by its digest only (packed, see Entry). */
-export class Piece implements ChunkRef {
-  private packed: string | undefined;
+export class Piece extends PackedDigest implements ChunkRef {
   constructor(
     public fileOffset: number,
     public size: number,
     digest: string,
   ) {
+    super();
     this.packed = packDigest(digest);
-  }
-  get digest(): string | undefined {
-    return unpackDigest(this.packed);
-  }
-  get packedDigest(): string | undefined {
-    return this.packed;
-  }
-  set packedDigest(v: string | undefined) {
-    this.packed = v;
   }
 }
 
