@@ -104,7 +104,7 @@ async function dropCaches(): Promise<boolean> {
 
 async function ensureTools(): Promise<void> {
   const missing: string[] = [];
-  for (const [cmd, pkg] of [['docker-registry', 'docker-registry'], ['skopeo', 'skopeo'], ['umoci', 'umoci'], ['pigz', 'pigz'], ['curl', 'curl'], ['fusermount', 'fuse3']]) {
+  for (const [cmd, pkg] of [['docker-registry', 'docker-registry'], ['skopeo', 'skopeo'], ['umoci', 'umoci'], ['pigz', 'pigz'], ['curl', 'curl'], ['fusermount', 'fuse3'], ['rsync', 'rsync']]) {
     try {
       await run('bash', ['-c', `command -v ${cmd}`]);
     } catch {
