@@ -55,7 +55,8 @@ export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }): 
       .argument('<dest>', 'destination (a directory PATH becomes DEST; a file lands in DEST if it is a directory)')
       .option('--delete', 'remove entries of DEST that PATH does not have (never following a symlink out of DEST)')
       .option('--quick', "reuse a file DEST has when size and mtime match (rsync's quick check) instead of when its sha256 matches the TOC")
-      .option('-n, --dry-run', 'print what would be fetched, written and deleted; change nothing'),
+      .option('-n, --dry-run', 'print what would be fetched, written and deleted; change nothing')
+      .option('--json', 'print the summary (or the dry run) as one JSON document on stdout; progress and notices stay on stderr'),
   ).action(async (source: string, dest: string, flags: SyncFlags) => (await import('./commands/sync.js')).syncCommand(source, dest, flags, io));
 
   addImageOptions(
