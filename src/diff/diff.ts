@@ -95,10 +95,11 @@ export async function diffTrees(a: MergedFs, b: MergedFs, options: DiffOptions =
   const out: Change[] = [];
   const signal = options.signal;
 
+  // Everything compared comes from the node's inode (a hardlink's is its target's), and the
+  // same layer at the same position holds the same TOC entry in both images.
   const fromSharedLayer = (na: VNode, nb: VNode): boolean => {
     const ia = positionA.get(a.layerOf(na))!;
-    // A hardlink's inode may come from another layer than its name: compare it in full.
-    return ia < shared && ia === positionB.get(b.layerOf(nb)) && na.inode.entry.type !== 'hardlink' && nb.inode.entry.type !== 'hardlink';
+    return ia < shared && ia === positionB.get(b.layerOf(nb));
   };
   const added = (fs: MergedFs, node: VNode): void => {
     for (const n of fs.walk(node)) out.push({ path: n.path, change: 'A' });
@@ -133,7 +134,11 @@ export async function diffTrees(a: MergedFs, b: MergedFs, options: DiffOptions =
   else if (na) out.push({ path, change: 'D' });
   else if (nb) added(b, nb);
   else throw new StargzError(ErrorCodes.PATH_NOT_FOUND, `${path}: no such file or directory in either image`);
-  return out.sort((x, y) => comparePaths(x.path, y.path));
+  // Each path encoded once, not once per comparison.
+  return out
+    .map((c) => ({ c, key: Buffer.from(c.path, 'utf8') }))
+    .sort((x, y) => Buffer.compare(x.key, y.key))
+    .map(({ c }) => c);
 }
 
 async function differingFields(a: MergedFs, na: VNode, b: MergedFs, nb: VNode, ignoreMtime: boolean, signal?: AbortSignal): Promise<ChangeField[]> {
