@@ -18,6 +18,7 @@ import type { CacheFlags } from './commands/cache.js';
 import type { MountFlags } from './commands/mount.js';
 import type { ConfigFlags } from './commands/config.js';
 import type { LoginFlags } from './commands/login.js';
+import type { DiffFlags } from './commands/diff.js';
 import { PREFETCH_MODES } from '../prefetch/prefetch.js';
 import { COMPLETION_SHELLS, completionScript, type CompletionShell } from './completion.js';
 
@@ -29,7 +30,12 @@ function version(): string {
   }
 }
 
-export function buildProgram(io: CliIo): Command {
+/** What a command that ran to the end asks main to exit with (diff: 1 when the images differ, as diff(1)). */
+export interface CommandResult {
+  status: number;
+}
+
+export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }): Command {
   const program = new Command('stargz-get')
     .description('Get files out of eStargz container images without pulling them.')
     .version(version())
@@ -49,7 +55,8 @@ export function buildProgram(io: CliIo): Command {
       .argument('<dest>', 'destination (a directory PATH becomes DEST; a file lands in DEST if it is a directory)')
       .option('--delete', 'remove entries of DEST that PATH does not have (never following a symlink out of DEST)')
       .option('--quick', "reuse a file DEST has when size and mtime match (rsync's quick check) instead of when its sha256 matches the TOC")
-      .option('-n, --dry-run', 'print what would be fetched, written and deleted; change nothing'),
+      .option('-n, --dry-run', 'print what would be fetched, written and deleted; change nothing')
+      .option('--json', 'print the summary (or the dry run) as one JSON document on stdout; progress and notices stay on stderr'),
   ).action(async (source: string, dest: string, flags: SyncFlags) => (await import('./commands/sync.js')).syncCommand(source, dest, flags, io));
 
   addImageOptions(
@@ -69,6 +76,22 @@ export function buildProgram(io: CliIo): Command {
       .argument('<ref>', 'image reference')
       .option('--json', 'machine-readable output'),
   ).action(async (ref: string, flags: InfoFlags) => (await import('./commands/info.js')).infoCommand(ref, flags, io));
+
+  addImageOptions(
+    program
+      .command('diff')
+      .description(
+        "what changed from REF_A to REF_B, from the TOCs alone: docker diff's A/C/D lines, sorted; exit status 0 when equal, 1 when they differ " +
+          '(plain tar+gzip layers have no TOC: they are fetched whole once, then the cache serves them)',
+      )
+      .argument('<ref_a>', 'the image compared from')
+      .argument('<ref_b>', 'the image compared to')
+      .argument('[path]', 'compare this subtree only (an exact path in both images)')
+      .option('--ignore-mtime', "do not count modification times (a directory's never counts)")
+      .option('--json', 'machine-readable output: an array of {path, change, fields?}'),
+  ).action(async (refA: string, refB: string, path: string | undefined, flags: DiffFlags) => {
+    result.status = await (await import('./commands/diff.js')).diffCommand(refA, refB, path, flags, io);
+  });
 
   addImageOptions(
     program
@@ -190,8 +213,9 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await buildProgram(io).parseAsync(argv);
-    process.exitCode = 0;
+    const result: CommandResult = { status: 0 };
+    await buildProgram(io, result).parseAsync(argv);
+    process.exitCode = result.status;
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? 0 : 2;

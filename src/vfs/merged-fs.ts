@@ -91,6 +91,11 @@ export class MergedFs {
     if (node.children) for (const child of this.readdir(node)) yield* this.walk(child);
   }
 
+  /** A regular file's whole-file sha256 from the TOC ('sha256:…'); undefined for anything else, or when the layer's index has none (a plain layer's). */
+  digestOf(node: VNode): string | undefined {
+    return node.inode.entry.digest;
+  }
+
   /** The layer whose blob holds the node's bytes (its metadata too). */
   layerOf(node: VNode): Layer {
     return node.inode.layer;

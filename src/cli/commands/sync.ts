@@ -1,7 +1,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { parseReferenceWithPath, formatReference } from '../../reference/reference.js';
 import { openImage } from '../../image/open-image.js';
-import { syncPath } from '../../sync/sync.js';
+import { syncPath, type SyncSummary } from '../../sync/sync.js';
 import { openOptionsFrom, type CommonFlags } from '../common.js';
 import { ProgressLine, transferLine } from '../progress.js';
 import { formatBytes } from '../format.js';
@@ -19,6 +19,23 @@ export interface SyncFlags extends CommonFlags {
   /** Reuse local files by size + mtime instead of by sha256 against the TOC. */
   quick?: boolean;
   dryRun?: boolean;
+  /** The summary as one JSON document on stdout (SyncJson); progress and notices stay on stderr. */
+  json?: boolean;
+}
+
+/** What `sync --json` prints (README, "sync"): SyncSummary's fields plus what was fetched. */
+export interface SyncJson extends Omit<SyncSummary, 'dest'> {
+  reference: string;
+  /** The path synced inside the image ('/' for all of it). */
+  path: string;
+  /** What DEST already had (issue 11); null when DEST did not exist. */
+  dest: ReuseCounts | null;
+  fetched: { bytes: number; requests: number; chunksFromCache: number };
+  /** Compressed size of all layers: what a full pull would fetch. */
+  fullLayerBytes: number;
+  /** 100 * (1 - fetched.bytes / fullLayerBytes), at least 0. */
+  savedPercent: number;
+  seconds: number;
 }
 
 export async function syncCommand(source: string, dest: string, flags: SyncFlags, io: CliIo): Promise<void> {
@@ -37,7 +54,9 @@ export async function syncCommand(source: string, dest: string, flags: SyncFlags
     const started = Date.now();
     const reuse = { check: flags.quick ? ('quick' as const) : ('checksum' as const), delete: flags.delete ?? false, localChunks: image.ctx.cache, signal: io.signal };
     if (flags.dryRun) {
-      printDryRun(await dryRunSync(image.fs, path, resolvePath(dest), reuse), io, flags.delete ?? false);
+      const report = await dryRunSync(image.fs, path, resolvePath(dest), reuse);
+      if (flags.json) io.out(JSON.stringify({ dryRun: true, reference: formatReference(ref), path, ...report }, null, 2));
+      else printDryRun(report, io, flags.delete ?? false);
       return;
     }
     const summary = await syncPath(image.fs, path, resolvePath(dest), {
@@ -48,10 +67,25 @@ export async function syncCommand(source: string, dest: string, flags: SyncFlags
     });
     progress.clear();
     writeStatsFile(image, summary, Date.now() - started);
-    if (quiet) return;
     const fetched = image.client.stats.blobBytesReceived;
     const fullLayers = image.manifest.layers.reduce((n, l) => n + l.size, 0);
     const saved = fullLayers > 0 ? Math.max(0, 100 * (1 - fetched / fullLayers)) : 0;
+    if (flags.json) {
+      // The document replaces the prose summary (asked for, so printed even with --quiet).
+      const doc: SyncJson = {
+        reference: formatReference(ref),
+        path,
+        ...summary,
+        dest: summary.dest ?? null,
+        fetched: { bytes: fetched, requests: image.client.stats.requests, chunksFromCache: image.ctx.stats.chunkCacheHits },
+        fullLayerBytes: fullLayers,
+        savedPercent: Math.round(saved * 10) / 10,
+        seconds: (Date.now() - started) / 1000,
+      };
+      io.out(JSON.stringify(doc, null, 2));
+      return;
+    }
+    if (quiet) return;
     const secs = ((Date.now() - started) / 1000).toFixed(2);
     io.err(
       `synced ${formatReference(ref)}${path === '/' ? '' : path} -> ${summary.target}: ` +
