@@ -2,13 +2,13 @@
 // by a file and back, byte-order sorting of names beyond the BMP, the shared-layer skip).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { implicitDir, type IndexEntry } from '../../src/estargz/index.js';
+import { entryFields, implicitDir, type IndexEntry } from '../../src/file-index/index.js';
 import type { Layer } from '../../src/layer/layer.js';
 import { MergedFs } from '../../src/vfs/merged-fs.js';
 import { diffTrees, sharedLayerCount } from '../../src/diff/diff.js';
 
 function entry(path: string, type: IndexEntry['type'], extra: Partial<IndexEntry> = {}): IndexEntry {
-  return { ...implicitDir(path), implicit: false, type, mode: 0o644, mtimeMs: 1_700_000_000_000, ...(type === 'reg' ? { digest: 'sha256:' + path.length } : {}), ...extra } as IndexEntry;
+  return { ...entryFields(implicitDir(path)), implicit: false, type, mode: 0o644, mtimeMs: 1_700_000_000_000, ...(type === 'reg' ? { digest: 'sha256:' + path.length } : {}), ...extra } as IndexEntry;
 }
 
 function layer(digest: string, entries: IndexEntry[]): Layer {
