@@ -43,6 +43,10 @@ export const ErrorCodes = {
   CORRUPT_DATA: 'ERR_CORRUPT_DATA',
   /** The requested path does not exist in the image. */
   PATH_NOT_FOUND: 'ERR_PATH_NOT_FOUND',
+  /** A file was asked for (read, cat) and the path names a directory. */
+  IS_DIRECTORY: 'ERR_IS_DIRECTORY',
+  /** A file was asked for and the path names a device, fifo or socket: nothing to read. */
+  NOT_REGULAR_FILE: 'ERR_NOT_REGULAR_FILE',
   /** A name in the image would escape the destination (`..`, absolute, symlinked parent). */
   UNSAFE_PATH: 'ERR_UNSAFE_PATH',
   /** --offline, and what is needed is not in the cache. */

@@ -1,9 +1,22 @@
-// The library: what package.json's `main` names. Opening an image gives the merged VFS that
-// the CLI's `sync`, `ls` and `mount` use; errors carry the stable codes the CLI maps to exits.
-export { openImage, type OpenImageOptions, type OpenedImage } from './image/open-image.js';
-export { syncPath, type SyncOptions, type SyncProgress, type SyncSummary } from './sync/sync.js';
+// The library: what package.json's `main` names. `openImage(ref, options)` gives an Image that
+// answers paths with plain objects (README, Library); errors carry the stable codes the CLI
+// maps to exit statuses.
+export {
+  openImage,
+  type Image,
+  type ImageOptions,
+  type ImageInfo,
+  type LayerInfo,
+  type Stat,
+  type DirEntry,
+  type FileType,
+} from './api/image.js';
+export { READ_WINDOW_BYTES, type ReadStreamOptions } from './api/read-stream.js';
+export type { SyncOptions, SyncProgress, SyncSummary } from './sync/sync.js';
+export type { Change, ChangeField, DiffOptions } from './diff/diff.js';
+export type { ReuseOptions, ReuseCounts } from './sync/reuse.js';
 export { parseReference, parseReferenceWithPath, formatReference, type ImageReference } from './reference/reference.js';
 export { DEFAULT_OPTIONS, resolveOptions, type Options } from './config.js';
 export { ErrorCodes, StargzError, isStargzError, type ErrorCode } from './errors.js';
-export type { MergedFs } from './vfs/merged-fs.js';
+export { defaultKeychain, staticKeychain, type Keychain, type KeychainOptions, type RegistryCredential } from './registry/keychain.js';
 export type { RegistryClientOptions } from './registry/client.js';

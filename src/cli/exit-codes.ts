@@ -9,6 +9,8 @@ const TABLE: Record<ErrorCode, { status: number; hint?: string }> = {
   [ErrorCodes.CONFIG]: { status: 2, hint: 'fix the file at the line named, or see stargz-get config' },
   [ErrorCodes.REFERENCE_INVALID]: { status: 2, hint: 'a reference looks like registry.example.com/repo:tag[/path] or repo@sha256:<digest>[/path]' },
   [ErrorCodes.PATH_NOT_FOUND]: { status: 3 },
+  [ErrorCodes.IS_DIRECTORY]: { status: 3, hint: 'list it with stargz-get ls, or copy it with stargz-get sync' },
+  [ErrorCodes.NOT_REGULAR_FILE]: { status: 3, hint: 'a device, fifo or socket has no bytes; see it with stargz-get ls -l' },
   [ErrorCodes.REGISTRY_NOT_FOUND]: { status: 3, hint: 'check the repository name and tag' },
   [ErrorCodes.PLATFORM_NOT_FOUND]: { status: 3, hint: 'pick one of the listed platforms with --platform' },
   [ErrorCodes.MANIFEST_UNSUPPORTED]: { status: 3 },

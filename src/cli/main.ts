@@ -12,6 +12,7 @@ import type { CliIo } from './io.js';
 // Commands are loaded when they run: a start-up that loads only what it uses is faster
 // (a detached mount starts the CLI twice).
 import type { LsFlags } from './commands/ls.js';
+import type { CatFlags } from './commands/cat.js';
 import type { SyncFlags } from './commands/sync.js';
 import type { InfoFlags } from './commands/info.js';
 import type { CacheFlags } from './commands/cache.js';
@@ -68,6 +69,14 @@ export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }): 
       .option('-R, --recursive', 'list the whole subtree')
       .option('--json', 'machine-readable output'),
   ).action(async (source: string, flags: LsFlags) => (await import('./commands/ls.js')).lsCommand(source, flags, io));
+
+  addImageOptions(
+    program
+      .command('cat')
+      .description('print the bytes of files REF/PATH (symlinks followed inside the image), streamed as their chunks verify')
+      .argument('<source...>', 'image reference with a path to a regular file; several are printed one after another')
+      .option('-o, --output <file>', 'write to FILE instead of stdout, atomically: complete or not there at all'),
+  ).action(async (sources: string[], flags: CatFlags) => (await import('./commands/cat.js')).catCommand(sources, flags, io));
 
   addImageOptions(
     program

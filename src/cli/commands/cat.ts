@@ -1,0 +1,114 @@
+// `cat REF/PATH...`: file bytes to stdout (or --output FILE), streamed one window at a time as
+// their chunks verify (api/read-stream.ts), so memory stays bounded on a file of any size.
+// Every path is resolved before a byte is written: a missing path, a directory or a device
+// fails the command with nothing printed. --output writes a temporary file beside FILE,
+// fsyncs it and renames it over FILE: FILE is either the complete bytes or untouched.
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import * as fsp from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { COMMAND_DEFAULTS } from '../../config.js';
+import { ErrorCodes, StargzError, toStargzError } from '../../errors.js';
+import { openImage, type OpenedImage } from '../../image/open-image.js';
+import { formatReference, parseReferenceWithPath } from '../../reference/reference.js';
+import { createFileReadStream, resolveRegularFile } from '../../api/read-stream.js';
+import type { VNode } from '../../vfs/node.js';
+import { openOptionsFrom, type CommonFlags } from '../common.js';
+import type { CliIo } from '../io.js';
+
+export interface CatFlags extends CommonFlags {
+  output?: string;
+}
+
+interface Part {
+  image: OpenedImage;
+  node: VNode;
+}
+
+export async function catCommand(sources: string[], flags: CatFlags, io: CliIo): Promise<void> {
+  const images = new Map<string, OpenedImage>();
+  try {
+    const parts: Part[] = [];
+    for (const source of sources) {
+      const { ref, path } = parseReferenceWithPath(source);
+      const key = formatReference(ref);
+      let image = images.get(key);
+      if (!image) {
+        const options = await openOptionsFrom(flags, ref, io.notice, io.signal);
+        // cat reads each chunk once, as sync does: holding chunks in memory would only grow the process.
+        options.memoryCacheBytes ??= COMMAND_DEFAULTS.sync.memoryCacheBytes;
+        image = await openImage(ref, options);
+        images.set(key, image);
+      }
+      parts.push({ image, node: resolveRegularFile(image.fs, path) });
+    }
+    const streams = (): AsyncGenerator<Readable> => streamsOf(parts, io.signal);
+    if (flags.output !== undefined) await writeAtomically(resolve(flags.output), streams());
+    else await writeStdout(streams());
+  } finally {
+    for (const image of images.values()) await image.close();
+  }
+}
+
+async function* streamsOf(parts: Part[], signal: AbortSignal): AsyncGenerator<Readable> {
+  for (const { image, node } of parts) yield createFileReadStream(image.fs, node, { signal });
+}
+
+async function writeStdout(streams: AsyncGenerator<Readable>): Promise<void> {
+  const out = process.stdout;
+  let failed: Error | undefined;
+  const onError = (err: Error): void => {
+    failed = err;
+  };
+  out.on('error', onError);
+  try {
+    for await (const stream of streams) {
+      for await (const chunk of stream) {
+        if (failed) break;
+        if (!out.write(chunk as Buffer)) await Promise.race([once(out, 'drain'), once(out, 'error')]).catch(() => undefined);
+        if (failed) break;
+      }
+      if (failed) {
+        stream.destroy();
+        break;
+      }
+    }
+  } finally {
+    out.off('error', onError);
+  }
+  // A reader that went away (`| head`) is not our failure, as for cat(1) under SIGPIPE.
+  if (failed && (failed as NodeJS.ErrnoException).code !== 'EPIPE') throw toStargzError(failed);
+}
+
+async function writeAtomically(target: string, streams: AsyncGenerator<Readable>): Promise<void> {
+  const dir = dirname(target);
+  const tmp = join(dir, `.${basename(target)}.stargz-get-${randomBytes(6).toString('hex')}.tmp`);
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(tmp, 'wx', 0o666);
+  } catch (err) {
+    throw new StargzError(ErrorCodes.IO, `cannot create ${tmp}: ${(err as Error).message}`, { cause: err });
+  }
+  let done = false;
+  try {
+    for await (const stream of streams) {
+      for await (const chunk of stream) {
+        const buf = chunk as Buffer;
+        for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+      }
+    }
+    await fh.sync();
+    await fh.close();
+    await fsp.rename(tmp, target);
+    done = true;
+    // The rename itself durable too.
+    const dh = await fsp.open(dir, 'r');
+    await dh.sync().finally(() => dh.close());
+  } finally {
+    if (!done) {
+      await fh.close().catch(() => undefined);
+      await fsp.unlink(tmp).catch(() => undefined);
+    }
+  }
+}
