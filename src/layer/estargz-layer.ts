@@ -29,6 +29,9 @@ import { isChunkDigest } from '../cache/digest-key.js';
 import { sha256Digest } from '../util/digest.js';
 import { cacheable, chunkKey, inCache, peekMemory, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
 import { layerRule, needsWholeFile, verifyToc, type LayerRule } from './trust.js';
+import { deliverFromFile, streamChunkToFile } from './huge-chunk.js';
+import { STREAM_PIECE_BYTES, STREAMED_CHUNK_SHARE } from '../config.js';
+import { errnoCode } from '../util/errno-code.js';
 
 /** A layer's footer, TOC JSON and the index built from it. */
 export interface LoadedToc {
@@ -56,6 +59,11 @@ interface PendingChunk {
 /** A merged range inflates to at most this share of the memory budget: several fit at once. */
 const RANGES_PER_BUDGET = 4;
 
+/** Streamed chunks in flight per readChunks call. */
+const STREAMS_AT_ONCE = 2;
+/** What one stream holds: the compressed piece being inflated and the next one read ahead. */
+const STREAM_HELD_BYTES = 2 * STREAM_PIECE_BYTES;
+
 export class EstargzLayer implements Layer {
   readonly lazy = true;
   readonly format: Layer['format'];
@@ -65,6 +73,8 @@ export class EstargzLayer implements Layer {
   /** Digest-less chunks -> the file whose digest vouches for them. */
   private readonly wholeFileOwner = new Map<ChunkRef, IndexEntry>();
   private readonly wholeFile = new SingleFlight<IndexEntry, void>();
+  /** Chunks being streamed into the disk cache, by digest (huge-chunk.ts). */
+  private readonly streamedFlight = new SingleFlight<string, string>();
 
   constructor(
     readonly descriptor: Descriptor,
@@ -223,8 +233,23 @@ export class EstargzLayer implements Layer {
     if (key) this.ctx.disk?.putFileChunks(key, digests);
   }
 
+  /** Above this inflated size a chunk is streamed to the disk cache, never held whole (config.ts STREAMED_CHUNK_SHARE). */
+  private get streamedAbove(): number {
+    return Math.floor(Math.min(this.ctx.cache.memory.maxBytes, this.ctx.memory.capacity) / STREAMED_CHUNK_SHARE);
+  }
+
+  private streams(ref: ChunkRef): ref is ChunkRef & { digest: string } {
+    return ref.size > this.streamedAbove && cacheable(ref) && isChunkDigest(ref.digest);
+  }
+
   private async readDigested(refs: readonly ChunkRef[], sink: ChunkSink, options: ReadOptions): Promise<void> {
     if (refs.length === 0) return;
+    if (refs.some((r) => this.streams(r))) {
+      const streamed = refs.filter((r) => this.streams(r));
+      const rest = refs.filter((r) => !this.streams(r));
+      await allSettledOrThrow([this.readStreamed(streamed, sink, options), this.readDigested(rest, sink, options)]);
+      return;
+    }
     // Group by cache key: identical chunks (of hardlinked or duplicate files) are fetched once.
     const byKey = new Map<string, PendingChunk>();
     const waits: Promise<void>[] = [];
@@ -279,6 +304,68 @@ export class EstargzLayer implements Layer {
     } finally {
       for (const key of [...resolvers.keys()]) settle(key, undefined, new StargzError(ErrorCodes.ABORTED, 'fetch abandoned'));
     }
+  }
+
+  /**
+   * Chunks too large for memory: each is streamed into the disk cache once (joined by every
+   * reader of it), then its window is read back from the file by position (huge-chunk.ts).
+   */
+  private async readStreamed(refs: readonly (ChunkRef & { digest: string })[], sink: ChunkSink, options: ReadOptions): Promise<void> {
+    await mapConcurrent(refs.values(), STREAMS_AT_ONCE, async (ref) => {
+      for (let tries = 0; ; tries++) {
+        const path = await this.streamedFile(ref, options);
+        if (options.fetchOnly) return;
+        try {
+          return await deliverFromFile(path, ref, sink, options);
+        } catch (err) {
+          // Evicted (by us or another process) between lookup and open: fetch it again, once.
+          if (tries > 0 || errnoCode(err) !== 'ENOENT') throw err;
+        }
+      }
+    });
+  }
+
+  /** The cache file of a streamed chunk, streaming it in first when the cache lacks it. */
+  private async streamedFile(ref: ChunkRef & { digest: string }, options: ReadOptions): Promise<string> {
+    const disk = this.ctx.disk;
+    const what = `chunk at ${ref.offset} of layer ${this.descriptor.digest}`;
+    // Chosen over a temporary file outside the cache: a chunk that large is worth keeping, and
+    // there is no second place whose size and cleanup the user would have to manage.
+    if (!disk || !disk.canStream(ref.size)) {
+      throw new StargzError(
+        ErrorCodes.CACHE,
+        `${what} inflates to ${ref.size} bytes, more than the ${this.streamedAbove} held in memory at once ` +
+          `(1/${STREAMED_CHUNK_SHARE} of the smaller of memory cache ${this.ctx.cache.memory.maxBytes} and memory budget ${this.ctx.memory.capacity}), ` +
+          (disk ? `and the disk cache (${disk.readOnly ? 'read-only' : `${disk.maxBytes} bytes`}) cannot hold it` : 'and there is no disk cache to stream it into'),
+      );
+    }
+    const have = disk.streamedChunk(ref.digest);
+    if (have) {
+      this.ctx.stats.chunkCacheHits++;
+      return have.path;
+    }
+    // Shared by every reader of the chunk, so no one reader's abort (a FUSE read deadline)
+    // stops it: a read that gave up is answered later from the file.
+    const shared: ReadOptions = options.priority ? { priority: options.priority } : {};
+    return this.streamedFlight.run(ref.digest, async () => {
+      const again = disk.streamedChunk(ref.digest); // streamed by a flight that just ended, or another process
+      if (again) return again.path;
+      const source = this.source;
+      if (!source || this.ctx.offline) throw new StargzError(ErrorCodes.OFFLINE_MISS, `${what} is not in the cache`);
+      // Verified per host: a mirror's bytes that do not match are streamed again from the next host.
+      const tmp = await this.ctx.memory.run(
+        STREAM_HELD_BYTES,
+        () =>
+          source.verified(async (from) => {
+            const path = disk.streamTempPath();
+            await streamChunkToFile(from, ref, this.footer.compression, path, this.ctx, shared, what);
+            return path;
+          }),
+        shared.priority,
+      );
+      this.ctx.stats.chunksFetched++;
+      return disk.commitStreamedChunk(ref.digest, tmp, ref.size);
+    });
   }
 
   private async fetchChunks(
