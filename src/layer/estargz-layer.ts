@@ -200,31 +200,39 @@ export class EstargzLayer implements Layer {
   private async verifyWholeFile(entry: IndexEntry, options: ReadOptions): Promise<void> {
     const expected = entry.digest!;
     const algorithm = expected.slice(0, expected.indexOf(':'));
-    const hash = createHash(algorithm);
-    const digests: string[] = [];
     const chunks = entry.chunks;
-    for (let i = 0; i < chunks.length; ) {
-      const batch: ChunkRef[] = [];
-      let bytes = 0;
-      while (i < chunks.length && (batch.length === 0 || bytes + chunks[i]!.size <= this.ctx.tuning.maxRangeBytes)) {
-        bytes += chunks[i]!.size;
-        batch.push(chunks[i++]!);
+    // Against one host at a time (BlobSource.verified): a mirror whose bytes do not add up to
+    // the file digest is passed over and the file streamed again from the next host. The
+    // chunks a failed try cached are harmless: they are stored under their own content digest.
+    const attempt = async (from: BlobReader | undefined): Promise<string[]> => {
+      const hash = createHash(algorithm);
+      const digests: string[] = [];
+      for (let i = 0; i < chunks.length; ) {
+        const batch: ChunkRef[] = [];
+        let bytes = 0;
+        while (i < chunks.length && (batch.length === 0 || bytes + chunks[i]!.size <= this.ctx.tuning.maxRangeBytes)) {
+          bytes += chunks[i]!.size;
+          batch.push(chunks[i++]!);
+        }
+        const got = new Map<ChunkRef, Buffer>();
+        const pending = batch.map((ref) => ({ refs: [ref], key: chunkKey(this.descriptor.digest, ref), offset: ref.offset, end: ref.end, decoded: ref.size }));
+        await this.fetchChunks(pending, async (p, data) => void got.set(p.refs[0]!, data), () => undefined, options, from);
+        for (const ref of batch) {
+          const data = got.get(ref)!;
+          hash.update(data);
+          const digest = sha256Digest(data);
+          digests.push(digest);
+          await this.ctx.cache.put(digest, data);
+        }
       }
-      const got = new Map<ChunkRef, Buffer>();
-      const pending = batch.map((ref) => ({ refs: [ref], key: chunkKey(this.descriptor.digest, ref), offset: ref.offset, end: ref.end, decoded: ref.size }));
-      await this.fetchChunks(pending, async (p, data) => void got.set(p.refs[0]!, data), () => undefined, options);
-      for (const ref of batch) {
-        const data = got.get(ref)!;
-        hash.update(data);
-        const digest = sha256Digest(data);
-        digests.push(digest);
-        await this.ctx.cache.put(digest, data);
+      const actual = `${algorithm}:${hash.digest('hex')}`;
+      if (actual !== expected) {
+        throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${JSON.stringify(entry.path)} in layer ${this.descriptor.digest}: content has digest ${actual}, the TOC says ${expected}`);
       }
-    }
-    const actual = `${algorithm}:${hash.digest('hex')}`;
-    if (actual !== expected) {
-      throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${JSON.stringify(entry.path)} in layer ${this.descriptor.digest}: content has digest ${actual}, the TOC says ${expected}`);
-    }
+      return digests;
+    };
+    // Without a source (offline), fetchChunks reports the miss.
+    const digests = this.source && !this.ctx.offline ? await this.source.verified(attempt, options.signal) : await attempt(undefined);
     chunks.forEach((c, n) => {
       if (c.digest === undefined) c.digest = digests[n];
       this.wholeFileOwner.delete(c);
@@ -373,6 +381,8 @@ export class EstargzLayer implements Layer {
     deliver: (p: PendingChunk, data: Buffer) => Promise<void>,
     settle: Settle,
     options: ReadOptions,
+    /** One host, when the caller verifies per host itself (verifyWholeFile); else each range is verified per host here. */
+    pinned?: BlobReader,
   ): Promise<void> {
     const source = this.source;
     if (!source || this.ctx.offline) {
@@ -403,7 +413,7 @@ export class EstargzLayer implements Layer {
           try {
             // Fetch, inflate and verify against one host at a time: chunks from a mirror that
             // do not verify are fetched again from the next host (BlobSource.verified).
-            outputs = await source.verified(async (from) => {
+            const fetchFrom = async (from: BlobReader): Promise<Buffer[]> => {
               const compressed = await this.ctx.limiter.run(() => {
                 if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
                 this.ctx.stats.rangeRequests++;
@@ -413,7 +423,8 @@ export class EstargzLayer implements Layer {
               return this.ctx.inflater
                 ? await this.ctx.inflater.inflate(compressed, compression, jobs)
                 : await Promise.all(jobs.map((j) => inflateInThread(compressed.subarray(j.start, j.end), compression, j)));
-            }, options.signal);
+            };
+            outputs = pinned ? await fetchFrom(pinned) : await source.verified(fetchFrom, options.signal);
           } catch (err) {
             failed = true;
             for (const item of range.items) settle(item.key, undefined, err);
