@@ -246,8 +246,14 @@ export class EstargzLayer implements Layer {
     return Math.floor(Math.min(this.ctx.cache.memory.maxBytes, this.ctx.memory.capacity) / STREAMED_CHUNK_SHARE);
   }
 
+  /**
+   * Whether the chunk goes through readStreamed. Without a disk cache that can take it (none,
+   * read-only, or smaller than the chunk), a chunk within the memory budget is still read as
+   * one Buffer (bounded by the budget, as before); one larger than the budget is refused there.
+   */
   private streams(ref: ChunkRef): ref is ChunkRef & { digest: string } {
-    return ref.size > this.streamedAbove && cacheable(ref) && isChunkDigest(ref.digest);
+    if (!(ref.size > this.streamedAbove && cacheable(ref) && isChunkDigest(ref.digest))) return false;
+    return (this.ctx.disk?.canStream(ref.size) ?? false) || ref.size > this.ctx.memory.capacity;
   }
 
   private async readDigested(refs: readonly ChunkRef[], sink: ChunkSink, options: ReadOptions): Promise<void> {
@@ -337,13 +343,12 @@ export class EstargzLayer implements Layer {
   private async streamedFile(ref: ChunkRef & { digest: string }, options: ReadOptions): Promise<string> {
     const disk = this.ctx.disk;
     const what = `chunk at ${ref.offset} of layer ${this.descriptor.digest}`;
-    // Chosen over a temporary file outside the cache: a chunk that large is worth keeping, and
-    // there is no second place whose size and cleanup the user would have to manage.
+    // Refused rather than streamed to a temporary file elsewhere: a chunk that large is worth
+    // keeping, and there is no second place whose size and cleanup the user must manage.
     if (!disk || !disk.canStream(ref.size)) {
       throw new StargzError(
         ErrorCodes.CACHE,
-        `${what} inflates to ${ref.size} bytes, more than the ${this.streamedAbove} held in memory at once ` +
-          `(1/${STREAMED_CHUNK_SHARE} of the smaller of memory cache ${this.ctx.cache.memory.maxBytes} and memory budget ${this.ctx.memory.capacity}), ` +
+        `${what} inflates to ${ref.size} bytes, more than the memory budget of ${this.ctx.memory.capacity} bytes, ` +
           (disk ? `and the disk cache (${disk.readOnly ? 'read-only' : `${disk.maxBytes} bytes`}) cannot hold it` : 'and there is no disk cache to stream it into'),
       );
     }

@@ -168,8 +168,9 @@ describe('chunks larger than the memory cache', { skip: esgzRefPath ? false : 'e
     // Every chunk's bytes came over the wire once (the blob is fetched at most once in all).
     assert.ok(afterFirst.bytes <= blobSize, `${afterFirst.bytes} blob bytes fetched for a ${blobSize}-byte blob`);
     assert.equal(proxy.stats.rangeRequests, afterFirst.requests, `the second pass made ${proxy.stats.rangeRequests - afterFirst.requests} range requests`);
-    // Served by position: well under the time it takes to read and hash a 128 MiB chunk.
-    for (const ms of second) assert.ok(ms < 500, `4 MiB reads in streamed chunks took ${second.map((t) => t.toFixed(0)).join(', ')} ms (first ${first.map((t) => t.toFixed(0)).join(', ')})`);
+    // Served by position: well under the time it takes to read and hash a 128 MiB chunk (seconds per
+    // 4 MiB read when the whole chunk is read back per FUSE read; tens of ms when served by position).
+    for (const ms of second) assert.ok(ms < 1500, `4 MiB reads in streamed chunks took ${second.map((t) => t.toFixed(0)).join(', ')} ms (first ${first.map((t) => t.toFixed(0)).join(', ')})`);
     const mid = await readFile(join(mnt, 'mid'));
     assert.ok(mid.equals(files.mid));
   });
