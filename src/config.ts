@@ -61,6 +61,22 @@ export const DEFAULT_OPTIONS: Options = {
 };
 
 /**
+ * A chunk whose inflated size is above 1/STREAMED_CHUNK_SHARE of the smaller of
+ * memoryCacheBytes and memoryBudgetBytes is never held in memory whole: it is streamed from
+ * the registry through the inflater into the disk cache, hashed as it goes, and read back by
+ * position (src/layer/huge-chunk.ts). Without a disk cache that can take it (none, read-only,
+ * or smaller than the chunk), a chunk within the budget is held whole, and one larger than
+ * the budget is refused (ERR_CACHE, naming both sizes). A quarter: the budget already lets one merged range
+ * inflate to a quarter of it (several in flight at once), and a chunk above a quarter of the
+ * memory cache would evict a quarter of it on every read. Derived, not an option: the two
+ * memory bounds are what the user sets. With the defaults: chunks above 64 MiB.
+ */
+export const STREAMED_CHUNK_SHARE = 4;
+
+/** Bytes of a streamed chunk fetched, or read back from its file, per step: the stream's fixed overhead. */
+export const STREAM_PIECE_BYTES = 4 * 1024 ** 2;
+
+/**
  * Per-command overrides of DEFAULT_OPTIONS: where a command's use calls for another default.
  * Precedence: flags > configuration file > these > DEFAULT_OPTIONS.
  */

@@ -12,6 +12,8 @@ export interface ChunkRow {
   lastAccess: number;
   /** The inline bytes (null for file chunks). */
   data: Buffer | null;
+  /** 1 when the file was hashed once as it was streamed in (schema.ts verified_once). */
+  verifiedOnce: number;
 }
 
 export interface NewChunk {
@@ -19,6 +21,8 @@ export interface NewChunk {
   size: number;
   /** Inline bytes, or undefined when the chunk was already written as a file. */
   data: Buffer | undefined;
+  /** A file hashed once as it was streamed in (schema.ts verified_once). */
+  verifiedOnce?: boolean;
 }
 
 export interface LruRow {
@@ -45,6 +49,7 @@ export class ChunkIndex {
   private readonly existsStmt;
   private readonly insertBlobStmt;
   private readonly insertChunkStmt;
+  private readonly markVerifiedStmt;
   private readonly touchStmt;
   private readonly deleteVictimStmt;
   private readonly deleteIfStmt;
@@ -64,14 +69,16 @@ export class ChunkIndex {
 
   constructor(db: Db) {
     this.lookupStmt = db.prepare<[Buffer], ChunkRow>(
-      `SELECT c.size AS size, c.blob_id AS blobId, c.created AS created, c.last_access AS lastAccess, b.data AS data
+      `SELECT c.size AS size, c.blob_id AS blobId, c.created AS created, c.last_access AS lastAccess, b.data AS data,
+              c.verified_once AS verifiedOnce
          FROM chunks c LEFT JOIN chunk_blobs b ON b.id = c.blob_id WHERE c.digest = ?`,
     );
     this.existsStmt = db.prepare<[Buffer], number>('SELECT 1 FROM chunks WHERE digest = ?').pluck();
     this.insertBlobStmt = db.prepare<[Buffer]>('INSERT INTO chunk_blobs (data) VALUES (?)');
-    this.insertChunkStmt = db.prepare<[Buffer, number, number | bigint | null, number, number]>(
-      'INSERT INTO chunks (digest, size, blob_id, created, last_access) VALUES (?, ?, ?, ?, ?)',
+    this.insertChunkStmt = db.prepare<[Buffer, number, number | bigint | null, number, number, number]>(
+      'INSERT INTO chunks (digest, size, blob_id, created, last_access, verified_once) VALUES (?, ?, ?, ?, ?, ?)',
     );
+    this.markVerifiedStmt = db.prepare<[Buffer, number]>('UPDATE chunks SET verified_once = 1 WHERE digest = ? AND size = ? AND blob_id IS NULL');
     this.touchStmt = db.prepare<[number, Buffer, number]>('UPDATE chunks SET last_access = ? WHERE digest = ? AND last_access < ?');
     this.deleteVictimStmt = db.prepare<[Buffer, number], { size: number; blobId: number | null }>(
       'DELETE FROM chunks WHERE digest = ? AND last_access = ? RETURNING size, blob_id AS blobId',
@@ -95,9 +102,13 @@ export class ChunkIndex {
       const delta = new Delta();
       for (const c of chunks) {
         // Another process (or an earlier batch) may have stored it meanwhile: same bytes, keep theirs.
-        if (this.existsStmt.get(c.raw) !== undefined) continue;
+        // A streamed file replaced the file of a row stored whole: the row learns it was verified once.
+        if (this.existsStmt.get(c.raw) !== undefined) {
+          if (c.verifiedOnce) this.markVerifiedStmt.run(c.raw, c.size);
+          continue;
+        }
         const blobId = c.data ? this.insertBlobStmt.run(c.data).lastInsertRowid : null;
-        this.insertChunkStmt.run(c.raw, c.size, blobId, now, now);
+        this.insertChunkStmt.run(c.raw, c.size, blobId, now, now, c.verifiedOnce ? 1 : 0);
         delta.add(1, c.size, blobId !== null);
       }
       this.adjust(delta);

@@ -4,8 +4,10 @@
 //   <dir>/tmp/             files being written, renamed into chunks/ when complete
 // Small chunks stay inside SQLite because a file costs at least one filesystem block: 2000
 // chunks of ~3 KiB (5.9 MiB) take 7.8 MiB as files, 6.3 MiB as rows packed in 64 KiB pages.
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { mkdir, rename, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
 import { ErrorCodes, StargzError } from '../errors.js';
 import { AccessBatcher, MicroBatcher } from './batchers.js';
 import { ChunkIndex, type ChunkRow, type NewChunk } from './chunk-index.js';
@@ -180,6 +182,74 @@ export class DiskCache {
     const done = this.store(key, data).finally(() => this.inflight.delete(key.hex));
     this.inflight.set(key.hex, { data, done });
     return done;
+  }
+
+  // ---- chunks too large for memory: streamed into a file once, then read by position ----
+  //
+  // Such a chunk is hashed once, while it is streamed in (layer/huge-chunk.ts), and recorded as
+  // verified once; afterwards reads pread the window they need and trust the file by the record
+  // and its size alone. Re-hashing 1 GiB per 4 MiB read (42 s each, issue 8) is not affordable,
+  // and the file needs no more trust than this: the cache directory is the user's own, written
+  // only by stargz-get (files appear under their final name complete, by rename), as containerd
+  // trusts its content store once ingested. Truncation or loss is still caught: a missing file
+  // or a size other than the row's drops the record, and the chunk is fetched again.
+
+  /** A fresh name under tmp/ for a chunk being streamed in (its writer removes it on failure). */
+  streamTempPath(): string {
+    this.assertOpen();
+    return join(this.tmpDir, `${randomBytes(8).toString('hex')}.${process.pid}.stream.tmp`);
+  }
+
+  /** Whether streamed chunks can be stored here (a read-only cache, or one smaller than the chunk, cannot). */
+  canStream(size: number): boolean {
+    return !this.readOnly && size <= this.maxBytes;
+  }
+
+  /**
+   * Moves a chunk the caller streamed into `tmpPath` (and verified while writing it) to its
+   * final name and records it as verified once. The file first, then its row.
+   */
+  async commitStreamedChunk(digest: string, tmpPath: string, size: number): Promise<string> {
+    this.assertOpen();
+    const key = parseChunkDigest(digest);
+    const path = chunkFilePath(this.chunksDir, key.hex);
+    try {
+      try {
+        await rename(tmpPath, path);
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw err;
+        await mkdir(dirname(path), { recursive: true }); // fan-out made on first use (or cleared meanwhile)
+        await rename(tmpPath, path);
+      }
+    } catch (err) {
+      await unlink(tmpPath).catch(() => undefined);
+      throw new StargzError(ErrorCodes.CACHE, `cannot store streamed chunk ${path}: ${errMessage(err)}`, { cause: err });
+    }
+    await this.writes.add({ raw: key.raw, size, data: undefined, verifiedOnce: true });
+    return path;
+  }
+
+  /**
+   * The file of a chunk recorded as verified once, when it is there with its recorded size;
+   * undefined otherwise (a row without the record, or a file gone or of another size: the row
+   * is dropped). See the comment above streamTempPath for why the digest is not checked here.
+   */
+  streamedChunk(digest: string): { path: string; size: number } | undefined {
+    this.assertOpen();
+    const key = parseChunkDigest(digest);
+    const row = this.sql('cannot read the cache index', () => this.index.lookup(key.raw));
+    if (!row || row.blobId !== null || row.verifiedOnce !== 1) return undefined;
+    const path = chunkFilePath(this.chunksDir, key.hex);
+    let size: number;
+    try {
+      size = statSync(path).size;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return this.drop(key, row);
+      throw new StargzError(ErrorCodes.CACHE, `cannot read cached chunk ${key.hex}: ${errMessage(err)}`, { cause: err });
+    }
+    if (size !== row.size) return this.drop(key, row);
+    this.noteAccess(key, row.lastAccess);
+    return { path, size };
   }
 
   hasChunk(digest: string): boolean {

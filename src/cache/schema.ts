@@ -12,9 +12,10 @@ export type Db = Database.Database;
  * Bump on any change to the tables below, or to what a record's key vouches for; older caches
  * are then rebuilt, newer ones refused. 2: TOCs keyed by the TOC digest that verified them and
  * layer indexes only after the whole blob matched its digest (version 1 keyed TOCs by a layer
- * digest the registry merely claimed: not to be trusted).
+ * digest the registry merely claimed: not to be trusted). 3: chunks.verified_once (a chunk
+ * file hashed once while it was streamed in, served by position without re-hashing).
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** Writers of other processes hold the lock for milliseconds; wait this long before giving up. */
 export const BUSY_TIMEOUT_MS = 10_000;
@@ -48,7 +49,11 @@ CREATE TABLE IF NOT EXISTS chunks (
   size        INTEGER NOT NULL,
   blob_id     INTEGER,
   created     INTEGER NOT NULL,  -- ms since the epoch
-  last_access INTEGER NOT NULL   -- ms since the epoch, updated coarsely
+  last_access INTEGER NOT NULL,  -- ms since the epoch, updated coarsely
+  -- 1: a file chunk too large to hold in memory, hashed once as it was streamed in and served
+  -- by position from then on (its size is checked, its digest is not: see DiskCache.streamedChunk).
+  -- 0: read whole and re-hashed on every read.
+  verified_once INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
 -- Small chunks' bytes. A rowid table apart from chunks: appends pack pages full, while

@@ -9,7 +9,9 @@ import { ErrorCodes, StargzError } from '../errors.js';
 import { errnoCode } from '../util/errno-code.js';
 import type { Compression } from './footer.js';
 import { checkGzipTrailer, gzipHeaderLength } from './gzip-member.js';
-import { decodeZstdFrame, readZstdFrame } from './zstd-frame.js';
+import { decodeZstdFrame, MAX_ZSTD_WINDOW, readZstdFrame } from './zstd-frame.js';
+import { Decompress } from 'fzstd';
+import { Readable } from 'node:stream';
 
 /** Decoded bytes past the chunk we accept to decode in order to verify the member's CRC. */
 const TAIL_SLACK = 32 * 1024;
@@ -145,4 +147,88 @@ export function verifyChunk(data: Buffer, expected: string | undefined, what: st
   if (actual !== expected) {
     throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${what}: digest mismatch, expected ${expected}, got ${actual}`);
   }
+}
+
+/** Compressed bytes handed to fzstd per push when streaming: bounds what one push decodes. */
+const ZSTD_STREAM_PUSH = 64 * 1024;
+/** Output piece of the streaming gzip inflater. */
+const STREAM_OUTPUT_PIECE = 256 * 1024;
+
+/**
+ * The streaming twin of inflateChunk, for chunks too large to hold in memory: `compressed`
+ * yields [chunk.offset, chunk.end) of the blob in pieces, the result yields the chunk's `size`
+ * bytes (from innerOffset) in pieces, in order. Memory: the stream's buffers (zlib's, or the
+ * zstd window, at most MAX_ZSTD_WINDOW), never the chunk. Corrupt data -> CORRUPT_DATA; a
+ * failure of `compressed` is passed on as it is.
+ */
+export async function* inflateChunkStream(compressed: AsyncIterable<Buffer>, compression: Compression, innerOffset: number, size: number): AsyncGenerator<Buffer> {
+  const need = innerOffset + size;
+  if (!Number.isSafeInteger(innerOffset) || !Number.isSafeInteger(size) || innerOffset < 0 || size < 0 || !Number.isSafeInteger(need)) {
+    throw new StargzError(ErrorCodes.TOC_INVALID, `chunk extent innerOffset=${innerOffset} size=${size} is invalid`);
+  }
+  let pos = 0; // decoded bytes seen so far
+  const window = (d: Uint8Array): Buffer | undefined => {
+    const from = Math.max(innerOffset, pos);
+    const to = Math.min(need, pos + d.length);
+    const start = pos;
+    pos += d.length;
+    return to > from ? Buffer.from(d.buffer, d.byteOffset + (from - start), to - from) : undefined;
+  };
+  if (size === 0) return;
+  let sourceError: { err: unknown } | undefined;
+  async function* guarded(): AsyncGenerator<Buffer> {
+    try {
+      yield* compressed;
+    } catch (err) {
+      sourceError = { err };
+      throw err;
+    }
+  }
+  if (compression === 'gzip') {
+    const src = Readable.from(guarded(), { objectMode: false, highWaterMark: 1 });
+    const z = zlib.createGunzip({ chunkSize: STREAM_OUTPUT_PIECE });
+    src.on('error', (err) => z.destroy(err));
+    src.pipe(z);
+    try {
+      for await (const d of z as AsyncIterable<Buffer>) {
+        const piece = window(d);
+        if (piece) yield piece;
+        if (pos >= need) return; // the rest of the member is tar padding or other entries
+      }
+    } catch (err) {
+      if (sourceError) throw sourceError.err;
+      throw err instanceof StargzError ? err : corrupt('gzip member does not inflate: ' + (err as Error).message, err);
+    } finally {
+      src.destroy();
+      z.destroy();
+    }
+    throw corrupt(`gzip member holds ${pos} bytes, the chunk needs ${need}`);
+  }
+  let parts: Uint8Array[] = [];
+  const d = new Decompress((chunk) => void parts.push(chunk));
+  let first = true;
+  try {
+    for await (const piece of guarded()) {
+      if (first) {
+        const frame = readZstdFrame(piece);
+        if (frame.windowSize > MAX_ZSTD_WINDOW) throw corrupt(`zstd window of ${frame.windowSize} bytes is too large`);
+        first = false;
+      }
+      for (let at = 0; at < piece.length; at += ZSTD_STREAM_PUSH) {
+        d.push(piece.subarray(at, at + ZSTD_STREAM_PUSH));
+        const out = parts;
+        parts = [];
+        for (const o of out) {
+          // fzstd may reuse its window for later output: copy what is kept past this step.
+          const w = window(o);
+          if (w) yield Buffer.from(w);
+          if (pos >= need) return;
+        }
+      }
+    }
+  } catch (err) {
+    if (sourceError) throw sourceError.err;
+    throw err instanceof StargzError ? err : corrupt('zstd frame does not decode: ' + (err as Error).message, err);
+  }
+  throw corrupt(`zstd frame holds ${pos} bytes, the chunk needs ${need}`);
 }

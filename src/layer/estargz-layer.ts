@@ -29,6 +29,9 @@ import { isChunkDigest } from '../cache/digest-key.js';
 import { sha256Digest } from '../util/digest.js';
 import { cacheable, chunkKey, inCache, peekMemory, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
 import { layerRule, needsWholeFile, verifyToc, type LayerRule } from './trust.js';
+import { deliverFromFile, streamChunkToFile } from './huge-chunk.js';
+import { STREAM_PIECE_BYTES, STREAMED_CHUNK_SHARE } from '../config.js';
+import { errnoCode } from '../util/errno-code.js';
 
 /** A layer's footer, TOC JSON and the index built from it. */
 export interface LoadedToc {
@@ -56,6 +59,11 @@ interface PendingChunk {
 /** A merged range inflates to at most this share of the memory budget: several fit at once. */
 const RANGES_PER_BUDGET = 4;
 
+/** Streamed chunks in flight per readChunks call. */
+const STREAMS_AT_ONCE = 2;
+/** What one stream holds: the compressed piece being inflated and the next one read ahead. */
+const STREAM_HELD_BYTES = 2 * STREAM_PIECE_BYTES;
+
 export class EstargzLayer implements Layer {
   readonly lazy = true;
   readonly format: Layer['format'];
@@ -65,6 +73,8 @@ export class EstargzLayer implements Layer {
   /** Digest-less chunks -> the file whose digest vouches for them. */
   private readonly wholeFileOwner = new Map<ChunkRef, IndexEntry>();
   private readonly wholeFile = new SingleFlight<IndexEntry, void>();
+  /** Chunks being streamed into the disk cache, by digest (huge-chunk.ts). */
+  private readonly streamedFlight = new SingleFlight<string, string>();
 
   constructor(
     readonly descriptor: Descriptor,
@@ -190,31 +200,39 @@ export class EstargzLayer implements Layer {
   private async verifyWholeFile(entry: IndexEntry, options: ReadOptions): Promise<void> {
     const expected = entry.digest!;
     const algorithm = expected.slice(0, expected.indexOf(':'));
-    const hash = createHash(algorithm);
-    const digests: string[] = [];
     const chunks = entry.chunks;
-    for (let i = 0; i < chunks.length; ) {
-      const batch: ChunkRef[] = [];
-      let bytes = 0;
-      while (i < chunks.length && (batch.length === 0 || bytes + chunks[i]!.size <= this.ctx.tuning.maxRangeBytes)) {
-        bytes += chunks[i]!.size;
-        batch.push(chunks[i++]!);
+    // Against one host at a time (BlobSource.verified): a mirror whose bytes do not add up to
+    // the file digest is passed over and the file streamed again from the next host. The
+    // chunks a failed try cached are harmless: they are stored under their own content digest.
+    const attempt = async (from: BlobReader | undefined): Promise<string[]> => {
+      const hash = createHash(algorithm);
+      const digests: string[] = [];
+      for (let i = 0; i < chunks.length; ) {
+        const batch: ChunkRef[] = [];
+        let bytes = 0;
+        while (i < chunks.length && (batch.length === 0 || bytes + chunks[i]!.size <= this.ctx.tuning.maxRangeBytes)) {
+          bytes += chunks[i]!.size;
+          batch.push(chunks[i++]!);
+        }
+        const got = new Map<ChunkRef, Buffer>();
+        const pending = batch.map((ref) => ({ refs: [ref], key: chunkKey(this.descriptor.digest, ref), offset: ref.offset, end: ref.end, decoded: ref.size }));
+        await this.fetchChunks(pending, async (p, data) => void got.set(p.refs[0]!, data), () => undefined, options, from);
+        for (const ref of batch) {
+          const data = got.get(ref)!;
+          hash.update(data);
+          const digest = sha256Digest(data);
+          digests.push(digest);
+          await this.ctx.cache.put(digest, data);
+        }
       }
-      const got = new Map<ChunkRef, Buffer>();
-      const pending = batch.map((ref) => ({ refs: [ref], key: chunkKey(this.descriptor.digest, ref), offset: ref.offset, end: ref.end, decoded: ref.size }));
-      await this.fetchChunks(pending, async (p, data) => void got.set(p.refs[0]!, data), () => undefined, options);
-      for (const ref of batch) {
-        const data = got.get(ref)!;
-        hash.update(data);
-        const digest = sha256Digest(data);
-        digests.push(digest);
-        await this.ctx.cache.put(digest, data);
+      const actual = `${algorithm}:${hash.digest('hex')}`;
+      if (actual !== expected) {
+        throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${JSON.stringify(entry.path)} in layer ${this.descriptor.digest}: content has digest ${actual}, the TOC says ${expected}`);
       }
-    }
-    const actual = `${algorithm}:${hash.digest('hex')}`;
-    if (actual !== expected) {
-      throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${JSON.stringify(entry.path)} in layer ${this.descriptor.digest}: content has digest ${actual}, the TOC says ${expected}`);
-    }
+      return digests;
+    };
+    // Without a source (offline), fetchChunks reports the miss.
+    const digests = this.source && !this.ctx.offline ? await this.source.verified(attempt, options.signal) : await attempt(undefined);
     chunks.forEach((c, n) => {
       if (c.digest === undefined) c.digest = digests[n];
       this.wholeFileOwner.delete(c);
@@ -223,8 +241,29 @@ export class EstargzLayer implements Layer {
     if (key) this.ctx.disk?.putFileChunks(key, digests);
   }
 
+  /** Above this inflated size a chunk is streamed to the disk cache, never held whole (config.ts STREAMED_CHUNK_SHARE). */
+  private get streamedAbove(): number {
+    return Math.floor(Math.min(this.ctx.cache.memory.maxBytes, this.ctx.memory.capacity) / STREAMED_CHUNK_SHARE);
+  }
+
+  /**
+   * Whether the chunk goes through readStreamed. Without a disk cache that can take it (none,
+   * read-only, or smaller than the chunk), a chunk within the memory budget is still read as
+   * one Buffer (bounded by the budget, as before); one larger than the budget is refused there.
+   */
+  private streams(ref: ChunkRef): ref is ChunkRef & { digest: string } {
+    if (!(ref.size > this.streamedAbove && cacheable(ref) && isChunkDigest(ref.digest))) return false;
+    return (this.ctx.disk?.canStream(ref.size) ?? false) || ref.size > this.ctx.memory.capacity;
+  }
+
   private async readDigested(refs: readonly ChunkRef[], sink: ChunkSink, options: ReadOptions): Promise<void> {
     if (refs.length === 0) return;
+    if (refs.some((r) => this.streams(r))) {
+      const streamed = refs.filter((r) => this.streams(r));
+      const rest = refs.filter((r) => !this.streams(r));
+      await allSettledOrThrow([this.readStreamed(streamed, sink, options), this.readDigested(rest, sink, options)]);
+      return;
+    }
     // Group by cache key: identical chunks (of hardlinked or duplicate files) are fetched once.
     const byKey = new Map<string, PendingChunk>();
     const waits: Promise<void>[] = [];
@@ -281,11 +320,74 @@ export class EstargzLayer implements Layer {
     }
   }
 
+  /**
+   * Chunks too large for memory: each is streamed into the disk cache once (joined by every
+   * reader of it), then its window is read back from the file by position (huge-chunk.ts).
+   */
+  private async readStreamed(refs: readonly (ChunkRef & { digest: string })[], sink: ChunkSink, options: ReadOptions): Promise<void> {
+    await mapConcurrent(refs.values(), STREAMS_AT_ONCE, async (ref) => {
+      for (let tries = 0; ; tries++) {
+        const path = await this.streamedFile(ref, options);
+        if (options.fetchOnly) return;
+        try {
+          return await deliverFromFile(path, ref, sink, options);
+        } catch (err) {
+          // Evicted (by us or another process) between lookup and open: fetch it again, once.
+          if (tries > 0 || errnoCode(err) !== 'ENOENT') throw err;
+        }
+      }
+    });
+  }
+
+  /** The cache file of a streamed chunk, streaming it in first when the cache lacks it. */
+  private async streamedFile(ref: ChunkRef & { digest: string }, options: ReadOptions): Promise<string> {
+    const disk = this.ctx.disk;
+    const what = `chunk at ${ref.offset} of layer ${this.descriptor.digest}`;
+    // Refused rather than streamed to a temporary file elsewhere: a chunk that large is worth
+    // keeping, and there is no second place whose size and cleanup the user must manage.
+    if (!disk || !disk.canStream(ref.size)) {
+      throw new StargzError(
+        ErrorCodes.CACHE,
+        `${what} inflates to ${ref.size} bytes, more than the memory budget of ${this.ctx.memory.capacity} bytes, ` +
+          (disk ? `and the disk cache (${disk.readOnly ? 'read-only' : `${disk.maxBytes} bytes`}) cannot hold it` : 'and there is no disk cache to stream it into'),
+      );
+    }
+    const have = disk.streamedChunk(ref.digest);
+    if (have) {
+      this.ctx.stats.chunkCacheHits++;
+      return have.path;
+    }
+    // Shared by every reader of the chunk, so no one reader's abort (a FUSE read deadline)
+    // stops it: a read that gave up is answered later from the file.
+    const shared: ReadOptions = options.priority ? { priority: options.priority } : {};
+    return this.streamedFlight.run(ref.digest, async () => {
+      const again = disk.streamedChunk(ref.digest); // streamed by a flight that just ended, or another process
+      if (again) return again.path;
+      const source = this.source;
+      if (!source || this.ctx.offline) throw new StargzError(ErrorCodes.OFFLINE_MISS, `${what} is not in the cache`);
+      // Verified per host: a mirror's bytes that do not match are streamed again from the next host.
+      const tmp = await this.ctx.memory.run(
+        STREAM_HELD_BYTES,
+        () =>
+          source.verified(async (from) => {
+            const path = disk.streamTempPath();
+            await streamChunkToFile(from, ref, this.footer.compression, path, this.ctx, shared, what);
+            return path;
+          }),
+        shared.priority,
+      );
+      this.ctx.stats.chunksFetched++;
+      return disk.commitStreamedChunk(ref.digest, tmp, ref.size);
+    });
+  }
+
   private async fetchChunks(
     pending: PendingChunk[],
     deliver: (p: PendingChunk, data: Buffer) => Promise<void>,
     settle: Settle,
     options: ReadOptions,
+    /** One host, when the caller verifies per host itself (verifyWholeFile); else each range is verified per host here. */
+    pinned?: BlobReader,
   ): Promise<void> {
     const source = this.source;
     if (!source || this.ctx.offline) {
@@ -316,7 +418,7 @@ export class EstargzLayer implements Layer {
           try {
             // Fetch, inflate and verify against one host at a time: chunks from a mirror that
             // do not verify are fetched again from the next host (BlobSource.verified).
-            outputs = await source.verified(async (from) => {
+            const fetchFrom = async (from: BlobReader): Promise<Buffer[]> => {
               const compressed = await this.ctx.limiter.run(() => {
                 if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
                 this.ctx.stats.rangeRequests++;
@@ -326,7 +428,8 @@ export class EstargzLayer implements Layer {
               return this.ctx.inflater
                 ? await this.ctx.inflater.inflate(compressed, compression, jobs)
                 : await Promise.all(jobs.map((j) => inflateInThread(compressed.subarray(j.start, j.end), compression, j)));
-            }, options.signal);
+            };
+            outputs = pinned ? await fetchFrom(pinned) : await source.verified(fetchFrom, options.signal);
           } catch (err) {
             failed = true;
             for (const item of range.items) settle(item.key, undefined, err);

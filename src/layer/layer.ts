@@ -14,9 +14,22 @@ export interface ReadOptions {
   /** Background prefetch runs at 'low' so on-demand reads overtake it. */
   priority?: Priority;
   signal?: AbortSignal;
+  /**
+   * The file bytes wanted ([offset, offset + length) of the file the refs belong to). A chunk
+   * too large for memory (huge-chunk.ts) delivers only its overlap with the window; others are
+   * delivered whole regardless. Without it, a streamed chunk is delivered whole, in pieces.
+   */
+  window?: { offset: number; length: number };
+  /** The chunks are wanted in the cache, not their bytes: a streamed chunk is not read back. */
+  fetchOnly?: boolean;
 }
 
-export type ChunkSink = (ref: ChunkRef, data: Buffer) => void | Promise<void>;
+/**
+ * Receives chunk bytes: `data` starts `at` bytes into the chunk (0, and the whole chunk, except
+ * for a chunk too large for memory, which arrives in pieces in order). A Promise returned is
+ * awaited before the next piece of that chunk is read.
+ */
+export type ChunkSink = (ref: ChunkRef, data: Buffer, at?: number) => void | Promise<void>;
 
 export interface Layer {
   readonly descriptor: Descriptor;

@@ -12,7 +12,7 @@ import { setMaxListeners } from 'node:events';
 import { DEFAULT_OPTIONS } from '../config.js';
 import { ErrorCodes, StargzError } from '../errors.js';
 import type { ChunkRef } from '../estargz/index.js';
-import { cacheable, type ChunkSink, type Layer } from './layer.js';
+import { cacheable, type ChunkSink, type Layer, type ReadOptions } from './layer.js';
 
 /** Why bytes are wanted. */
 export type FetchKind = 'read' | BackgroundKind;
@@ -49,9 +49,12 @@ export class FetchScheduler {
     this.maxInFlight = Math.max(1, Math.floor((connections * 3) / 4));
   }
 
-  /** On demand: delivers `refs` to `sink`, before anything queued here. */
-  read(layer: Layer, refs: readonly ChunkRef[], sink: ChunkSink, signal?: AbortSignal): Promise<void> {
-    return layer.readChunks(refs, sink, signal ? { priority: 'high', signal } : { priority: 'high' });
+  /** On demand: delivers `refs` to `sink`, before anything queued here (`window`: see ReadOptions). */
+  read(layer: Layer, refs: readonly ChunkRef[], sink: ChunkSink, signal?: AbortSignal, window?: ReadOptions['window']): Promise<void> {
+    const options: ReadOptions = { priority: 'high' };
+    if (signal) options.signal = signal;
+    if (window) options.window = window;
+    return layer.readChunks(refs, sink, options);
   }
 
   /**
@@ -119,7 +122,7 @@ export class FetchScheduler {
         job.settle(sent, err);
         this.pump();
       };
-      Promise.all(runs.map((r) => job.layer.readChunks(r, () => undefined, { priority: 'low', signal }))).then(() => finish(), finish);
+      Promise.all(runs.map((r) => job.layer.readChunks(r, () => undefined, { priority: 'low', signal, fetchOnly: true }))).then(() => finish(), finish);
     }
   }
 }

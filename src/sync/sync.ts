@@ -302,7 +302,7 @@ class SyncRun {
     });
     await this.image.readFiles(
       byNode.keys(),
-      async (node, fileOffset, data) => {
+      async (node, fileOffset, data, chunkDone) => {
         // Once anything failed, no new file is started: the run is being abandoned.
         if (this.abandoned) throw new StargzError(ErrorCodes.ABORTED, 'sync abandoned');
         const job = byNode.get(node)!;
@@ -311,7 +311,8 @@ class SyncRun {
         job.writtenEnd = Math.max(job.writtenEnd, fileOffset + data.length);
         this.summary.bytesWritten += data.length;
         this.progress.bytesDone += data.length;
-        if (--job.remaining === 0) await this.finishJob(job);
+        // A chunk too large for memory arrives in pieces: it counts as done with its last.
+        if (chunkDone && --job.remaining === 0) await this.finishJob(job);
       },
       this.options.signal,
     );

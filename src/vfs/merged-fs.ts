@@ -140,9 +140,10 @@ export class MergedFs {
     const layer = node.inode.layer;
     const refs = this.chunksFor(node, offset, want);
     if (copyCached(layer, refs, buf, offset, want)) return want;
-    await this.scheduler.read(layer, refs, (ref, data) => {
-      if (!signal?.aborted) copyOverlap(ref, data, buf, offset, want);
-    }, signal);
+    // The window: a chunk too large for memory delivers only the part of it this read needs.
+    await this.scheduler.read(layer, refs, (ref, data, at) => {
+      if (!signal?.aborted) copyOverlap(ref, data, buf, offset, want, at);
+    }, signal, { offset, length: want });
     return want;
   }
 
@@ -156,9 +157,15 @@ export class MergedFs {
    * Every chunk of the given regular files, to `sink` as it arrives, in no particular order
    * (sync writes them where they go). All chunks of one layer are asked for at once, so
    * neighbouring chunks of different files share range requests; once one layer failed, no
-   * further chunk is delivered. A sparse file's holes are not delivered.
+   * further chunk is delivered. A sparse file's holes are not delivered. A chunk too large for
+   * memory arrives in pieces, in order, each awaited before the next; `chunkDone` is true with
+   * the last (or only) piece of a chunk.
    */
-  async readFiles(nodes: Iterable<VNode>, sink: (node: VNode, fileOffset: number, data: Buffer) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
+  async readFiles(
+    nodes: Iterable<VNode>,
+    sink: (node: VNode, fileOffset: number, data: Buffer, chunkDone: boolean) => void | Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const byLayer = new Map<Layer, { refs: ChunkRef[]; owner: Map<ChunkRef, VNode> }>();
     for (const node of nodes) {
       const layer = node.inode.layer;
@@ -173,9 +180,9 @@ export class MergedFs {
     await allSettledOrThrow(
       [...byLayer].map(([layer, { refs, owner }]) =>
         this.scheduler
-          .read(layer, refs, (ref, data) => {
+          .read(layer, refs, (ref, data, at = 0) => {
             if (failed) throw new StargzError(ErrorCodes.ABORTED, 'read abandoned');
-            return sink(owner.get(ref)!, ref.fileOffset, data);
+            return sink(owner.get(ref)!, ref.fileOffset + at, data, at + data.length >= ref.size);
           }, signal)
           .catch((err: unknown) => {
             failed = true;
@@ -221,11 +228,15 @@ function copyCached(layer: Layer, refs: readonly ChunkRef[], buf: Buffer, pos: n
   return true;
 }
 
-/** Copies the overlap of a chunk with [pos, pos + want) of the file into buf (which starts at pos). */
-function copyOverlap(ref: ChunkRef, data: Buffer, buf: Buffer, pos: number, want: number): void {
-  const from = Math.max(pos, ref.fileOffset);
-  const to = Math.min(pos + want, ref.fileOffset + ref.size);
-  if (to > from) data.copy(buf, from - pos, from - ref.fileOffset, to - ref.fileOffset);
+/**
+ * Copies the overlap of chunk bytes with [pos, pos + want) of the file into buf (which starts at
+ * pos); `data` starts `at` bytes into the chunk (a piece of a chunk too large for memory).
+ */
+function copyOverlap(ref: ChunkRef, data: Buffer, buf: Buffer, pos: number, want: number, at = 0): void {
+  const start = ref.fileOffset + at;
+  const from = Math.max(pos, start);
+  const to = Math.min(pos + want, start + Math.min(data.length, ref.size - at));
+  if (to > from) data.copy(buf, from - pos, from - start, to - start);
 }
 
 function notFound(path: string, why?: string): StargzError {

@@ -16,7 +16,8 @@ import { runCli, type CliResult } from '../helpers/cli.js';
 import { oracleUnpack, compareTrees, formatDiffs } from '../helpers/oracle.js';
 import { fixtureLayers, openFixtureLayer, type FixtureLayer } from '../estargz/fixture-layers.js';
 import { sameSizeToc, tamperChunk, tamperedPlainGzip } from '../helpers/hostile-blobs.js';
-import { rewriteToc } from '../helpers/craft-image.js';
+import { pushCraftedImage, rewriteToc, writeLayout } from '../helpers/craft-image.js';
+import { createHash } from 'node:crypto';
 import { swapBlob, MULTI_CHUNK_FILE } from '../helpers/integrity-images.js';
 import { layoutsDir } from '../helpers/paths.js';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -33,7 +34,8 @@ describe('mirrors: bytes that do not verify fall through to the next host', () =
   const oracle: Record<string, string> = {};
   let edge: FixtureLayer[];
   let mixed: FixtureLayer[];
-  const files = { chunk: '', toc: '', plain: '' };
+  const files = { chunk: '', toc: '', plain: '', noChunkDigest: '' };
+  let noChunkLayer = ''; // the digest of fixtures/no-chunk-digest's layer 0
 
   before(async () => {
     origin = await startRegistry({ mode: 'plain' });
@@ -43,7 +45,18 @@ describe('mirrors: bytes that do not verify fall through to the next host', () =
     cache = await startRegistry({ mode: 'plain', proxyRemoteUrl: origin.url });
     mirror = await startFaultProxy(cache);
     work = await makeTempDir('mirror-verify-');
-    for (const name of ['edge', 'mixed']) oracle[name] = await oracleUnpack(origin, `fixtures/${name}:v1`, join(work, `oracle-${name}`));
+    // edge with bin/tool's chunks lacking chunkDigest: only its file digest vouches for them.
+    const edgeLayers = fixtureLayers('edge');
+    const noChunk = rewriteToc(edgeLayers[0]!.blob, (toc) => {
+      for (const e of toc.entries) if (e.name.replace(/^\.?\//, '') === MULTI_CHUNK_FILE) delete e.chunkDigest;
+    });
+    const layout = await writeLayout(join(work, 'no-chunk-digest'), { layers: [noChunk, ...edgeLayers.slice(1).map((l) => ({ blob: l.blob, annotations: l.annotations }))] });
+    await pushCraftedImage(origin, layout, 'fixtures/no-chunk-digest:v1');
+    noChunkLayer = 'sha256:' + createHash('sha256').update(noChunk.blob).digest('hex');
+    const noChunkTool = openFixtureLayer({ ...edgeLayers[0]!, blob: noChunk.blob }).index.entries.get(MULTI_CHUNK_FILE)!;
+    files.noChunkDigest = join(work, 'no-chunk-digest.blob');
+    await writeFile(files.noChunkDigest, tamperChunk(noChunk.blob, noChunkTool.chunks[noChunkTool.chunks.length - 1]!));
+    for (const name of ['edge', 'mixed', 'no-chunk-digest']) oracle[name] = await oracleUnpack(origin, `fixtures/${name}:v1`, join(work, `oracle-${name}`));
     edge = fixtureLayers('edge');
     mixed = fixtureLayers('mixed');
     assert.ok(!mixed[0]!.annotations['containerd.io/snapshot/stargz/toc.digest'] && mixed[0]!.mediaType.endsWith('gzip'), 'mixed layer 0 is plain tar+gzip');
@@ -106,6 +119,18 @@ describe('mirrors: bytes that do not verify fall through to the next host', () =
     oneNotice(r, 'ERR_DIGEST_MISMATCH');
     assert.ok(servedSwapped(), 'the mirror was asked for the layer');
     assert.ok(originServed(edge[0]!.digest), 'the origin served the layer after');
+  });
+
+  // Issue 9: whole-file verification (chunks without chunkDigest) failed the read on a mirror's bad bytes.
+  test('a mirror serving digest-less chunks that do not add up to the file digest: the file is fetched again from the origin', async () => {
+    reset([swapBlob(noChunkLayer, files.noChunkDigest)]);
+    const r = await sync('no-chunk-digest', true);
+    assert.equal(r.code, 0, r.stderr);
+    await sameAsOracle('no-chunk-digest', r.dest);
+    oneNotice(r, 'ERR_DIGEST_MISMATCH');
+    assert.match(r.stderr, /content has digest/);
+    assert.ok(servedSwapped(), 'the mirror was asked for the chunks');
+    assert.ok(originServed(noChunkLayer), 'the origin served them after');
   });
 
   test('a mirror serving a TOC that does not match the annotation: the TOC is fetched again from the origin (--mirror)', async () => {
