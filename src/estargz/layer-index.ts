@@ -8,7 +8,7 @@ import { Entry, IndexBuilder, LazyChunk, NO_CHUNKS, type LazyChunkRef, type Lazy
 import { lowerBound } from '../util/sorted.js';
 import { dataRegionEnd, type Compression, type Footer } from './footer.js';
 import { normalizeEntryName } from '../file-index/names.js';
-import { MAX_TOC_ENTRIES, NO_XATTRS, type Toc, type TocEntry } from './toc.js';
+import { MAX_TOC_ENTRIES, NO_XATTRS, parseToc, scanTocEntries, type Toc, type TocEntry } from './toc.js';
 import { TOC_TAR_NAME } from './toc-tar.js';
 
 export const PREFETCH_LANDMARK = '.prefetch.landmark';
@@ -37,7 +37,33 @@ export function parseModtime(modtime: string | undefined): number {
 
 export function buildLayerIndex(toc: Toc, footer: Footer): LazyLayerIndex {
   if (toc.entries.length > MAX_TOC_ENTRIES) throw invalid(`TOC has more than ${MAX_TOC_ENTRIES} entries`);
-  return new Builder(toc, footer).build();
+  const builder = new Builder(footer, toc.entries);
+  const list = toc.entries;
+  for (let i = 0; i < list.length; i++) builder.add(list[i]!, i);
+  return builder.build();
+}
+
+/**
+ * The index straight from the TOC JSON text, in one pass (scanTocEntries): each entry is
+ * parsed, checked and added alone; what needs the whole TOC (chunk extents end at the next
+ * offset any entry has, the expansion ratios that depend on them) is kept as numbers and
+ * checked at the end. Same verdicts as buildLayerIndex(parseToc(json)): a TOC the pass refuses
+ * (or does not stream: an unusual shape) is decided by that whole-TOC path, so a hostile TOC
+ * fails with the very message it always did (and costs the whole-TOC memory, as it always did).
+ */
+export function buildLayerIndexFromJson(json: Buffer, footer: Footer): LazyLayerIndex {
+  try {
+    return streamLayerIndex(json, footer);
+  } catch {
+    return buildLayerIndex(parseToc(json), footer);
+  }
+}
+
+/** The one pass alone: throws on anything it does not accept (no whole-TOC fallback); for tests. */
+export function streamLayerIndex(json: Buffer, footer: Footer): LazyLayerIndex {
+  const builder = new Builder(footer, undefined);
+  scanTocEntries(json, (e, i) => builder.add(e, i));
+  return builder.build();
 }
 
 interface Run {
@@ -48,7 +74,11 @@ interface Run {
 
 class Builder {
   private readonly dataEnd: number;
-  private readonly boundaries: Float64Array;
+  /** Sorted distinct data offsets; while streaming, made at the end from `offsets`. */
+  private boundaries: Float64Array | undefined;
+  /** Streaming: every entry's non-zero data offset so far (numbers, not entries). */
+  private offsets: Float64Array | undefined;
+  private nOffsets = 0;
   private readonly index = new IndexBuilder<LazyChunkRef>({ invalid, maxEntries: MAX_INDEX_ENTRIES, missingLinkTarget: 'refuse' });
   /** id -> name: the writer omits a user/group name it already gave for the same id; one string per name. */
   private readonly userNames = new Map<number, string>();
@@ -58,48 +88,71 @@ class Builder {
   private prefetchEnd: number | undefined;
   private noPrefetch = false;
 
+  /** With `entries` (the whole TOC) extents are known up front; without, entries stream in through add(). */
   constructor(
-    private readonly toc: Toc,
     private readonly footer: Footer,
+    entries: readonly TocEntry[] | undefined,
   ) {
     this.dataEnd = dataRegionEnd(footer);
-    this.boundaries = this.distinctOffsets();
+    if (entries) {
+      const all = new Float64Array(entries.length);
+      let n = 0;
+      for (const e of entries) {
+        this.checkOffset(e);
+        if (e.offset !== 0) all[n++] = e.offset;
+      }
+      this.boundaries = distinct(all, n);
+    } else this.offsets = new Float64Array(1024);
   }
 
   build(): LazyLayerIndex {
-    const list = this.toc.entries;
-    for (let i = 0; i < list.length; i++) this.add(list[i]!, i);
     this.closeRun();
+    if (this.offsets) this.finishExtents();
     this.checkOverlaps();
     const meta = { noPrefetch: this.noPrefetch, compression: this.footer.compression, tocOffset: this.footer.tocOffset };
     return this.index.finish(this.prefetchEnd === undefined ? meta : { ...meta, prefetchEnd: this.prefetchEnd });
   }
 
-  /** Sorted distinct data offsets: each chunk's extent ends at the next one. */
-  private distinctOffsets(): Float64Array {
-    const all = new Float64Array(this.toc.entries.length);
-    let n = 0;
-    for (const e of this.toc.entries) {
-      if (e.offset === 0) continue;
-      if (e.offset >= this.dataEnd) {
-        throw invalid(`entry ${JSON.stringify(e.name)} has data offset ${e.offset}, outside the data region [0, ${this.dataEnd})`);
-      }
-      all[n++] = e.offset;
+  private checkOffset(e: TocEntry): void {
+    if (e.offset >= this.dataEnd) {
+      throw invalid(`entry ${JSON.stringify(e.name)} has data offset ${e.offset}, outside the data region [0, ${this.dataEnd})`);
     }
-    const sorted = all.subarray(0, n).sort();
-    let m = 0;
-    for (let i = 0; i < n; i++) if (m === 0 || sorted[i] !== sorted[m - 1]) sorted[m++] = sorted[i]!;
-    // A copy of exactly m offsets: the TOC-sized scratch array is dropped.
-    return sorted.slice(0, m);
+  }
+
+  private noteOffset(e: TocEntry): void {
+    this.checkOffset(e);
+    if (e.offset === 0) return;
+    let o = this.offsets!;
+    if (this.nOffsets === o.length) {
+      const grown = new Float64Array(o.length * 2);
+      grown.set(o);
+      this.offsets = o = grown;
+    }
+    o[this.nOffsets++] = e.offset;
+  }
+
+  /** Streaming: every offset is known now; each chunk's extent ends at the next one. */
+  private finishExtents(): void {
+    this.boundaries = distinct(this.offsets!, this.nOffsets);
+    this.offsets = undefined;
+    const ratio = MAX_RATIO[this.footer.compression];
+    for (const c of this.allChunks) {
+      const end = this.extentEnd(c.offset);
+      c.end = end;
+      if (c.innerOffset + c.size > (end - c.offset) * ratio + RATIO_SLACK) {
+        throw invalid(`chunk at blob offset ${c.offset}: ${c.innerOffset + c.size} bytes cannot come out of ${end - c.offset} compressed bytes`);
+      }
+    }
   }
 
   private extentEnd(offset: number): number {
-    const b = this.boundaries;
+    const b = this.boundaries!;
     const i = lowerBound(b, (x) => x <= offset);
     return i < b.length ? b[i]! : this.dataEnd;
   }
 
-  private add(e: TocEntry, i: number): void {
+  add(e: TocEntry, i: number): void {
+    if (this.offsets) this.noteOffset(e);
     if (e.type === 'chunk') {
       const run = this.run;
       if (!run) throw invalid(`chunk entry ${i} (${JSON.stringify(e.name)}) does not follow a regular file`);
@@ -164,8 +217,9 @@ class Builder {
     const size = e.chunkSize > 0 && (!first || e.chunkSize < entry.size) ? e.chunkSize : entry.size - e.chunkOffset;
     if (size > MAX_CHUNK_SIZE) throw invalid(`${what} is ${size} bytes, more than ${MAX_CHUNK_SIZE}`);
     if (chunks.length >= MAX_CHUNKS_PER_FILE) throw invalid(`${JSON.stringify(entry.path)} has more than ${MAX_CHUNKS_PER_FILE} chunks`);
-    const end = this.extentEnd(e.offset);
-    if (e.innerOffset + size > (end - e.offset) * MAX_RATIO[this.footer.compression] + RATIO_SLACK) {
+    // Streaming: the extent's end is set (and its ratio checked) once every offset is known.
+    const end = this.boundaries ? this.extentEnd(e.offset) : 0;
+    if (this.boundaries && e.innerOffset + size > (end - e.offset) * MAX_RATIO[this.footer.compression] + RATIO_SLACK) {
       throw invalid(`${what}: ${e.innerOffset + size} bytes cannot come out of ${end - e.offset} compressed bytes`);
     }
     const ref = new LazyChunk(e.offset, end, e.innerOffset, e.chunkOffset, size, e.chunkDigest);
@@ -239,6 +293,14 @@ class Builder {
     }
     all.length = 0;
   }
+}
+
+/** The m sorted distinct values of a[0, n), in an array of exactly m (the scratch array is dropped). */
+function distinct(a: Float64Array, n: number): Float64Array {
+  const sorted = a.subarray(0, n).sort();
+  let m = 0;
+  for (let i = 0; i < n; i++) if (m === 0 || sorted[i] !== sorted[m - 1]) sorted[m++] = sorted[i]!;
+  return sorted.slice(0, m);
 }
 
 /** The name given for this id, or the one given earlier; one string per id. */

@@ -197,3 +197,148 @@ function parseXattrs(v: unknown, where: string): Record<string, Buffer> {
   }
   return out;
 }
+
+/**
+ * Thrown by scanTocEntries when the document is not in the shape it streams (the caller then
+ * parses the TOC whole, the way parseToc does, for the exact verdict and message).
+ */
+export class TocScanFallback extends Error {}
+
+const WS_SP = 0x20, WS_TAB = 0x09, WS_LF = 0x0a, WS_CR = 0x0d;
+const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c, COLON = 0x3a;
+const LBRACE = 0x7b, RBRACE = 0x7d, LBRACKET = 0x5b, RBRACKET = 0x5d;
+
+function fallback(why: string): TocScanFallback {
+  return new TocScanFallback(why);
+}
+
+function skipWs(b: Buffer, p: number): number {
+  while (p < b.length) {
+    const c = b[p]!;
+    if (c !== WS_SP && c !== WS_LF && c !== WS_CR && c !== WS_TAB) break;
+    p++;
+  }
+  return p;
+}
+
+/** b[p] is '"': the index just past the closing quote (a quote after an odd run of backslashes is escaped). */
+function skipString(b: Buffer, p: number): number {
+  let from = p + 1;
+  for (;;) {
+    const q = b.indexOf(QUOTE, from);
+    if (q < 0) throw fallback('unterminated string');
+    let k = q - 1;
+    while (k > p && b[k] === BACKSLASH) k--;
+    if ((q - 1 - k) % 2 === 0) return q + 1;
+    from = q + 1;
+  }
+}
+
+/**
+ * The end of the JSON value starting at b[p]: strings and containers by structure (brackets
+ * inside strings do not count), anything else up to the next delimiter. Only finds the extent:
+ * JSON.parse of the slice is what checks it.
+ */
+function skipValue(b: Buffer, p: number): number {
+  const c = b[p];
+  if (c === QUOTE) return skipString(b, p);
+  if (c === LBRACE || c === LBRACKET) {
+    let depth = 0;
+    let i = p;
+    while (i < b.length) {
+      const d = b[i]!;
+      if (d === QUOTE) {
+        i = skipString(b, i);
+        continue;
+      }
+      if (d === LBRACE || d === LBRACKET) depth++;
+      else if (d === RBRACE || d === RBRACKET) {
+        if (--depth === 0) return i + 1;
+      }
+      i++;
+    }
+    throw fallback('unterminated container');
+  }
+  let i = p;
+  while (i < b.length) {
+    const d = b[i]!;
+    if (d === COMMA || d === RBRACE || d === RBRACKET || d === WS_SP || d === WS_LF || d === WS_CR || d === WS_TAB) break;
+    i++;
+  }
+  if (i === p) throw fallback('missing value');
+  return i;
+}
+
+function parseSlice(b: Buffer, start: number, end: number): unknown {
+  try {
+    return JSON.parse(b.toString('utf8', start, end));
+  } catch {
+    throw fallback('invalid JSON');
+  }
+}
+
+/**
+ * One pass over the TOC JSON text: each element of "entries" is cut out by a small
+ * string-aware scanner, JSON.parse'd alone, checked (parseEntry) and handed to `onEntry`, so
+ * neither all raw objects nor all TocEntry objects exist at once. Streams only the plain shape
+ * writers produce: an object whose "version" (1) comes before its one "entries" array. Anything
+ * else (other shapes, invalid JSON, a bad entry) throws: TocScanFallback for the shape, or
+ * parseEntry's TOC_INVALID; the caller then decides on the whole document as parseToc does,
+ * so what is accepted, what is refused and with which message is parseToc's.
+ */
+export function scanTocEntries(json: Buffer, onEntry: (e: TocEntry, i: number) => void): number {
+  const b = json;
+  let p = skipWs(b, 0);
+  if (b[p] !== LBRACE) throw fallback('not an object');
+  p = skipWs(b, p + 1);
+  let version: unknown;
+  let seenEntries = false;
+  let count = 0;
+  if (b[p] === RBRACE) throw fallback('empty object');
+  for (;;) {
+    if (b[p] !== QUOTE) throw fallback('expected a key');
+    const keyEnd = skipString(b, p);
+    const key = parseSlice(b, p, keyEnd);
+    p = skipWs(b, keyEnd);
+    if (b[p] !== COLON) throw fallback('expected a colon');
+    p = skipWs(b, p + 1);
+    if (key === 'entries') {
+      if (seenEntries || version !== 1) throw fallback('entries before version, or twice');
+      if (b[p] !== LBRACKET) throw fallback('entries is not an array');
+      seenEntries = true;
+      p = skipWs(b, p + 1);
+      if (b[p] === RBRACKET) p++;
+      else {
+        for (;;) {
+          const end = skipValue(b, p);
+          if (count >= MAX_TOC_ENTRIES) throw fallback('too many entries');
+          onEntry(parseEntry(parseSlice(b, p, end), count), count);
+          count++;
+          p = skipWs(b, end);
+          if (b[p] === COMMA) p = skipWs(b, p + 1);
+          else if (b[p] === RBRACKET) {
+            p++;
+            break;
+          } else throw fallback('expected , or ]');
+        }
+      }
+    } else {
+      if (key === 'version' && seenEntries) throw fallback('version after entries');
+      const end = skipValue(b, p);
+      const v = parseSlice(b, p, end);
+      if (key === 'version') version = v;
+      p = end;
+    }
+    p = skipWs(b, p);
+    if (b[p] === COMMA) {
+      p = skipWs(b, p + 1);
+      continue;
+    }
+    if (b[p] !== RBRACE) throw fallback('expected , or }');
+    p = skipWs(b, p + 1);
+    if (p !== b.length) throw fallback('trailing text');
+    break;
+  }
+  if (version !== 1) throw fallback('version is not 1');
+  return count;
+}

@@ -6,13 +6,12 @@
 import { createHash } from 'node:crypto';
 import { ErrorCodes, StargzError } from '../errors.js';
 import {
-  buildLayerIndex,
+  buildLayerIndexFromJson,
   DEFAULT_MAX_TOC_BYTES,
   maxTocRegionBytes,
   extractTocJson,
   MAX_FOOTER_SIZE,
   parseFooter,
-  parseToc,
   tocDigest,
   type LazyChunkRef as ChunkRef,
   type Footer,
@@ -121,7 +120,7 @@ export class EstargzLayer implements Layer {
     if (cached && expected) {
       const parsed = decodeCachedToc(cached);
       if (parsed && tocDigest(parsed.json) === expected) {
-        return { ...parsed, index: buildLayerIndex(parseToc(parsed.json), parsed.footer) };
+        return { ...parsed, index: buildLayerIndexFromJson(parsed.json, parsed.footer) };
       }
     }
     if (!source || ctx.offline) {
@@ -134,7 +133,7 @@ export class EstargzLayer implements Layer {
       expected ? ctx.tuning.tocTailGuess : MAX_FOOTER_SIZE,
       expected ? (tocJson) => verifyToc(tocJson, expected, descriptor.digest) : undefined,
     );
-    const index = buildLayerIndex(parseToc(json), footer);
+    const index = buildLayerIndexFromJson(json, footer);
     if (expected) ctx.disk?.putToc(expected, encodeCachedToc(footer, json));
     return { footer, json, index };
   }
