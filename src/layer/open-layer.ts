@@ -1,7 +1,7 @@
 // Chooses how to read a layer, by the rule of the digest chain that covers it (trust.ts):
 // lazily on a verified TOC, or whole, streamed and verified against the layer digest.
 import { ErrorCodes, StargzError, isStargzError } from '../errors.js';
-import { buildLayerIndex, MAX_FOOTER_SIZE, parseToc, type Footer } from '../estargz/index.js';
+import { buildLayerIndexFromJson, MAX_FOOTER_SIZE, type Footer } from '../estargz/index.js';
 import type { Descriptor } from '../registry/manifest.js';
 import type { BlobSource } from '../blob/blob-source.js';
 import { EstargzLayer, fetchUntrustedToc, formatOf, probeFooter, type LoadedToc } from './estargz-layer.js';
@@ -50,7 +50,7 @@ export async function openLayer(desc: Descriptor, source: BlobSource | undefined
         // tell whether it is eStargz, whose bookkeeping entries are then skipped.
         if (options.probePlainLayers) return PlainLayer.probed(desc, ctx, formatOf(await probeFooter(source, ctx)));
         const { footer, json } = await fetchUntrustedToc(source, ctx, MAX_FOOTER_SIZE);
-        const loaded = { footer, json, index: buildLayerIndex(parseToc(json), footer) };
+        const loaded = { footer, json, index: buildLayerIndexFromJson(json, footer) };
         return await readWhole(desc, source, ctx, options, footer, loaded, 'has no TOC-digest annotation');
       }
     } catch (err) {
