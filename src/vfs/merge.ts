@@ -103,15 +103,19 @@ export function mergeLayers(layers: readonly Layer[]): MergeResult {
   return { root, byPath, warnings };
 }
 
-/** Sorted pre-order numbering: the same image always gets the same inode numbers. */
+/**
+ * Sorted pre-order numbering: the same image always gets the same inode numbers. A file's
+ * link count is counted as its names are met (no side table: at millions of entries a Map
+ * of every inode would be one of the largest things a merge holds).
+ */
 function numberInodes(root: VNode, byPath: Map<string, VNode>): void {
   let next = 1;
-  const links = new Map<Inode, number>();
   const visit = (node: VNode): void => {
     byPath.set(node.path, node);
-    if (node.inode.ino === 0) node.inode.ino = next++;
+    const first = node.inode.ino === 0;
+    if (first) node.inode.ino = next++;
     if (!node.children) {
-      links.set(node.inode, (links.get(node.inode) ?? 0) + 1);
+      node.inode.nlink = first ? 1 : node.inode.nlink + 1;
       return;
     }
     let subdirs = 0;
@@ -125,19 +129,18 @@ function numberInodes(root: VNode, byPath: Map<string, VNode>): void {
     node.inode.nlink = 2 + subdirs;
   };
   visit(root);
-  for (const [inode, count] of links) inode.nlink = count;
 }
 
-/** Orders paths so that every directory comes before what it contains. */
+/** Orders paths so that every directory comes before what it contains: by depth, then by name. */
 function sortParentsFirst(paths: string[]): string[] {
-  const depth = (p: string): number => {
-    if (p === '') return 0;
-    let d = 1;
+  // Buckets by depth rather than one object per path to sort: a layer may hold millions.
+  const byDepth: string[][] = [];
+  for (const p of paths) {
+    let d = p === '' ? 0 : 1;
     for (let i = 0; i < p.length; i++) if (p.charCodeAt(i) === 47) d++;
-    return d;
-  };
-  return paths
-    .map((p) => ({ p, d: depth(p) }))
-    .sort((a, b) => a.d - b.d || (a.p < b.p ? -1 : a.p > b.p ? 1 : 0))
-    .map((x) => x.p);
+    (byDepth[d] ??= []).push(p);
+  }
+  const out: string[] = [];
+  for (const bucket of byDepth) if (bucket) for (const p of bucket.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) out.push(p);
+  return out;
 }
