@@ -4,17 +4,15 @@
 // budget, not a count of ranges, so the process's peak RSS follows the budget.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import { startRegistry, pushLayout, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { makeTempDir, removeDir, trackPid, untrackPid } from '../helpers/tmp.js';
-import { cliPath, esgzRefPath, projectRoot } from '../helpers/paths.js';
-import { runCli } from '../helpers/cli.js';
+import { makeTempDir, removeDir } from '../helpers/tmp.js';
+import { esgzRefPath } from '../helpers/paths.js';
+import { execOk, runCli, runMeasured } from '../helpers/cli.js';
 import { readToc, rewriteToc, writeLayout, pushCraftedImage } from '../helpers/craft-image.js';
 import { fixtureLayers } from '../estargz/fixture-layers.js';
 import { estargzFooter, tarOne } from '../estargz/synth.js';
@@ -22,33 +20,6 @@ import { tarHeader } from '../helpers/big-tar.js';
 
 const MiB = 1024 * 1024;
 
-/** Runs the CLI and samples its peak RSS (VmHWM) until it exits. */
-function runMeasured(args: string[]): Promise<{ code: number | null; stderr: string; peakRss: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    trackPid(child.pid!);
-    let stderr = '';
-    let peakRss = 0;
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const sample = (): void => {
-      let status = '';
-      try {
-        status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-      } catch {
-        // exited between samples
-      }
-      const m = /VmHWM:\s+(\d+) kB/.exec(status);
-      if (m) peakRss = Math.max(peakRss, Number(m[1]) * 1024);
-    };
-    const timer = setInterval(sample, 20);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearInterval(timer);
-      untrackPid(child.pid!);
-      resolve({ code, stderr, peakRss });
-    });
-  });
-}
 
 describe('memory and amplification bounds', () => {
   let reg: TestRegistry;
@@ -143,11 +114,3 @@ describe('memory and amplification bounds', () => {
   });
 });
 
-function execOk(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: projectRoot });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}: ${err}`))));
-  });
-}

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { startRegistry, pushLayout, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeTempDir, removeDir, trackPid, untrackPid } from '../helpers/tmp.js';
-import { cliPath, esgzRefPath, projectRoot } from '../helpers/paths.js';
-import { runCli } from '../helpers/cli.js';
+import { cliPath, esgzRefPath } from '../helpers/paths.js';
+import { execOk, runCli } from '../helpers/cli.js';
 import { tarHeader } from '../helpers/big-tar.js';
 
 const MiB = 1024 * 1024;
@@ -48,14 +48,6 @@ function runBytes(args: string[]): Promise<{ code: number | null; stdout: Buffer
   });
 }
 
-function execOk(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: projectRoot });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}: ${err}`))));
-  });
-}
 
 describe('cat', () => {
   let reg: TestRegistry;

@@ -5,14 +5,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { makeTempDir, removeDir, trackPid, untrackPid } from '../helpers/tmp.js';
-import { cliPath, esgzRefPath, projectRoot } from '../helpers/paths.js';
-import { runCli } from '../helpers/cli.js';
+import { makeTempDir, removeDir } from '../helpers/tmp.js';
+import { esgzRefPath, projectRoot } from '../helpers/paths.js';
+import { runCli, runMeasured } from '../helpers/cli.js';
 import { writeLayout, pushCraftedImage } from '../helpers/craft-image.js';
 import { tarHeader } from '../helpers/big-tar.js';
 import { tamperChunk } from '../helpers/hostile-blobs.js';
@@ -36,30 +36,6 @@ function content(seed: number, size: number): Buffer {
   return b;
 }
 
-/** Runs the CLI and samples its peak RSS (VmHWM) until it exits. */
-function runMeasured(args: string[]): Promise<{ code: number | null; stderr: string; peakRss: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    trackPid(child.pid!);
-    let stderr = '';
-    let peakRss = 0;
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setInterval(() => {
-      try {
-        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        if (m) peakRss = Math.max(peakRss, Number(m[1]) * 1024);
-      } catch {
-        // exited between samples
-      }
-    }, 20);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearInterval(timer);
-      untrackPid(child.pid!);
-      resolve({ code, stderr, peakRss });
-    });
-  });
-}
 
 function execOut(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -4,12 +4,10 @@
 // bits, owner, size (not a directory's), content, link target, device number, user xattrs or
 // (not for a directory, unless ignoreMtime) mtime differ; a deleted entry is listed only
 // where its parent still exists; every added entry is listed.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readUserXattrs } from '../helpers/xattrs.js';
-import { ESTARGZ_BOOKKEEPING } from '../helpers/compare-trees.js';
+import { ESTARGZ_BOOKKEEPING, sha256File } from '../helpers/compare-trees.js';
 
 interface Snap {
   dir: boolean;
@@ -17,15 +15,6 @@ interface Snap {
   mtime: number;
 }
 
-function sha256File(p: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(p)
-      .on('data', (c) => h.update(c))
-      .on('end', () => resolve(h.digest('hex')))
-      .on('error', reject);
-  });
-}
 
 async function snapshot(root: string): Promise<Map<string, Snap>> {
   const xattrs = await readUserXattrs(root);

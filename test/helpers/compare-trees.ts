@@ -53,7 +53,7 @@ function majorMinor(rdev: bigint): string {
   return `${major}:${minor}`;
 }
 
-function sha256File(p: string): Promise<string> {
+export function sha256File(p: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const h = createHash('sha256');
     createReadStream(p)
