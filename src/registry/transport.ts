@@ -188,7 +188,8 @@ export class Transport {
     const log = this.opts.log;
     const started = log?.enabled('info') ? performance.now() : 0;
     const took = (): string => `${Math.round(performance.now() - started)} ms`;
-    const requestLine = `${req.method ?? 'GET'} ${req.url.host} ${req.url.pathname}`;
+    const range = headers.range ?? headers.Range;
+    const requestLine = `${req.method ?? 'GET'} ${req.url.host} ${req.url.pathname}${range ? ` ${range}` : ''}`;
     let res;
     try {
       res = await route.dispatcher.request({
