@@ -194,6 +194,13 @@ export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }, j
       process.stdout.write(completionScript(program, shell));
     });
 
+  program.addHelpText(
+    'after',
+    '\nImage commands take -v (each registry request and retry), -vv (also each chunk cache lookup) or --log-level.\n' +
+      'With --json, output is one JSON document on stdout and a failure one line {"error":{"code","message"}} on stderr,\n' +
+      'with the same exit status (README, Errors).',
+  );
+
   const cache = program.command('cache').description('inspect and manage the on-disk chunk cache');
   cache
     .command('info')
