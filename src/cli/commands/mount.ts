@@ -15,7 +15,7 @@ import { removeMountRecord, writeMountRecord } from '../../mount/mount-records.j
 import { prepareMountpoint } from '../../mount/mountpoint.js';
 import { serveImage } from '../../mount/serve.js';
 import { stopMount } from '../../mount/stop.js';
-import { openOptionsFrom, type CommonFlags } from '../common.js';
+import { loggerFrom, openOptionsFrom, type CommonFlags } from '../common.js';
 import { resolveCredentials } from '../credentials.js';
 import { formatBytes } from '../format.js';
 import type { CliIo } from '../io.js';
@@ -60,7 +60,9 @@ export async function mountCommand(ref: string, mountpoint: string, flags: Mount
 async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, onReady: () => void): Promise<void> {
   const mode = parsePrefetchMode(flags.prefetch);
   const imageRef = parseReference(ref);
-  const notice = (m: string): void => io.notice(m);
+  // The mount's own notices (a dead mount cleaned up, unmounted, the fetch summary) are warnings too.
+  const log = loggerFrom(flags, io.notice);
+  const notice = (m: string): void => log.warn(m);
   await prepareMountpoint(abs, notice);
   const opts = await openOptionsFrom(flags, imageRef, notice, io.signal);
   opts.requestTimeoutMs ??= COMMAND_DEFAULTS.mount.requestTimeoutMs;
