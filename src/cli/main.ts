@@ -54,12 +54,10 @@ export function wantsJsonErrors(argv: readonly string[]): boolean {
 export function errorText(e: StargzError, json: boolean, stack?: string): string {
   const message = scrub(e.message);
   const hint = hintFor(e.code);
-  if (json) {
-    const safeStack = stack === undefined ? undefined : redact(stack).split('\n').map(escapeControl).join('\n');
-    return JSON.stringify({ error: { code: e.code, message, ...(hint ? { hint } : {}), ...(safeStack ? { stack: safeStack } : {}) } }) + '\n';
-  }
+  const safeStack = stack === undefined ? undefined : redact(stack).split('\n').map(escapeControl).join('\n');
+  if (json) return JSON.stringify({ error: { code: e.code, message, ...(hint ? { hint } : {}), ...(safeStack ? { stack: safeStack } : {}) } }) + '\n';
   const text = `stargz-get: ${e.code}: ${message}${hint ? ` (${hint})` : ''}\n`;
-  return stack === undefined ? text : text + redact(stack).split('\n').map(escapeControl).join('\n') + '\n';
+  return safeStack === undefined ? text : `${text}${safeStack}\n`;
 }
 
 export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }, jsonErrors = false): Command {

@@ -64,7 +64,7 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
   const log = loggerFrom(flags, io.notice);
   const notice = (m: string): void => log.warn(m);
   await prepareMountpoint(abs, notice);
-  const opts = await openOptionsFrom(flags, imageRef, notice, io.signal);
+  const opts = await openOptionsFrom(flags, imageRef, io.notice, io.signal);
   opts.requestTimeoutMs ??= COMMAND_DEFAULTS.mount.requestTimeoutMs;
   opts.concurrency ??= COMMAND_DEFAULTS.mount.concurrency;
   const image = await openImage(imageRef, opts);
