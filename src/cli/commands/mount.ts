@@ -18,6 +18,7 @@ import { stopMount } from '../../mount/stop.js';
 import { openOptionsFrom, type CommonFlags } from '../common.js';
 import { resolveCredentials } from '../credentials.js';
 import { formatBytes } from '../format.js';
+import { formatAddr, METRICS_PATH, parseMetricsAddr } from '../../metrics/export.js';
 import type { CliIo } from '../io.js';
 
 export interface MountFlags extends CommonFlags {
@@ -25,6 +26,8 @@ export interface MountFlags extends CommonFlags {
   allowOther?: boolean;
   prefetch?: string;
   logFile?: string;
+  /** HOST:PORT to serve Prometheus metrics at /metrics. */
+  metricsAddr?: string;
 }
 
 export async function mountCommand(ref: string, mountpoint: string, flags: MountFlags, io: CliIo): Promise<void> {
@@ -35,6 +38,7 @@ export async function mountCommand(ref: string, mountpoint: string, flags: Mount
       await runAsDaemon<MountFlags>((start, ready) => runMount(ref, abs, start, stamped, ready));
     } else {
       parsePrefetchMode(flags.prefetch); // a bad mode fails here, not in a background process
+      if (flags.metricsAddr !== undefined) parseMetricsAddr(flags.metricsAddr); // so does a bad address
       if (flags.detach) await detach(ref, abs, flags, io);
       else await runMount(ref, abs, flags, io, () => undefined);
     }
@@ -62,6 +66,7 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
       allowOther: flags.allowOther ?? false,
       prefetch: mode,
       debug: Boolean(process.env.STARGZ_GET_FUSE_DEBUG),
+      ...(flags.metricsAddr !== undefined ? { metrics: { of: image.metrics, addr: parseMetricsAddr(flags.metricsAddr) } } : {}),
       log: notice,
     });
     try {
@@ -83,17 +88,16 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
     const how = await Promise.race([serving.ended, whenAborted(io.signal)]);
     await serving.stop();
     notice(how === 'unmounted' ? `${abs} was unmounted` : `unmounted ${abs}`);
-    notice(fetchSummary(image));
+    notice(await fetchSummary(image));
   } finally {
     if (record) removeMountRecord(record);
     await image.close();
   }
 }
 
-function fetchSummary(image: OpenedImage): string {
-  const c = image.client.stats;
-  const l = image.ctx.stats;
-  return `fetched ${formatBytes(c.blobBytesReceived)} in ${c.requests} requests (${l.rangeRequests} ranges, ${l.chunksFetched} chunks; ${l.chunkCacheHits} chunks from cache)`;
+async function fetchSummary(image: OpenedImage): Promise<string> {
+  const t = await image.metrics.totals();
+  return `fetched ${formatBytes(t.blobBytesReceived)} in ${t.requests} requests (${t.blobRequests} blob requests, ${t.chunksFromNetwork} chunks; ${t.chunksFromMemory + t.chunksFromDisk} chunks from cache)`;
 }
 
 function prefetchSummary(r: PrefetchResult): string {
@@ -127,6 +131,7 @@ async function detach(ref: string, abs: string, flags: MountFlags, io: CliIo): P
   const pid = await startDaemon({ entry: cliEntry(), args: ['mount', ref, abs], logFile, start, signal: io.signal });
   io.out(`mounted ${formatReference(parseReference(ref))} at ${abs}`);
   if (!flags.quiet) io.err(`serving from process ${pid}, log in ${logFile}; stop with: stargz-get umount ${abs}`);
+  if (!flags.quiet && flags.metricsAddr !== undefined) io.err(`metrics at http://${formatAddr(parseMetricsAddr(flags.metricsAddr))}${METRICS_PATH}`);
 }
 
 /**
