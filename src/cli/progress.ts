@@ -64,8 +64,9 @@ export class TransferProgress {
     this.bars = new cliProgress.MultiBar({
       stream: this.stream,
       fps: PROGRESS_DEFAULTS.redrawsPerSecond,
-      format: '{label} [{bar}] {percentage}% {done}/{size} {rate}/s ETA {eta} {note}',
-      barsize: 24,
+      // Most wanted first: a narrow terminal cuts the line's end.
+      format: '{label} [{bar}] {percentage}% {rate}/s ETA {timeLeft} {done}/{size} {note}',
+      barsize: 20,
       hideCursor: false,
       clearOnComplete: true,
       stopOnComplete: false,
@@ -107,7 +108,7 @@ export class TransferProgress {
         image.layers.forEach((digest, i) => {
           const c = counts[n]!.get(digest);
           if (!c || c.readRequestedBytes === 0) return; // not read from (yet): no bar
-          this.layerBar(`${n}:${digest}`, `layer ${i + 1}/${image.layers.length} ${digest.replace(/^sha256:/, '').slice(0, 12)}`, c, now);
+          this.layerBar(`${n}:${digest}`, `layer ${i + 1}/${image.layers.length} ${digest.replace(/^sha256:/, '').slice(0, 8)}`, c, now);
         });
       });
       const t = this.options.total();
@@ -132,9 +133,9 @@ export class TransferProgress {
 
   private payload(label: string, done: number, size: number, rate: number, note: string): Record<string, string> {
     const left = size - done;
-    const eta = left <= 0 ? '0s' : rate > 0 ? formatEta(left / rate) : '--';
+    const timeLeft = left <= 0 ? '0s' : rate > 0 ? formatEta(left / rate) : '--';
     const n = Math.max(...this.options.images.map((image) => image.layers.length));
-    return { label: label.padEnd(`layer ${n}/${n} `.length + 12), done: formatBytes(done), size: formatBytes(size), rate: formatBytes(Math.round(rate)), eta, note };
+    return { label: label.padEnd(`layer ${n}/${n} `.length + 8), done: formatBytes(done), size: formatBytes(size), rate: formatBytes(Math.round(rate)), timeLeft, note };
   }
 }
 
