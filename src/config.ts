@@ -114,6 +114,14 @@ export const CLIENT_DEFAULTS = {
  */
 export const LOG_DEFAULTS = { level: 'warn' } as const;
 
+/** The transfer display on a terminal (cli/progress.ts). */
+export const PROGRESS_DEFAULTS = {
+  /** Redraws per second at most: smooth enough to read, cheap enough over ssh. */
+  redrawsPerSecond: 10,
+  /** Rates (and so ETAs) are measured over this sliding window. */
+  rateWindowMs: 3000,
+} as const;
+
 /** Bounds of registry/retry.ts's backoff. */
 export const RETRY_DEFAULTS = {
   /** Cap of one backoff delay. */

@@ -15,6 +15,7 @@ export { READ_WINDOW_BYTES, type ReadStreamOptions } from './api/read-stream.js'
 export type { SyncOptions, SyncProgress, SyncSummary } from './sync/sync.js';
 export type { Change, ChangeField, DiffOptions } from './diff/diff.js';
 export type { ReuseOptions, ReuseCounts } from './sync/reuse.js';
+export type { FetchMetrics, FetchTotals, LayerCounts } from './metrics/fetch-metrics.js';
 export { parseReference, parseReferenceWithPath, formatReference, type ImageReference } from './reference/reference.js';
 export { DEFAULT_OPTIONS, resolveOptions, type Options } from './config.js';
 export { ErrorCodes, StargzError, isStargzError, type ErrorCode } from './errors.js';

@@ -14,6 +14,7 @@ import { openImage as openImageLayers, type OpenedImage } from '../image/open-im
 import { syncPath, type SyncOptions, type SyncSummary } from '../sync/sync.js';
 import { diffTrees, type Change, type DiffOptions } from '../diff/diff.js';
 import type { VNode } from '../vfs/node.js';
+import type { FetchMetrics } from '../metrics/fetch-metrics.js';
 import { createFileReadStream, resolveRegularFile, type ReadStreamOptions } from './read-stream.js';
 
 export interface ImageOptions extends Partial<Options> {
@@ -112,6 +113,11 @@ export class Image {
 
   static {
     construct = (opened) => new Image(opened);
+  }
+
+  /** What fetching for this image did, per layer (README "Metrics"): `metrics.text()` is the Prometheus text, `metrics.registry` prom-client's Registry. */
+  get metrics(): FetchMetrics {
+    return this.opened.metrics;
   }
 
   info(): ImageInfo {

@@ -1,6 +1,6 @@
 // The two tiers together: memory first, then disk (promoting hits into memory). The disk
 // tier is an optimisation: its failures (disk full, index locked) turn into misses and
-// skipped writes, counted in stats, never into a failed read.
+// skipped writes, counted in the metrics (errors of kind 'cache'), never into a failed read.
 // Keys are chunk digests ('sha256:<hex>'); any other key (a chunk the TOC gives no digest,
 // named by its position) is kept in memory only: the disk holds content-addressed data.
 import { toStargzError, ErrorCodes, type StargzError } from '../errors.js';
@@ -9,24 +9,19 @@ import { isChunkDigest } from './digest-key.js';
 import type { DiskCache } from './disk-cache.js';
 import type { MemoryChunkCache } from './memory-cache.js';
 import type { Logger } from '../util/log.js';
-
-export interface ChunkCacheStats {
-  memoryHits: number;
-  diskHits: number;
-  misses: number;
-  /** Disk reads or writes that failed and were treated as a miss or skipped. */
-  diskErrors: number;
-}
+import { FetchMetrics } from '../metrics/fetch-metrics.js';
 
 export interface ChunkCacheOptions {
   /** Told about each disk failure that was absorbed (for a warning log). */
   onDiskError?: (err: StargzError) => void;
   /** One debug line per lookup: which tier had the chunk, or a miss (the CLI's -vv). */
   log?: Logger;
+  /** Where hits by tier, misses and absorbed disk failures are counted; a fresh one when unset. */
+  metrics?: FetchMetrics;
 }
 
 export class ChunkCache {
-  readonly stats: ChunkCacheStats = { memoryHits: 0, diskHits: 0, misses: 0, diskErrors: 0 };
+  readonly metrics: FetchMetrics;
   // Concurrent reads of one chunk (FUSE readahead, parallel files sharing a chunk) read and
   // hash it on disk once.
   private readonly diskReads = new SingleFlight<string, Buffer | undefined>();
@@ -35,12 +30,19 @@ export class ChunkCache {
     readonly memory: MemoryChunkCache,
     readonly disk?: DiskCache,
     private readonly options: ChunkCacheOptions = {},
-  ) {}
+  ) {
+    this.metrics = options.metrics ?? new FetchMetrics();
+    this.metrics.watchCache(() => {
+      const totals = this.disk?.chunkTotals();
+      return { memoryBytes: memory.size, memoryChunks: memory.entries, ...(totals ? { diskBytes: totals.bytes, diskChunks: totals.count } : {}) };
+    });
+  }
 
-  async get(digest: string): Promise<Buffer | undefined> {
+  /** A reader's lookup for a chunk of `layer` (its digest: what the hit or miss is counted under). */
+  async get(digest: string, layer: string): Promise<Buffer | undefined> {
     const hit = this.memory.get(digest);
     if (hit) {
-      this.stats.memoryHits++;
+      this.metrics.chunksServed(layer, 'memory');
       this.options.log?.debug(() => `chunk ${digest}: memory cache hit`);
       return hit;
     }
@@ -53,13 +55,13 @@ export class ChunkCache {
         this.absorb(err);
       }
       if (data) {
-        this.stats.diskHits++;
+        this.metrics.chunksServed(layer, 'disk');
         this.options.log?.debug(() => `chunk ${digest}: disk cache hit`);
         this.memory.set(digest, data);
         return data;
       }
     }
-    this.stats.misses++;
+    this.metrics.cacheMiss(layer);
     this.options.log?.debug(() => `chunk ${digest}: not cached`);
     return undefined;
   }
@@ -87,7 +89,8 @@ export class ChunkCache {
   }
 
   private absorb(err: unknown): void {
-    this.stats.diskErrors++;
-    this.options.onDiskError?.(toStargzError(err, ErrorCodes.CACHE));
+    const e = toStargzError(err, ErrorCodes.CACHE);
+    this.metrics.failed('cache', e.code);
+    this.options.onDiskError?.(e);
   }
 }

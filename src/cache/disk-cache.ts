@@ -422,6 +422,12 @@ export class DiskCache {
     this.reclaimFreePages();
   }
 
+  /** Chunks and their bytes in the index (the metrics' cache gauges: no walk of the directory). */
+  chunkTotals(): { count: number; bytes: number } {
+    this.assertOpen();
+    return this.sql('cannot read the cache index', () => this.index.totals());
+  }
+
   info(): CacheInfo {
     this.assertOpen();
     const totals = this.sql('cannot read the cache index', () => this.index.totals());

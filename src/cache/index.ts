@@ -8,5 +8,5 @@ export {
   type CacheInfo,
   type DiskCacheOptions,
 } from './disk-cache.js';
-export { ChunkCache, type ChunkCacheOptions, type ChunkCacheStats } from './chunk-cache.js';
+export { ChunkCache, type ChunkCacheOptions } from './chunk-cache.js';
 export { SCHEMA_VERSION } from './schema.js';

@@ -85,7 +85,8 @@ export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }, j
       .option('--delete', 'remove entries of DEST that PATH does not have (never following a symlink out of DEST)')
       .option('--quick', "reuse a file DEST has when size and mtime match (rsync's quick check) instead of when its sha256 matches the TOC")
       .option('-n, --dry-run', 'print what would be fetched, written and deleted; change nothing')
-      .option('--json', 'print the summary (or the dry run) as one JSON document on stdout; progress and notices stay on stderr'),
+      .option('--json', 'print the summary (or the dry run) as one JSON document on stdout; progress and notices stay on stderr')
+      .option('--metrics-file <file>', "write the fetch metrics to FILE at the end, atomically, in Prometheus text (node_exporter's textfile format: name it *.prom)"),
   ).action(async (source: string, dest: string, flags: SyncFlags) => (await import('./commands/sync.js')).syncCommand(source, dest, flags, io));
 
   addImageOptions(
@@ -142,7 +143,8 @@ export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }, j
         new Option('--prefetch <mode>', "background prefetch: none, landmark (the image author's prioritized files) or all").choices(PREFETCH_MODES).default('landmark'),
       )
       .option('--log-file <file>', 'where a detached mount logs (default: <cache-dir>/mounts/<name>.log)')
-      .option('--json', 'once the mount is ready, print {reference, mountpoint, pid, detached, logFile} as one JSON document on stdout'),
+      .option('--json', 'once the mount is ready, print {reference, mountpoint, pid, detached, logFile} as one JSON document on stdout')
+      .option('--metrics-addr <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics while mounted, e.g. 127.0.0.1:9100'),
   ).action(async (ref: string, mountpoint: string, flags: MountFlags) => {
     // Loaded on demand: fuse-native is only needed by mount.
     const { mountCommand } = await import('./commands/mount.js');

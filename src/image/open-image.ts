@@ -12,7 +12,8 @@ import { ChunkCache } from '../cache/chunk-cache.js';
 import { RegistryBlobSource } from '../blob/blob-source.js';
 import { Limiter } from '../util/limiter.js';
 import { ByteBudget } from '../util/byte-budget.js';
-import { DEFAULT_FETCH_TUNING, newFetchStats, type Layer, type LayerContext } from '../layer/layer.js';
+import { DEFAULT_FETCH_TUNING, type Layer, type LayerContext } from '../layer/layer.js';
+import { FetchMetrics } from '../metrics/fetch-metrics.js';
 import { openLayer } from '../layer/open-layer.js';
 import { InflatePool } from '../layer/inflate-pool.js';
 import { MergedFs } from '../vfs/merged-fs.js';
@@ -38,6 +39,8 @@ export interface OpenedImage {
   fs: MergedFs;
   client: RegistryClient;
   ctx: LayerContext;
+  /** Everything the fetch path did, per layer: the client, the cache, the layers and the scheduler count here. */
+  metrics: FetchMetrics;
   disk: DiskCache;
   close(): Promise<void>;
 }
@@ -49,12 +52,14 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
   const disk = DiskCache.open({ dir: opts.cacheDir ?? defaultCacheDir(), maxBytes: opts.cacheMaxBytes });
   const inflater = new InflatePool();
   if (options.warmInflater) inflater.warm();
+  const metrics = new FetchMetrics();
   const client = new RegistryClient(ref.registry, {
     requestTimeoutMs: opts.requestTimeoutMs,
     minTransferRate: opts.minTransferRate,
     rateWindowMs: opts.rateWindowMs,
     ...options.registry,
     maxConnectionsPerHost: Math.max(opts.concurrency, options.registry?.maxConnectionsPerHost ?? 0),
+    metrics,
   });
   try {
     const resolutionKey = `${formatReference(ref)}|${formatPlatform(platform)}`;
@@ -81,12 +86,12 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
     }
 
     const ctx: LayerContext = {
-      cache: new ChunkCache(new MemoryChunkCache(opts.memoryCacheBytes), disk, options.log ? { log: options.log } : {}),
+      cache: new ChunkCache(new MemoryChunkCache(opts.memoryCacheBytes), disk, { metrics, ...(options.log ? { log: options.log } : {}) }),
       disk,
       limiter: new Limiter(opts.concurrency),
       memory: new ByteBudget(opts.memoryBudgetBytes),
       tuning: { maxGap: opts.maxGapBytes, maxRangeBytes: opts.maxRangeBytes, tocTailGuess: DEFAULT_FETCH_TUNING.tocTailGuess },
-      stats: newFetchStats(),
+      metrics,
       inflater,
       offline: opts.offline,
       insecureSkipTocVerify: opts.insecureSkipTocVerify,
@@ -99,7 +104,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
         }),
       ),
     );
-    const fs = new MergedFs(layers, { connections: opts.concurrency });
+    const fs = new MergedFs(layers, { connections: opts.concurrency, metrics });
     for (const w of fs.warnings) notice(w);
     return {
       ref,
@@ -110,6 +115,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       fs,
       client,
       ctx,
+      metrics,
       disk,
       async close() {
         await ctx.inflater?.close();

@@ -303,9 +303,8 @@ export class EstargzLayer implements Layer {
       // Cache lookups first; what is left is fetched in merged ranges.
       const toFetch: PendingChunk[] = [];
       await mapConcurrent(byKey.values(), DELIVERY_CONCURRENCY, async (p) => {
-        const hit = await this.ctx.cache.get(p.key);
+        const hit = await this.ctx.cache.get(p.key, this.descriptor.digest);
         if (hit) {
-          this.ctx.stats.chunkCacheHits++;
           settle(p.key, hit);
           await deliver(p, hit);
         } else {
@@ -353,7 +352,7 @@ export class EstargzLayer implements Layer {
     }
     const have = disk.streamedChunk(ref.digest);
     if (have) {
-      this.ctx.stats.chunkCacheHits++;
+      this.ctx.metrics.chunksServed(this.descriptor.digest, 'disk');
       return have.path;
     }
     // Shared by every reader of the chunk, so no one reader's abort (a FUSE read deadline)
@@ -375,7 +374,7 @@ export class EstargzLayer implements Layer {
           }),
         shared.priority,
       );
-      this.ctx.stats.chunksFetched++;
+      this.ctx.metrics.chunksServed(this.descriptor.digest, 'network');
       return disk.commitStreamedChunk(ref.digest, tmp, ref.size);
     });
   }
@@ -420,8 +419,6 @@ export class EstargzLayer implements Layer {
             const fetchFrom = async (from: BlobReader): Promise<Buffer[]> => {
               const compressed = await this.ctx.limiter.run(() => {
                 if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
-                this.ctx.stats.rangeRequests++;
-                this.ctx.stats.bytesRequested += length;
                 return from.readRange(range.offset, length, options.signal);
               }, options.priority);
               return this.ctx.inflater
@@ -434,7 +431,7 @@ export class EstargzLayer implements Layer {
             for (const item of range.items) settle(item.key, undefined, err);
             throw err;
           }
-          this.ctx.stats.chunksFetched += outputs.length;
+          this.ctx.metrics.chunksServed(this.descriptor.digest, 'network', outputs.length);
           await mapConcurrent(range.items.keys(), DELIVERY_CONCURRENCY, async (i) => {
             const item = range.items[i]!;
             const data = outputs[i]!;
@@ -463,8 +460,6 @@ export function formatOf(footer: Footer): Layer['format'] {
 /** The footer alone (one small request), to name a format without trusting or fetching anything else. */
 export async function probeFooter(source: BlobSource, ctx: LayerContext): Promise<Footer> {
   const length = Math.min(source.size, MAX_FOOTER_SIZE);
-  ctx.stats.rangeRequests++;
-  ctx.stats.bytesRequested += length;
   const tail = await ctx.limiter.run(() => source.readRange(source.size - length, length));
   return parseFooter(tail, source.size);
 }
@@ -486,8 +481,6 @@ export async function fetchUntrustedToc(
   const fetchFrom = async (from: BlobReader): Promise<{ footer: Footer; json: Buffer }> => {
     const tailLength = Math.min(size, Math.max(tailGuess, MAX_FOOTER_SIZE));
     const tailStart = size - tailLength;
-    ctx.stats.rangeRequests++;
-    ctx.stats.bytesRequested += tailLength;
     const tail = await ctx.limiter.run(() => from.readRange(tailStart, tailLength));
     const footer = parseFooter(tail.subarray(Math.max(0, tail.length - MAX_FOOTER_SIZE)), size);
     // The TOC is held in memory, inflated: it must fit the budget, and its region the bound that
@@ -505,8 +498,6 @@ export async function fetchUntrustedToc(
       region = tail.subarray(footer.tocOffset - tailStart, footer.tocOffset - tailStart + footer.tocLength);
     } else {
       const headLength = tailStart - footer.tocOffset;
-      ctx.stats.rangeRequests++;
-      ctx.stats.bytesRequested += headLength;
       const head = await ctx.limiter.run(() => from.readRange(footer.tocOffset, headLength));
       region = Buffer.concat([head, tail]).subarray(0, footer.tocLength);
     }

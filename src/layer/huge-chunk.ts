@@ -31,8 +31,6 @@ export async function streamChunkToFile(
       const length = Math.min(STREAM_PIECE_BYTES, ref.end - at);
       yield await ctx.limiter.run(() => {
         if (options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
-        ctx.stats.rangeRequests++;
-        ctx.stats.bytesRequested += length;
         return from.readRange(at, length, options.signal);
       }, options.priority);
     }

@@ -8,6 +8,7 @@ import type { DiskCache } from '../cache/disk-cache.js';
 import type { Limiter, Priority } from '../util/limiter.js';
 import type { ByteBudget } from '../util/byte-budget.js';
 import type { InflatePool } from './inflate-pool.js';
+import type { FetchMetrics } from '../metrics/fetch-metrics.js';
 import { DEFAULT_OPTIONS } from '../config.js';
 
 export interface ReadOptions {
@@ -69,16 +70,6 @@ export const DEFAULT_FETCH_TUNING: FetchTuning = {
   tocTailGuess: 32 * 1024,
 };
 
-export interface FetchStats {
-  /** Chunks served from memory or disk cache. */
-  chunkCacheHits: number;
-  /** Chunks fetched from the registry and inflated. */
-  chunksFetched: number;
-  /** Compressed bytes requested from the registry for chunks and TOCs. */
-  bytesRequested: number;
-  rangeRequests: number;
-}
-
 /** What every layer of one image shares: caches, the connection limiter, tuning, a logger. */
 export interface LayerContext {
   cache: ChunkCache;
@@ -88,7 +79,8 @@ export interface LayerContext {
   /** Bytes of fetched ranges and their inflated chunks held at once (memoryBudgetBytes); also bounds the TOC. */
   memory: ByteBudget;
   tuning: FetchTuning;
-  stats: FetchStats;
+  /** Where chunks served (memory, disk, network) are counted: the image's, shared with the client and the cache. */
+  metrics: FetchMetrics;
   /** Worker threads for inflating and verifying; without it, zlib's thread pool and this thread. */
   inflater?: InflatePool;
   /** True with --offline: nothing may be fetched. */
@@ -96,10 +88,6 @@ export interface LayerContext {
   /** --insecure-skip-toc-verify: see layerRule in trust.ts. */
   insecureSkipTocVerify?: boolean;
   notice(message: string): void;
-}
-
-export function newFetchStats(): FetchStats {
-  return { chunkCacheHits: 0, chunksFetched: 0, bytesRequested: 0, rangeRequests: 0 };
 }
 
 /**

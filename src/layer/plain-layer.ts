@@ -103,9 +103,8 @@ export class PlainLayer implements Layer {
   async readChunks(refs: readonly ChunkRef[], sink: ChunkSink, options: ReadOptions = {}): Promise<void> {
     const missing: ChunkRef[] = [];
     for (const ref of refs) {
-      const data = await this.ctx.cache.get(chunkKey(this.descriptor.digest, ref));
+      const data = await this.ctx.cache.get(chunkKey(this.descriptor.digest, ref), this.descriptor.digest);
       if (data) {
-        this.ctx.stats.chunkCacheHits++;
         await sink(ref, data);
       } else missing.push(ref);
     }
@@ -119,7 +118,7 @@ export class PlainLayer implements Layer {
       await streamLayer(this.descriptor, source, this.ctx, { estargz: this.format !== 'tar+gzip' }, options.signal);
     });
     for (const ref of missing) {
-      const data = await this.ctx.cache.get(chunkKey(this.descriptor.digest, ref));
+      const data = await this.ctx.cache.get(chunkKey(this.descriptor.digest, ref), this.descriptor.digest);
       if (!data) throw new StargzError(ErrorCodes.CACHE, `the cache cannot hold layer ${this.descriptor.digest}; raise --cache-size`);
       await sink(ref, data);
     }
@@ -169,7 +168,6 @@ async function streamLayer(descriptor: Descriptor, source: BlobSource, ctx: Laye
     }
     return { index: builder.finish(), seen };
   }, signal);
-  ctx.stats.bytesRequested += descriptor.size;
   if (shape.toc) checkTocAgainstTar(descriptor.digest, shape.toc, index, seen);
   return index;
 }

@@ -10,8 +10,9 @@
 // a reader waits for. Concurrent fetches of one chunk are joined by the layer (readChunks).
 import { setMaxListeners } from 'node:events';
 import { DEFAULT_OPTIONS } from '../config.js';
-import { ErrorCodes, StargzError } from '../errors.js';
+import { ErrorCodes, StargzError, toStargzError } from '../errors.js';
 import type { ChunkRef } from '../estargz/index.js';
+import { FetchMetrics } from '../metrics/fetch-metrics.js';
 import { cacheable, type ChunkSink, type Layer, type ReadOptions } from './layer.js';
 
 /** Why bytes are wanted. */
@@ -43,10 +44,17 @@ export class FetchScheduler {
   /** Background range requests in flight at once: a quarter of the connections stays free for reads. */
   private readonly maxInFlight: number;
 
-  /** `connections`: range requests the layers make at once (their limiter's concurrency). */
-  constructor(connections = DEFAULT_OPTIONS.concurrency) {
+  /**
+   * `connections`: range requests the layers make at once (their limiter's concurrency).
+   * `metrics`: where read latency, bytes read and background progress are counted.
+   */
+  constructor(
+    connections = DEFAULT_OPTIONS.concurrency,
+    readonly metrics = new FetchMetrics(),
+  ) {
     if (!(connections >= 1)) throw new RangeError('connections must be at least 1');
     this.maxInFlight = Math.max(1, Math.floor((connections * 3) / 4));
+    metrics.watchQueue(() => this.queued);
   }
 
   /** On demand: delivers `refs` to `sink`, before anything queued here (`window`: see ReadOptions). */
@@ -54,7 +62,14 @@ export class FetchScheduler {
     const options: ReadOptions = { priority: 'high' };
     if (signal) options.signal = signal;
     if (window) options.window = window;
-    return layer.readChunks(refs, sink, options);
+    const counted = this.metrics.readStarted(layer.descriptor.digest, bytesOf(refs));
+    return layer.readChunks(refs, (ref, data, at) => (counted.delivered(data.length), sink(ref, data, at)), options).then(
+      () => counted.done(),
+      (err: unknown) => {
+        counted.done(toStargzError(err));
+        throw err;
+      },
+    );
   }
 
   /**
@@ -75,7 +90,24 @@ export class FetchScheduler {
       if (err === undefined) resolve();
       else reject(err);
     };
-    const done = ranked.map(({ range }) => new Promise<void>((resolve, reject) => this.queues[kind].push({ layer, refs: range, kind, signal, settle: settle(resolve, reject) })));
+    const digest = layer.descriptor.digest;
+    const done = ranked.map(
+      ({ range }) =>
+        new Promise<void>((resolve, reject) => {
+          const settled = settle(resolve, reject);
+          const queuedBytes = bytesOf(range);
+          this.metrics.backgroundQueuedBytes(digest, kind, queuedBytes);
+          // Every queued byte settles once: sent (fetched or failed), or skipped as at hand or cancelled.
+          const counted = (sent: ChunkRef[], err?: unknown): void => {
+            const sentBytes = bytesOf(sent);
+            this.metrics.backgroundSettled(digest, kind, 'skipped', queuedBytes - sentBytes);
+            this.metrics.backgroundSettled(digest, kind, err === undefined ? 'fetched' : 'failed', sentBytes);
+            if (err !== undefined && sent.length > 0) this.metrics.failed(kind, toStargzError(err).code);
+            settled(sent, err);
+          };
+          this.queues[kind].push({ layer, refs: range, kind, signal, settle: counted });
+        }),
+    );
     this.pump();
     return Promise.all(done).then(() => fetched);
   }
@@ -133,6 +165,12 @@ export class FetchScheduler {
  */
 function atHand(layer: Layer, ref: ChunkRef, kind: BackgroundKind): boolean {
   return layer.atHand(ref, kind === 'prefetch');
+}
+
+function bytesOf(refs: readonly ChunkRef[]): number {
+  let n = 0;
+  for (const r of refs) n += r.size;
+  return n;
 }
 
 /** One signal for every background request: each adds a listener, and there are many. */

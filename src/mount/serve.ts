@@ -11,6 +11,8 @@ import { isFuse, mountAt } from './mountinfo.js';
 import { unmountPath } from './unmount.js';
 import type { ReadAheadOptions } from '../fuse/read-ahead.js';
 import type { WalkAheadOptions } from '../fuse/walk-ahead.js';
+import type { FetchMetrics } from '../metrics/fetch-metrics.js';
+import { formatAddr, METRICS_PATH, serveMetrics, type MetricsAddress } from '../metrics/export.js';
 
 export interface ServeOptions {
   /** Absolute path of an existing empty directory (see prepareMountpoint). */
@@ -28,6 +30,8 @@ export interface ServeOptions {
   autoUnmount?: boolean;
   /** libfuse debug output on stderr. */
   debug?: boolean;
+  /** Serve these metrics over HTTP at addr's /metrics for as long as the mount lives. */
+  metrics?: { of: FetchMetrics; addr: MetricsAddress };
   log: (line: string) => void;
 }
 
@@ -71,20 +75,27 @@ export async function serveImage(image: { fs: MergedFs }, options: ServeOptions)
   } catch (err) {
     throw new StargzError(ErrorCodes.FUSE, `cannot load fuse-native: ${(err as Error).message}`, { cause: err });
   }
+  // Bound before mounting: an address in use fails the mount rather than leaving it unobserved.
+  const metricsServer = options.metrics ? await serveMetrics(options.metrics.of, options.metrics.addr) : undefined;
   let fuse: FuseInstance = new Fuse(options.mountpoint, adapter.ops, fuseOptions);
   try {
     await promisify(fuse.mount.bind(fuse))();
   } catch (err) {
-    if (!fuseOptions.autoUnmount) throw mountError(options.mountpoint, err);
+    if (!fuseOptions.autoUnmount) {
+      await metricsServer?.close();
+      throw mountError(options.mountpoint, err);
+    }
     // auto_unmount needs a fusermount that supports it; mount without rather than not at all.
     log(`mounting with auto_unmount failed (${(err as Error).message}); mounting without it`);
     fuse = new Fuse(options.mountpoint, adapter.ops, { ...fuseOptions, autoUnmount: false });
     try {
       await promisify(fuse.mount.bind(fuse))();
     } catch (err2) {
+      await metricsServer?.close();
       throw mountError(options.mountpoint, err2);
     }
   }
+  if (metricsServer) log(`metrics at http://${formatAddr(metricsServer.address)}${METRICS_PATH}`);
 
   const prefetchAbort = new AbortController();
   const prefetched = runPrefetch(fs, options.prefetch ?? 'none', { signal: prefetchAbort.signal, log });
@@ -105,6 +116,7 @@ export async function serveImage(image: { fs: MergedFs }, options: ServeOptions)
         log(`unmount of ${options.mountpoint} failed: ${redact((err as Error).message)}`);
       }
       await prefetched.catch(() => undefined);
+      await metricsServer?.close();
       resolveEnded(how);
     })();
     return stopping;

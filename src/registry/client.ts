@@ -28,6 +28,7 @@ import { Transport, discard, header, type HttpResponse } from './transport.js';
 import type { RegistrySettings } from './settings.js';
 import { registryHosts, type RegistryHost } from './hosts.js';
 import type { Logger } from '../util/log.js';
+import { FetchMetrics } from '../metrics/fetch-metrics.js';
 
 export type { Credentials } from './auth.js';
 export type { Descriptor, Platform } from './manifest.js';
@@ -81,6 +82,8 @@ export interface RegistryClientOptions {
   notice?: (message: string) => void;
   /** Requests (transport.ts) and retries, at info: the CLI's -v. */
   log?: Logger;
+  /** Where requests and bytes are counted; a fresh one when unset (the image's, from openImage). */
+  metrics?: FetchMetrics;
 }
 
 /** A mirror gets no retries: failing over to the next host is the retry. */
@@ -135,17 +138,6 @@ export interface ResolvedImage {
   platform?: Platform;
 }
 
-export interface RequestStats {
-  /** HTTP requests sent (redirect hops, pings and token fetches included). */
-  requests: number;
-  /** Blob GETs (each try of a range read or a stream). */
-  blobRequests: number;
-  /** Body bytes received. */
-  bytesReceived: number;
-  /** Of which blob bodies. */
-  blobBytesReceived: number;
-}
-
 /** Config blobs and the like: anything bigger is not a "small blob". */
 export const DEFAULT_MAX_BLOB_BYTES = 16 * 1024 * 1024;
 /** How long a CDN URL a registry redirected a blob to is reused for later ranges of that blob. */
@@ -195,8 +187,9 @@ export function hostTlsSettings(host: RegistryHost, tls: TlsSettings | undefined
 }
 
 export class RegistryClient {
-  readonly stats: RequestStats = { requests: 0, blobRequests: 0, bytesReceived: 0, blobBytesReceived: 0 };
-  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'keychain' | 'signal' | 'tls' | 'certsDirs' | 'proxy' | 'settings' | 'hosts' | 'notice' | 'log'>>;
+  /** Where requests and received bytes are counted (metrics/fetch-metrics.ts). */
+  readonly metrics: FetchMetrics;
+  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'keychain' | 'signal' | 'tls' | 'certsDirs' | 'proxy' | 'settings' | 'hosts' | 'notice' | 'log' | 'metrics'>>;
   private readonly signal: AbortSignal | undefined;
   private readonly apiHost: string;
   private readonly endpoints: Endpoint[];
@@ -209,6 +202,7 @@ export class RegistryClient {
     options: RegistryClientOptions = {},
   ) {
     if (!registry) throw usage('registry host is empty');
+    this.metrics = options.metrics ?? new FetchMetrics();
     this.opts = {
       plainHttp: options.plainHttp ?? false,
       insecure: options.insecure ?? false,
@@ -256,7 +250,7 @@ export class RegistryClient {
       rateWindowMs: this.opts.rateWindowMs,
       ...(this.signal ? { signal: this.signal } : {}),
       userAgent: this.opts.userAgent,
-      onRequest: () => void this.stats.requests++,
+      onRequest: () => this.metrics.request(),
       ...(this.log ? { log: this.log } : {}),
     });
   }
@@ -368,7 +362,7 @@ export class RegistryClient {
   }
 
   private errorFor(ep: Endpoint, res: HttpResponse, bodyText: string, what: string): StargzError {
-    this.stats.bytesReceived += Buffer.byteLength(bodyText);
+    this.metrics.documentReceived(Buffer.byteLength(bodyText));
     const err = httpStatusError(res.status, what, bodyText, header(res.headers, 'retry-after'));
     if (err.code === ErrorCodes.REGISTRY_AUTH && res.status === 401 && !ep.auth.hasCredentials) {
       return new StargzError(err.code, `${err.message} (no credentials found)`, { status: err.status });
@@ -376,8 +370,8 @@ export class RegistryClient {
     return err;
   }
 
-  /** Reads a whole body of at most max bytes. */
-  private async readLimited(res: HttpResponse, max: number, what: string, blob: boolean): Promise<Buffer> {
+  /** Reads a whole body of at most max bytes (`blob`: the digest of the blob it is, else a document). */
+  private async readLimited(res: HttpResponse, max: number, what: string, blob: string | undefined): Promise<Buffer> {
     const declared = Number(header(res.headers, 'content-length'));
     if (Number.isFinite(declared) && declared > max) {
       discard(res.body);
@@ -401,9 +395,10 @@ export class RegistryClient {
     return Buffer.concat(chunks, size);
   }
 
-  private count(n: number, blob: boolean): void {
-    this.stats.bytesReceived += n;
-    if (blob) this.stats.blobBytesReceived += n;
+  /** Body bytes received: of the blob `blob`, or of a document. */
+  private count(n: number, blob: string | undefined): void {
+    if (blob === undefined) this.metrics.documentReceived(n);
+    else this.metrics.blobReceived(blob, n);
   }
 
   /**
@@ -412,7 +407,7 @@ export class RegistryClient {
    * forgets the URL and goes back through the registry.
    */
   private async blobGet(ep: Endpoint, repository: string, digest: string, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
-    this.stats.blobRequests++;
+    this.metrics.blobRequest(digest);
     const key = `${repository}@${digest}`;
     const cached = ep.cdnUrls.get(key);
     if (cached && cached.expiresAt > Date.now()) {
@@ -457,7 +452,7 @@ export class RegistryClient {
     return this.tryHosts(byDigest ? 'pull' : 'resolve', what, signal, (ep, retries) => withRetry(async () => {
       const res = await this.registryGet(ep, repository, `manifests/${tagOrDigest}`, { accept: MANIFEST_ACCEPT }, what, signal, 'document');
       if (res.status !== 200) throw await this.statusError(ep, res, what);
-      const bytes = await this.readLimited(res, MAX_MANIFEST_BYTES, what, false);
+      const bytes = await this.readLimited(res, MAX_MANIFEST_BYTES, what, undefined);
       const digest = sha256Digest(bytes);
       if (byDigest && digest !== tagOrDigest) {
         throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${what}: the registry sent bytes that hash to ${digest}`);
@@ -496,7 +491,7 @@ export class RegistryClient {
     return this.tryHosts('pull', what, signal, (ep, retries) => withRetry(async () => {
       const res = await this.blobGet(ep, repository, digest, {}, signal);
       if (res.status !== 200) throw await this.statusError(ep, res, what);
-      const bytes = await this.readLimited(res, maxBytes, what, true);
+      const bytes = await this.readLimited(res, maxBytes, what, digest);
       const got = sha256Digest(bytes);
       if (got !== digest) throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `${what}: the registry sent bytes that hash to ${got}`);
       return bytes;
@@ -608,7 +603,7 @@ export class RegistryClient {
     res.body.on('error', () => undefined); // the loop sees errors; this keeps the hang-up after `break` from crashing
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        this.count(chunk.length, true);
+        this.count(chunk.length, digest);
         let c = chunk;
         if (skip > 0) {
           if (c.length <= skip) {
@@ -660,7 +655,7 @@ export class RegistryClient {
     if (size !== undefined) {
       body.limit(size, () => new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: the server sent more than the ${size} bytes the manifest gives the blob`));
     }
-    const count = (n: number): void => this.count(n, true);
+    const count = (n: number): void => this.count(n, digest);
     const out = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         count(chunk.length);

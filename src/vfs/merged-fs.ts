@@ -6,6 +6,7 @@ import { ErrorCodes, StargzError } from '../errors.js';
 import type { ChunkRef } from '../estargz/index.js';
 import type { Layer } from '../layer/layer.js';
 import { FetchScheduler, type BackgroundKind } from '../layer/scheduler.js';
+import type { FetchMetrics } from '../metrics/fetch-metrics.js';
 import { allSettledOrThrow } from '../util/concurrent.js';
 import { lowerBound } from '../util/sorted.js';
 import { mergeLayers } from './merge.js';
@@ -21,8 +22,8 @@ export class MergedFs {
   readonly scheduler: FetchScheduler;
 
   /** `connections`: range requests the layers make at once (the default concurrency when unset). */
-  constructor(readonly layers: readonly Layer[], options: { connections?: number } = {}) {
-    this.scheduler = new FetchScheduler(options.connections);
+  constructor(readonly layers: readonly Layer[], options: { connections?: number; metrics?: FetchMetrics } = {}) {
+    this.scheduler = new FetchScheduler(options.connections, options.metrics);
     const merged = mergeLayers(layers);
     this.root = merged.root;
     this.byPath = merged.byPath;

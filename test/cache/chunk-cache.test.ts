@@ -8,6 +8,14 @@ import { makeChunk, makeTempDir, removeDir } from './cache-fixtures.js';
 
 const MiB = 1024 * 1024;
 
+/** What the cache counted in its metrics, for layer 'L' (every lookup here is for it). */
+async function lookups(cache: ChunkCache): Promise<{ memory: number; disk: number; misses: number; errors: number }> {
+  const t = await cache.metrics.totals();
+  const text = await cache.metrics.text();
+  const errors = [...text.matchAll(/^stargz_get_errors_total\{kind="cache",code="ERR_CACHE"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  return { memory: t.chunksFromMemory, disk: t.chunksFromDisk, misses: t.chunkCacheMisses, errors };
+}
+
 describe('ChunkCache', () => {
   test('memory, then disk (promoting into memory), then a miss', async () => {
     const dir = makeTempDir();
@@ -16,18 +24,18 @@ describe('ChunkCache', () => {
       const first = new ChunkCache(new MemoryChunkCache(MiB), disk);
       const c = makeChunk('tiers', 50_000);
       await first.put(c.digest, c.data);
-      assert.deepEqual(await first.get(c.digest), c.data);
-      assert.deepEqual(first.stats, { memoryHits: 1, diskHits: 0, misses: 0, diskErrors: 0 });
+      assert.deepEqual(await first.get(c.digest, 'L'), c.data);
+      assert.deepEqual(await lookups(first), { memory: 1, disk: 0, misses: 0, errors: 0 });
 
       // A fresh memory tier (another run): the disk serves it once, memory afterwards.
       const memory = new MemoryChunkCache(MiB);
       const second = new ChunkCache(memory, disk);
       assert.ok(second.has(c.digest));
-      assert.deepEqual(await second.get(c.digest), c.data);
+      assert.deepEqual(await second.get(c.digest, 'L'), c.data);
       assert.ok(memory.has(c.digest), 'promoted');
-      assert.deepEqual(await second.get(c.digest), c.data);
-      assert.equal(await second.get(makeChunk('none', 1).digest), undefined);
-      assert.deepEqual(second.stats, { memoryHits: 1, diskHits: 1, misses: 1, diskErrors: 0 });
+      assert.deepEqual(await second.get(c.digest, 'L'), c.data);
+      assert.equal(await second.get(makeChunk('none', 1).digest, 'L'), undefined);
+      assert.deepEqual(await lookups(second), { memory: 1, disk: 1, misses: 1, errors: 0 });
     } finally {
       disk.close();
       removeDir(dir);
@@ -40,7 +48,7 @@ describe('ChunkCache', () => {
     assert.equal(cache.has(c.digest), false);
     await cache.put(c.digest, c.data);
     assert.ok(cache.has(c.digest));
-    assert.deepEqual(await cache.get(c.digest), c.data);
+    assert.deepEqual(await cache.get(c.digest, 'L'), c.data);
   });
 
   test('concurrent gets of one chunk read the disk once', async () => {
@@ -56,7 +64,7 @@ describe('ChunkCache', () => {
         return readChunk(d);
       };
       const cache = new ChunkCache(new MemoryChunkCache(MiB), disk);
-      const got = await Promise.all(Array.from({ length: 8 }, () => cache.get(c.digest)));
+      const got = await Promise.all(Array.from({ length: 8 }, () => cache.get(c.digest, 'L')));
       for (const g of got) assert.deepEqual(g, c.data);
       assert.equal(reads, 1);
     } finally {
@@ -73,10 +81,10 @@ describe('ChunkCache', () => {
       const seen: StargzError[] = [];
       const cache = new ChunkCache(new MemoryChunkCache(MiB), disk, { onDiskError: (e) => seen.push(e) });
       const c = makeChunk('failing', 100);
-      assert.equal(await cache.get(c.digest), undefined);
+      assert.equal(await cache.get(c.digest, 'L'), undefined);
       await cache.put(c.digest, c.data);
-      assert.deepEqual(await cache.get(c.digest), c.data, 'memory still works');
-      assert.equal(cache.stats.diskErrors, 2);
+      assert.deepEqual(await cache.get(c.digest, 'L'), c.data, 'memory still works');
+      assert.equal((await lookups(cache)).errors, 2);
       assert.deepEqual(
         seen.map((e) => e.code),
         ['ERR_CACHE', 'ERR_CACHE'],
@@ -93,13 +101,13 @@ describe('ChunkCache', () => {
       const cache = new ChunkCache(new MemoryChunkCache(MiB), disk);
       const key = 'sha256:' + 'a'.repeat(64) + '@1234+0';
       await cache.put(key, Buffer.from('positional'));
-      assert.deepEqual(await cache.get(key), Buffer.from('positional'));
+      assert.deepEqual(await cache.get(key, 'L'), Buffer.from('positional'));
       assert.ok(cache.has(key));
       assert.equal(disk.info().chunks, 0, 'nothing on disk');
       const fresh = new ChunkCache(new MemoryChunkCache(MiB), disk);
-      assert.equal(await fresh.get(key), undefined);
+      assert.equal(await fresh.get(key, 'L'), undefined);
       assert.equal(fresh.has(key), false);
-      assert.equal(fresh.stats.diskErrors, 0);
+      assert.equal((await lookups(fresh)).errors, 0);
     } finally {
       disk.close();
       removeDir(dir);

@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EstargzLayer } from '../../src/layer/estargz-layer.js';
-import { newFetchStats, DEFAULT_FETCH_TUNING, type LayerContext } from '../../src/layer/layer.js';
+import { DEFAULT_FETCH_TUNING, type LayerContext } from '../../src/layer/layer.js';
+import { FetchMetrics } from '../../src/metrics/fetch-metrics.js';
 import { FileBlobSource } from '../../src/blob/blob-source.js';
 import { ChunkCache } from '../../src/cache/chunk-cache.js';
 import { MemoryChunkCache } from '../../src/cache/memory-cache.js';
@@ -51,7 +52,7 @@ async function openLayer(dir: string, zstd: boolean, disk: DiskCache | undefined
     limiter: new Limiter(4),
     memory: new ByteBudget(budget),
     tuning: DEFAULT_FETCH_TUNING,
-    stats: newFetchStats(),
+    metrics: new FetchMetrics(),
     offline: false,
     insecureSkipTocVerify: true,
     notice: () => undefined,
@@ -71,12 +72,12 @@ for (const zstd of [false, true]) {
     const out = Buffer.alloc(SIZE, 0xee);
     await layer.readChunks(refs, (ref: ChunkRef, piece: Buffer, at = 0) => void piece.copy(out, ref.fileOffset + at));
     assert.ok(out.equals(data));
-    assert.equal(ctx.stats.chunksFetched, 3);
+    assert.equal((await ctx.metrics.totals()).chunksFromNetwork, 3);
     // A window inside the second chunk: only its overlap is delivered, from the file.
     const pieces: Array<[number, number]> = [];
     await layer.readChunks([refs[1]!], (_ref, piece, at = 0) => void pieces.push([at, piece.length]), { window: { offset: 4 * MiB + 5, length: 1000 } });
     assert.deepEqual(pieces, [[MiB + 5, 1000]]);
-    assert.equal(ctx.stats.chunksFetched, 3, 'nothing fetched again');
+    assert.equal((await ctx.metrics.totals()).chunksFromNetwork, 3, 'nothing fetched again');
   });
 }
 

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EstargzLayer } from '../../src/layer/estargz-layer.js';
-import { newFetchStats, DEFAULT_FETCH_TUNING, type LayerContext } from '../../src/layer/layer.js';
+import { DEFAULT_FETCH_TUNING, type LayerContext } from '../../src/layer/layer.js';
+import { FetchMetrics } from '../../src/metrics/fetch-metrics.js';
 import { FileBlobSource } from '../../src/blob/blob-source.js';
 import { ChunkCache } from '../../src/cache/chunk-cache.js';
 import { MemoryChunkCache } from '../../src/cache/memory-cache.js';
@@ -57,7 +58,7 @@ test('big chunks of zeros are held within the byte budget, not all at once', { s
     limiter: new Limiter(8),
     memory: new ByteBudget(32 * MiB),
     tuning: DEFAULT_FETCH_TUNING,
-    stats: newFetchStats(),
+    metrics: new FetchMetrics(),
     offline: false,
     insecureSkipTocVerify: true,
     notice: () => undefined,

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { LazyChunkRef as ChunkRef } from '../../src/file-index/index.js';
 import type { ChunkSink, Layer, ReadOptions } from '../../src/layer/layer.js';
-import { newFetchStats, DEFAULT_FETCH_TUNING, type LayerContext } from '../../src/layer/layer.js';
+import { DEFAULT_FETCH_TUNING, type LayerContext } from '../../src/layer/layer.js';
+import { FetchMetrics } from '../../src/metrics/fetch-metrics.js';
 import { planRanges } from '../../src/layer/range-plan.js';
 import { FetchScheduler } from '../../src/layer/scheduler.js';
 import { EstargzLayer } from '../../src/layer/estargz-layer.js';
@@ -133,7 +134,7 @@ test('a chunk wanted by read-ahead and by an on-demand read at once is fetched o
     limiter: new Limiter(4),
     memory: new ByteBudget(64 * 1024 * 1024),
     tuning: DEFAULT_FETCH_TUNING,
-    stats: newFetchStats(),
+    metrics: new FetchMetrics(),
     offline: false,
     notice: () => undefined,
   };
@@ -147,7 +148,7 @@ test('a chunk wanted by read-ahead and by an on-demand read at once is fetched o
   const [, bytes] = await Promise.all([ahead, read]);
   assert.equal(bytes.length, first.size);
   assert.equal(source.reads, 1, 'one range request');
-  assert.equal(ctx.stats.chunksFetched, 1, 'inflated once');
+  assert.equal((await ctx.metrics.totals()).chunksFromNetwork, 1, 'inflated once');
   // And the other way round: a read already on its way leaves read-ahead nothing to do.
   const second = fs.chunksFor(tool)[1];
   if (second) {

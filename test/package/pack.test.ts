@@ -69,13 +69,15 @@ try { await image.readFile('/etc'); out.dirError = 'none'; } catch (e) { out.dir
 try { image.stat('/no/such'); out.missing = 'none'; } catch (e) { out.missing = e.code; }
 const summary = await image.sync('/etc', join(dest, 'etc'));
 out.sync = { files: summary.files, names: readdirSync(join(dest, 'etc')).sort(), overwritten: readFileSync(join(dest, 'etc', 'overwritten'), 'utf8') };
+const totals = await image.metrics.totals();
+out.metrics = { family: (await image.metrics.text()).includes('# TYPE stargz_get_blob_bytes_total counter'), fetched: totals.blobBytesReceived > 0 && totals.chunksFromNetwork > 0 };
 await image.close();
 console.log(JSON.stringify(out));
 // No process.exit: close() must leave nothing that keeps the process alive.
 `;
 
 const CONSUMER_TS = `
-import { openImage, ErrorCodes, StargzError, type Image, type ImageOptions, type Stat, type DirEntry, type ImageInfo, type SyncSummary, type ErrorCode } from 'stargz-get';
+import { openImage, ErrorCodes, StargzError, type Image, type ImageOptions, type Stat, type DirEntry, type ImageInfo, type SyncSummary, type ErrorCode, type FetchTotals } from 'stargz-get';
 import type { Readable } from 'node:stream';
 
 export async function use(ref: string): Promise<number> {
@@ -88,10 +90,11 @@ export async function use(ref: string): Promise<number> {
   const bytes: Buffer = await image.readFile('/etc/hostname');
   const stream: Readable = image.createReadStream('/etc/hostname', { start: 0, end: 3 });
   const summary: SyncSummary = await image.sync('/etc', '/tmp/x');
+  const totals: FetchTotals = await image.metrics.totals();
   const code: ErrorCode = ErrorCodes.PATH_NOT_FOUND;
   const err = new StargzError(code, 'x');
   await image.close();
-  return info.layers.length + st.size + entries.length + bytes.length + summary.files + (stream.readable ? 1 : 0) + kind.length + err.code.length;
+  return info.layers.length + st.size + entries.length + bytes.length + summary.files + (stream.readable ? 1 : 0) + kind.length + err.code.length + totals.requests;
 }
 `;
 
@@ -146,6 +149,7 @@ test('npm pack, npm install of the tarball, and the API used from the installed 
   assert.equal(out.dirError, 'ERR_IS_DIRECTORY');
   assert.equal(out.missing, 'ERR_PATH_NOT_FOUND');
   assert.deepEqual(out.sync, { files: 4, names: ['empty', 'hostname', 'overwritten', 'passwd'], overwritten: 'version 3 from layer 2\n' });
+  assert.deepEqual(out.metrics, { family: true, fetched: true });
 
   // The types as a TypeScript user sees them, with this project's compiler.
   await writeFile(join(proj, 'use.ts'), CONSUMER_TS);

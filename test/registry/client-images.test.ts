@@ -143,14 +143,16 @@ describe('RegistryClient on a plain registry', () => {
     assert.equal('sha256:' + h.digest('hex'), BIG_LAYER);
   });
 
-  test('stats count requests and bytes', async () => {
+  test('metrics count requests and bytes, blob bytes by layer', async () => {
     const c = new RegistryClient(reg.host, { plainHttp: true });
     try {
       await c.readBlobRange('fixtures/edge', BIG_LAYER, 100, 4096);
-      assert.equal(c.stats.blobRequests, 1);
-      assert.equal(c.stats.blobBytesReceived, 4096);
-      assert.equal(c.stats.requests, 2); // ping + GET
-      assert.ok(c.stats.bytesReceived >= 4096);
+      const t = await c.metrics.totals();
+      assert.equal(t.blobRequests, 1);
+      assert.equal(t.blobBytesReceived, 4096);
+      assert.equal(t.requests, 2); // ping + GET
+      assert.ok(t.bytesReceived >= 4096);
+      assert.deepEqual((await c.metrics.layers()).get(BIG_LAYER), { blobBytes: 4096, blobRequests: 1, readRequestedBytes: 0, readDeliveredBytes: 0 });
     } finally {
       await c.close();
     }

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import * as fsp from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { COMMAND_DEFAULTS } from '../../config.js';
 import { ErrorCodes, StargzError, toStargzError } from '../../errors.js';
 import { openImage, type OpenedImage } from '../../image/open-image.js';
@@ -16,6 +16,8 @@ import { createFileReadStream, resolveRegularFile } from '../../api/read-stream.
 import type { VNode } from '../../vfs/node.js';
 import { openOptionsFrom, type CommonFlags } from '../common.js';
 import type { CliIo } from '../io.js';
+import { TransferProgress } from '../progress.js';
+import { loadConfigFile } from '../../config-file.js';
 
 export interface CatFlags extends CommonFlags {
   output?: string;
@@ -28,6 +30,10 @@ interface Part {
 
 export async function catCommand(sources: string[], flags: CatFlags, io: CliIo): Promise<void> {
   const images = new Map<string, OpenedImage>();
+  let progress: TransferProgress | undefined;
+  const notice = (m: string): void => {
+    if (!progress?.notice(m)) io.notice(m);
+  };
   try {
     const parts: Part[] = [];
     for (const source of sources) {
@@ -35,7 +41,7 @@ export async function catCommand(sources: string[], flags: CatFlags, io: CliIo):
       const key = formatReference(ref);
       let image = images.get(key);
       if (!image) {
-        const options = await openOptionsFrom(flags, ref, io.notice, io.signal);
+        const options = await openOptionsFrom(flags, ref, notice, io.signal);
         // cat reads each chunk once, as sync does: holding chunks in memory would only grow the process.
         options.memoryCacheBytes ??= COMMAND_DEFAULTS.sync.memoryCacheBytes;
         image = await openImage(ref, options);
@@ -43,9 +49,21 @@ export async function catCommand(sources: string[], flags: CatFlags, io: CliIo):
       }
       parts.push({ image, node: resolveRegularFile(image.fs, path) });
     }
-    const streams = (): AsyncGenerator<Readable> => streamsOf(parts, io.signal);
-    if (flags.output !== undefined) await writeAtomically(resolve(flags.output), streams());
-    else await writeStdout(streams());
+    // Progress when the bytes go to a file (-o, or stdout redirected), not between them on a terminal.
+    const written = { done: 0, total: parts.reduce((n, p) => n + p.node.inode.entry.size, 0) };
+    if (flags.output !== undefined || !io.outIsTTY) {
+      const quiet = flags.quiet ?? loadConfigFile(flags.config).cli.quiet ?? false;
+      const shown = [...images.values()].map((image) => ({ metrics: image.metrics, layers: image.manifest.layers.map((l) => l.digest) }));
+      progress = new TransferProgress({ quiet, images: shown, total: () => written }, io.errStream);
+      progress.start();
+    }
+    const streams = (): AsyncGenerator<Readable> => (progress?.enabled ? counted(streamsOf(parts, io.signal), written) : streamsOf(parts, io.signal));
+    try {
+      if (flags.output !== undefined) await writeAtomically(resolve(flags.output), streams());
+      else await writeStdout(streams());
+    } finally {
+      progress?.stop();
+    }
   } finally {
     for (const image of images.values()) await image.close();
   }
@@ -53,6 +71,22 @@ export async function catCommand(sources: string[], flags: CatFlags, io: CliIo):
 
 async function* streamsOf(parts: Part[], signal: AbortSignal): AsyncGenerator<Readable> {
   for (const { image, node } of parts) yield createFileReadStream(image.fs, node, { signal });
+}
+
+/** Counts the bytes passing through each stream into `written.done` (the progress total line). */
+async function* counted(streams: AsyncGenerator<Readable>, written: { done: number }): AsyncGenerator<Readable> {
+  for await (const stream of streams) {
+    // Destroying the result ends the generator, whose loop then destroys `stream`.
+    yield Readable.from(
+      (async function* () {
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          written.done += chunk.length;
+          yield chunk;
+        }
+      })(),
+      { objectMode: false },
+    );
+  }
 }
 
 async function writeStdout(streams: AsyncGenerator<Readable>): Promise<void> {

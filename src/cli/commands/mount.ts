@@ -18,6 +18,7 @@ import { stopMount } from '../../mount/stop.js';
 import { loggerFrom, openOptionsFrom, type CommonFlags } from '../common.js';
 import { resolveCredentials } from '../credentials.js';
 import { formatBytes } from '../format.js';
+import { formatAddr, METRICS_PATH, parseMetricsAddr } from '../../metrics/export.js';
 import type { CliIo } from '../io.js';
 
 export interface MountFlags extends CommonFlags {
@@ -27,6 +28,8 @@ export interface MountFlags extends CommonFlags {
   logFile?: string;
   /** Once the mount is ready, one JSON document (MountJson) on stdout instead of the prose. */
   json?: boolean;
+  /** HOST:PORT to serve Prometheus metrics at /metrics. */
+  metricsAddr?: string;
 }
 
 /** What `mount --json` prints once the mount answers (README, "mount"). */
@@ -48,6 +51,7 @@ export async function mountCommand(ref: string, mountpoint: string, flags: Mount
       await runAsDaemon<MountFlags>((start, ready) => runMount(ref, abs, start, stamped, ready));
     } else {
       parsePrefetchMode(flags.prefetch); // a bad mode fails here, not in a background process
+      if (flags.metricsAddr !== undefined) parseMetricsAddr(flags.metricsAddr); // so does a bad address
       if (flags.detach) await detach(ref, abs, flags, io);
       else await runMount(ref, abs, flags, io, () => undefined);
     }
@@ -77,6 +81,7 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
       allowOther: flags.allowOther ?? false,
       prefetch: mode,
       debug: Boolean(process.env.STARGZ_GET_FUSE_DEBUG),
+      ...(flags.metricsAddr !== undefined ? { metrics: { of: image.metrics, addr: parseMetricsAddr(flags.metricsAddr) } } : {}),
       log: notice,
     });
     try {
@@ -98,17 +103,16 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
     const how = await Promise.race([serving.ended, whenAborted(io.signal)]);
     await serving.stop();
     notice(how === 'unmounted' ? `${abs} was unmounted` : `unmounted ${abs}`);
-    notice(fetchSummary(image));
+    notice(await fetchSummary(image));
   } finally {
     if (record) removeMountRecord(record);
     await image.close();
   }
 }
 
-function fetchSummary(image: OpenedImage): string {
-  const c = image.client.stats;
-  const l = image.ctx.stats;
-  return `fetched ${formatBytes(c.blobBytesReceived)} in ${c.requests} requests (${l.rangeRequests} ranges, ${l.chunksFetched} chunks; ${l.chunkCacheHits} chunks from cache)`;
+async function fetchSummary(image: OpenedImage): Promise<string> {
+  const t = await image.metrics.totals();
+  return `fetched ${formatBytes(t.blobBytesReceived)} in ${t.requests} requests (${t.blobRequests} blob requests, ${t.chunksFromNetwork} chunks; ${t.chunksFromMemory + t.chunksFromDisk} chunks from cache)`;
 }
 
 function prefetchSummary(r: PrefetchResult): string {
@@ -143,6 +147,7 @@ async function detach(ref: string, abs: string, flags: MountFlags, io: CliIo): P
   const pid = await startDaemon({ entry: cliEntry(), args: ['mount', ref, abs], logFile, start, signal: io.signal });
   announce(io, flags, { reference: formatReference(parseReference(ref)), mountpoint: abs, pid, detached: true, logFile });
   if (!flags.quiet && !flags.json) io.err(`serving from process ${pid}, log in ${logFile}; stop with: stargz-get umount ${abs}`);
+  if (!flags.quiet && !flags.json && flags.metricsAddr !== undefined) io.err(`metrics at http://${formatAddr(parseMetricsAddr(flags.metricsAddr))}${METRICS_PATH}`);
 }
 
 /** The one line (or document) that says the mount is ready. */

@@ -3,7 +3,7 @@ import { parseReferenceWithPath, formatReference } from '../../reference/referen
 import { openImage } from '../../image/open-image.js';
 import { syncPath, type SyncSummary } from '../../sync/sync.js';
 import { openOptionsFrom, type CommonFlags } from '../common.js';
-import { ProgressLine, transferLine } from '../progress.js';
+import { TransferProgress } from '../progress.js';
 import { formatBytes } from '../format.js';
 import type { CliIo } from '../io.js';
 import { writeStatsFile } from '../stats-file.js';
@@ -12,6 +12,7 @@ import { COMMAND_DEFAULTS } from '../../config.js';
 import { dryRunSync, type DryRunReport } from '../../sync/dry-run.js';
 import { escapeControl } from '../../errors.js';
 import type { ReuseCounts } from '../../sync/reuse.js';
+import { writeMetricsFile } from '../../metrics/export.js';
 
 export interface SyncFlags extends CommonFlags {
   /** Remove entries of DEST that PATH lacks. */
@@ -21,6 +22,8 @@ export interface SyncFlags extends CommonFlags {
   dryRun?: boolean;
   /** The summary as one JSON document on stdout (SyncJson); progress and notices stay on stderr. */
   json?: boolean;
+  /** Write the metrics here once at the end (node_exporter textfile format). */
+  metricsFile?: string;
 }
 
 /** What `sync --json` prints (README, "sync"): SyncSummary's fields plus what was fetched. */
@@ -41,15 +44,16 @@ export interface SyncJson extends Omit<SyncSummary, 'dest'> {
 export async function syncCommand(source: string, dest: string, flags: SyncFlags, io: CliIo): Promise<void> {
   const { ref, path } = parseReferenceWithPath(source);
   const quiet = flags.quiet ?? loadConfigFile(flags.config).cli.quiet ?? false;
-  const progress = new ProgressLine(io.errStream, quiet);
+  let progress: TransferProgress | undefined;
   const notice = (m: string): void => {
-    progress.clear();
-    io.notice(m);
+    if (!progress?.notice(m)) io.notice(m);
   };
   const options = await openOptionsFrom(flags, ref, notice, io.signal);
   // A user's --memory-cache (or the file's) wins over sync's own default.
   options.memoryCacheBytes ??= COMMAND_DEFAULTS.sync.memoryCacheBytes;
   const image = await openImage(ref, { ...options, warmInflater: true });
+  const written = { done: 0, total: 0, note: '' };
+  progress = new TransferProgress({ quiet, images: [{ metrics: image.metrics, layers: image.manifest.layers.map((l) => l.digest) }], total: () => written }, io.errStream);
   try {
     const started = Date.now();
     const reuse = { check: flags.quick ? ('quick' as const) : ('checksum' as const), delete: flags.delete ?? false, localChunks: image.ctx.cache, signal: io.signal };
@@ -59,15 +63,22 @@ export async function syncCommand(source: string, dest: string, flags: SyncFlags
       else printDryRun(report, io, flags.delete ?? false);
       return;
     }
+    progress.start();
     const summary = await syncPath(image.fs, path, resolvePath(dest), {
       reuse,
       signal: io.signal,
       warn: notice,
-      onProgress: (p) => progress.update(transferLine(p.bytesDone, p.bytesTotal, image.client.stats.blobBytesReceived, p.filesDone, p.filesTotal)),
-    });
-    progress.clear();
-    writeStatsFile(image, summary, Date.now() - started);
-    const fetched = image.client.stats.blobBytesReceived;
+      onProgress: (p) => {
+        written.done = p.bytesDone;
+        written.total = p.bytesTotal;
+        written.note = `files ${p.filesDone}/${p.filesTotal}`;
+      },
+    }).finally(() => progress?.stop());
+    await writeStatsFile(image, summary, Date.now() - started);
+    if (flags.metricsFile !== undefined) await writeMetricsFile(image.metrics, flags.metricsFile);
+    const totals = await image.metrics.totals();
+    const fetched = totals.blobBytesReceived;
+    const chunksFromCache = totals.chunksFromMemory + totals.chunksFromDisk;
     const fullLayers = image.manifest.layers.reduce((n, l) => n + l.size, 0);
     const saved = fullLayers > 0 ? Math.max(0, 100 * (1 - fetched / fullLayers)) : 0;
     if (flags.json) {
@@ -77,7 +88,7 @@ export async function syncCommand(source: string, dest: string, flags: SyncFlags
         path,
         ...summary,
         dest: summary.dest ?? null,
-        fetched: { bytes: fetched, requests: image.client.stats.requests, chunksFromCache: image.ctx.stats.chunkCacheHits },
+        fetched: { bytes: fetched, requests: totals.requests, chunksFromCache },
         fullLayerBytes: fullLayers,
         savedPercent: Math.round(saved * 10) / 10,
         seconds: (Date.now() - started) / 1000,
@@ -94,8 +105,8 @@ export async function syncCommand(source: string, dest: string, flags: SyncFlags
     );
     if (summary.dest) io.err(destLine(summary.dest, summary.files, flags.delete ?? false));
     io.err(
-      `fetched ${formatBytes(fetched)} in ${image.client.stats.requests} requests ` +
-        `(full layers: ${formatBytes(fullLayers)}, saved ${saved.toFixed(1)}%; ${image.ctx.stats.chunkCacheHits} chunks from cache)`,
+      `fetched ${formatBytes(fetched)} in ${totals.requests} requests ` +
+        `(full layers: ${formatBytes(fullLayers)}, saved ${saved.toFixed(1)}%; ${chunksFromCache} chunks from cache)`,
     );
   } finally {
     await image.close();
