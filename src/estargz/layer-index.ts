@@ -195,9 +195,10 @@ class Builder {
       linkName = e.linkName;
     }
     // Only regular files get chunks of their own (hardlinks take their target's array).
-    const entry = new Entry<LazyChunkRef>(path, type, e.mode & 0o7777, e.uid, e.gid, parseModtime(e.modtime), type === 'reg' ? e.size : 0, linkName, NO_CHUNKS);
-    entry.userName = intern(this.userNames, e.uid, e.userName);
-    entry.groupName = intern(this.groupNames, e.gid, e.groupName);
+    const entry = new Entry<LazyChunkRef>(
+      path, type, e.mode & 0o7777, e.uid, e.gid, parseModtime(e.modtime), type === 'reg' ? e.size : 0, linkName, NO_CHUNKS,
+      intern(this.userNames, e.uid, e.userName), intern(this.groupNames, e.gid, e.groupName),
+    );
     if (type === 'char' || type === 'block') {
       if (e.devMajor !== 0) entry.devMajor = e.devMajor;
       if (e.devMinor !== 0) entry.devMinor = e.devMinor;
@@ -222,7 +223,10 @@ class Builder {
     if (this.boundaries && e.innerOffset + size > (end - e.offset) * MAX_RATIO[this.footer.compression] + RATIO_SLACK) {
       throw invalid(`${what}: ${e.innerOffset + size} bytes cannot come out of ${end - e.offset} compressed bytes`);
     }
-    const ref = new LazyChunk(e.offset, end, e.innerOffset, e.chunkOffset, size, e.chunkDigest);
+    // A one-chunk file's chunk digest is its file digest: packed once, one string for both.
+    const shared = first && e.chunkDigest !== undefined && e.chunkDigest === e.digest;
+    const ref = new LazyChunk(e.offset, end, e.innerOffset, e.chunkOffset, size, shared ? undefined : e.chunkDigest);
+    if (shared) ref.packedDigest = entry.packedDigest;
     chunks.push(ref);
     this.allChunks.push(ref);
   }

@@ -43,20 +43,34 @@ export function mergeLayers(layers: readonly Layer[]): MergeResult {
     }
     return node;
   };
+  // Passes 1 and 2 ask for each entry's parent in an order where siblings come together
+  // (parents first, then by name), and change nodes only at the depth being applied: the
+  // directory asked for last is mostly asked for again. Forgotten before each pass.
+  let lastRel: string | undefined;
+  let lastDir: VNode | undefined;
+  const findParent = (rel: string): VNode | undefined => {
+    if (rel !== lastRel) {
+      lastDir = find(rel);
+      lastRel = rel;
+    }
+    return lastDir;
+  };
 
   for (const layer of layers) {
     const paths = sortParentsFirst([...layer.index.entries.keys()]);
     // Pass 1: opaque directories and whiteouts hide what the layers below put there.
+    lastRel = undefined;
     for (const rel of paths) {
       const { parent, name } = splitPath(rel);
       if (name === OPAQUE_WHITEOUT) {
-        const dir = find(parent);
+        const dir = findParent(parent);
         if (dir?.children) dir.children.clear();
       } else if (name.startsWith(WHITEOUT_PREFIX)) {
-        find(parent)?.children?.delete(name.slice(WHITEOUT_PREFIX.length));
+        findParent(parent)?.children?.delete(name.slice(WHITEOUT_PREFIX.length));
       }
     }
     // Pass 2: this layer's entries, parents before children.
+    lastRel = undefined;
     for (const rel of paths) {
       const entry = layer.index.entries.get(rel)!;
       const { parent, name } = splitPath(rel);
@@ -65,7 +79,7 @@ export function mergeLayers(layers: readonly Layer[]): MergeResult {
         if (!entry.implicit) root.inode = newInode(entry, layer);
         continue;
       }
-      const dir = find(parent);
+      const dir = findParent(parent);
       if (!dir?.children) continue; // parent replaced by a non-directory in this same layer
       const existing = dir.children.get(name);
       const path = dir.path === '/' ? '/' + name : dir.path + '/' + name;
