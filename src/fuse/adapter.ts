@@ -30,8 +30,6 @@ export interface FuseAdapter {
 }
 
 export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAdapter {
-  let totals: { bytes: number; inodes: number } | undefined; // on the first statfs: a walk of every node
-
   // The image never changes: each inode's wire stat and each directory's listing are built
   // once. `find` over 5k directories then costs two cheap calls per directory.
   const encodedStats = new WeakMap<Inode, Uint32Array>();
@@ -82,7 +80,7 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
     },
 
     statfs(_path, cb) {
-      totals ??= imageTotals(fs);
+      const totals = fs.totals;
       cb(0, {
         bsize: BLOCK,
         frsize: BLOCK,
@@ -221,21 +219,6 @@ export function toFuseStat(fs: MergedFs, node: VNode): FuseStat {
     mtime: ms,
     ctime: ms,
   };
-}
-
-/** Sizes for statfs: what `df` shows for the mount (no sorting: order does not matter). */
-function imageTotals(fs: MergedFs): { bytes: number; inodes: number } {
-  const seen = new Set<number>();
-  let bytes = 0;
-  const stack: VNode[] = [fs.root];
-  while (stack.length > 0) {
-    const node = stack.pop()!;
-    if (node.children) for (const child of node.children.values()) stack.push(child);
-    if (seen.has(node.inode.ino)) continue;
-    seen.add(node.inode.ino);
-    bytes += fs.size(node);
-  }
-  return { bytes, inodes: seen.size };
 }
 
 function errnoName(errno: number): string {

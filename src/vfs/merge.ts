@@ -16,6 +16,13 @@ export interface MergeResult {
   byPath: Map<string, VNode>;
   /** Hardlinks whose target was missing: skipped, reported once. */
   warnings: string[];
+  totals: ImageTotals;
+}
+
+/** What `df` shows for the image: bytes of regular files and inodes, each inode counted once. */
+export interface ImageTotals {
+  bytes: number;
+  inodes: number;
 }
 
 function splitPath(path: string): { parent: string; name: string } {
@@ -113,21 +120,26 @@ export function mergeLayers(layers: readonly Layer[]): MergeResult {
   }
 
   const byPath = new Map<string, VNode>();
-  numberInodes(root, byPath);
-  return { root, byPath, warnings };
+  const totals = numberInodes(root, byPath);
+  return { root, byPath, warnings, totals };
 }
 
 /**
- * Sorted pre-order numbering: the same image always gets the same inode numbers. A file's
+ * Sorted pre-order numbering: the same image always gets the same inode numbers (and the
+ * totals are counted on the way). A file's
  * link count is counted as its names are met (no side table: at millions of entries a Map
  * of every inode would be one of the largest things a merge holds).
  */
-function numberInodes(root: VNode, byPath: Map<string, VNode>): void {
+function numberInodes(root: VNode, byPath: Map<string, VNode>): ImageTotals {
   let next = 1;
+  let bytes = 0;
   const visit = (node: VNode): void => {
     byPath.set(node.path, node);
     const first = node.inode.ino === 0;
-    if (first) node.inode.ino = next++;
+    if (first) {
+      node.inode.ino = next++;
+      bytes += node.inode.entry.size;
+    }
     if (!node.children) {
       node.inode.nlink = first ? 1 : node.inode.nlink + 1;
       return;
@@ -143,6 +155,7 @@ function numberInodes(root: VNode, byPath: Map<string, VNode>): void {
     node.inode.nlink = 2 + subdirs;
   };
   visit(root);
+  return { bytes, inodes: next - 1 };
 }
 
 /** Orders paths so that every directory comes before what it contains: by depth, then by name. */

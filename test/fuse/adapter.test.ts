@@ -116,10 +116,12 @@ test('readlink, xattrs and statfs', async () => {
   assert.equal(e, 0);
   assert.equal(v!.toString(), 'hello');
   assert.equal((await call<[number]>((cb) => ops.getxattr!('/etc/attrs', 'user.other', 0, cb)))[0], ENODATA);
-  const [se, st] = await call<[number, { flag: number; files: number }?]>((cb) => ops.statfs!('/', cb));
+  const [se, st] = await call<[number, { flag: number; files: number; blocks: number }?]>((cb) => ops.statfs!('/', cb));
   assert.equal(se, 0);
   assert.equal(st!.flag, 1); // ST_RDONLY
-  assert.ok(st!.files >= 6);
+  // Six inodes (the hardlink shares one); 12 + 1 + 2 MiB of file bytes in 4 KiB blocks, the link's once.
+  assert.equal(st!.files, 6);
+  assert.equal(st!.blocks, Math.ceil((12 + 1 + big.length) / 4096));
 });
 
 test('a failing fetch answers EIO and logs why; the kernel retry right after is answered at once', async () => {
