@@ -3,9 +3,9 @@
 // every operation that would change it answers EROFS. Reads are reader.ts's business.
 import { redact, toStargzError } from '../errors.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
-import { S_IFMT, type Inode, type VNode } from '../vfs/node.js';
+import type { Inode, VNode } from '../vfs/node.js';
 import { Errno, errnoFor, negErrno } from './errno.js';
-import { encodeStat, type EncodedDir, type FuseOps, type FuseStat, type FuseStatfs } from './fuse-native.js';
+import { encodeStat, type EncodedDir, type FuseOps, type FuseStatfs } from './fuse-native.js';
 import { createReader, type ReaderOptions } from './reader.js';
 import { parentPath } from './vfs-walk.js';
 
@@ -19,7 +19,6 @@ export { DEFAULT_READ_DEADLINE_MS } from './reader.js';
 const W_OK = 2;
 const ST_RDONLY = 1;
 const BLOCK = 4096;
-const S_IFLNK = 0o120000;
 
 export interface FuseAdapter {
   ops: FuseOps;
@@ -36,7 +35,7 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
   const encodedDirs = new WeakMap<VNode, EncodedDir>();
   const statOf = (node: VNode): Uint32Array => {
     let st = encodedStats.get(node.inode);
-    if (!st) encodedStats.set(node.inode, (st = encodeStat(toFuseStat(fs, node))));
+    if (!st) encodedStats.set(node.inode, (st = encodeStat(fs.stat(node), BLOCK)));
     return st;
   };
 
@@ -59,19 +58,9 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
       cb(0);
     },
 
-    getattr(path, cb) {
-      const node = fs.get(path);
-      if (!node) return cb(ENOENT);
-      cb(0, toFuseStat(fs, node));
-    },
-
-    getattrEncoded(path) {
+    getattr(path) {
       const node = fs.get(path);
       return node ? statOf(node) : ENOENT;
-    },
-
-    fgetattr(path, _fd, cb) {
-      ops.getattr!(path, cb);
     },
 
     access(path, mode, cb) {
@@ -99,16 +88,7 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
     // No opendir/releasedir: the kernel sends OPENDIR for directories only, and without
     // them libfuse answers both itself (two fewer trips to JS per directory).
 
-    readdir(path, cb) {
-      const res = ops.readdirEncoded!(path);
-      if (typeof res === 'number') return cb(res);
-      const node = fs.get(path)!;
-      const kids = fs.readdir(node);
-      const parent = fs.get(parentPath(path)) ?? node;
-      cb(0, res.names, [node, parent, ...kids].map((k) => toFuseStat(fs, k)));
-    },
-
-    readdirEncoded(path) {
+    readdir(path) {
       const node = fs.get(path);
       if (!node) return ENOENT;
       if (!node.children) return negErrno(Errno.ENOTDIR);
@@ -189,36 +169,12 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
         const res = fail(name, String(args[0]), err);
         const cb = args[args.length - 1];
         if (typeof cb === 'function') (cb as (e: number) => void)(res);
-        return res; // the synchronous *Encoded operations answer with the errno
+        return res; // the synchronous getattr and readdir answer with the errno
       }
     };
   }
 
   return { ops, activeWalks: () => reader.activeWalks(), stop: () => fs.scheduler.clear() };
-}
-
-export function toFuseStat(fs: MergedFs, node: VNode): FuseStat {
-  const st = fs.stat(node);
-  // fuse-native carries times as unsigned milliseconds: clamp pre-1970 times to the epoch.
-  const ms = Math.max(0, st.mtimeMs);
-  // Linux ignores a symlink's permission bits and every file system reports 0777 (so does
-  // an unpacked copy): the TOC's bits would only make `cp -a` and `ls -l` disagree with it.
-  const mode = (st.mode & S_IFMT) === S_IFLNK ? S_IFLNK | 0o777 : st.mode;
-  return {
-    mode,
-    uid: st.uid,
-    gid: st.gid,
-    size: st.size,
-    dev: 0,
-    nlink: st.nlink,
-    ino: st.ino,
-    rdev: st.rdev,
-    blksize: BLOCK,
-    blocks: st.blocks,
-    atime: ms,
-    mtime: ms,
-    ctime: ms,
-  };
 }
 
 function errnoName(errno: number): string {
