@@ -89,12 +89,7 @@ function inflateGzip(compressed: Buffer, innerOffset: number, need: number): Pro
 export function inflateChunkSync(compressed: Buffer, compression: Compression, innerOffset: number, size: number): Buffer | undefined {
   const need = checkedExtent(innerOffset, size, bufferConstants.MAX_LENGTH);
   if (size === 0) return Buffer.alloc(0);
-  if (compression === 'zstd') {
-    const frame = readZstdFrame(compressed);
-    const out = decodeZstdFrame(compressed, frame, need, need + ZSTD_WHOLE_FRAME_SLACK);
-    if (out.length < need) throw corrupt(`zstd frame holds ${out.length} bytes, the chunk needs ${need}`);
-    return compact(Buffer.from(out.buffer, out.byteOffset + innerOffset, need - innerOffset));
-  }
+  if (compression === 'zstd') return inflateZstd(compressed, innerOffset, need);
   const start = gzipHeaderLength(compressed);
   const body = compressed.subarray(start);
   let res: { buffer: Buffer; engine: zlib.InflateRaw };
@@ -112,7 +107,7 @@ export function inflateChunkSync(compressed: Buffer, compression: Compression, i
   return innerOffset === 0 && out.length === need ? out : compact(out.subarray(innerOffset, need));
 }
 
-async function inflateZstd(compressed: Buffer, innerOffset: number, need: number): Promise<Buffer> {
+function inflateZstd(compressed: Buffer, innerOffset: number, need: number): Buffer {
   const frame = readZstdFrame(compressed);
   const out = decodeZstdFrame(compressed, frame, need, need + ZSTD_WHOLE_FRAME_SLACK);
   if (out.length < need) throw corrupt(`zstd frame holds ${out.length} bytes, the chunk needs ${need}`);

@@ -4,11 +4,11 @@
 // A chunk's compressed extent runs from its offset to the next larger offset any entry has
 // (or the end of the data region): that is the gzip member / zstd frame holding it.
 import { ErrorCodes, StargzError } from '../errors.js';
-import { Entry, IndexBuilder, LazyChunk, NO_CHUNKS, type LazyChunkRef, type LazyLayerIndex, type NodeType } from '../file-index/index.js';
+import { Entry, IndexBuilder, LazyChunk, NO_CHUNKS, NO_XATTRS, type LazyChunkRef, type LazyLayerIndex, type NodeType } from '../file-index/index.js';
 import { lowerBound } from '../util/sorted.js';
 import { dataRegionEnd, type Compression, type Footer } from './footer.js';
 import { normalizeEntryName } from '../file-index/names.js';
-import { MAX_TOC_ENTRIES, NO_XATTRS, parseToc, scanTocEntries, type Toc, type TocEntry } from './toc.js';
+import { MAX_TOC_ENTRIES, parseToc, scanTocEntries, type Toc, type TocEntry } from './toc.js';
 import { TOC_TAR_NAME } from './toc-tar.js';
 
 export const PREFETCH_LANDMARK = '.prefetch.landmark';

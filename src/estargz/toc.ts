@@ -175,8 +175,6 @@ function parseEntry(e: unknown, i: number): TocEntry {
   return entry;
 }
 
-export { NO_XATTRS };
-
 function parseXattrs(v: unknown, where: string): Record<string, Buffer> {
   if (v === undefined || v === null) return NO_XATTRS;
   if (!isObject(v)) throw invalid(`${where} is not an object`);

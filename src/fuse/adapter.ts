@@ -54,10 +54,6 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
   const reader = createReader(fs, { ...options, fail });
 
   const ops: FuseOps = {
-    init(cb) {
-      cb(0);
-    },
-
     getattr(path) {
       const node = fs.get(path);
       return node ? statOf(node) : ENOENT;

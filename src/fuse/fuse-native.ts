@@ -102,20 +102,13 @@ function setUint64(a: Uint32Array, i: number, n: number): void {
 
 /**
  * fuse-native arms a timer around every operation. Ours answer metadata synchronously, so
- * only reads (which fetch) get one: a per-operation map with every other operation off.
+ * only reads (which fetch) get one: a per-operation map with every other operation of `ops` off.
  */
-export function readOnlyTimeouts(readMs: number): Record<string, number | false> {
+export function readOnlyTimeouts(ops: FuseOps, readMs: number): Record<string, number | false> {
   const out: Record<string, number | false> = { default: 30_000 };
-  for (const name of FUSE_OP_NAMES) out[name] = name === 'read' ? readMs : false;
+  for (const name of Object.keys(ops)) out[name] = name === 'read' ? readMs : false;
   return out;
 }
-
-const FUSE_OP_NAMES = [
-  'init', 'error', 'access', 'statfs', 'fgetattr', 'getattr', 'flush', 'fsync', 'fsyncdir', 'readdir',
-  'truncate', 'ftruncate', 'utimens', 'readlink', 'chown', 'chmod', 'mknod', 'setxattr', 'getxattr',
-  'listxattr', 'removexattr', 'open', 'opendir', 'read', 'write', 'release', 'releasedir', 'create',
-  'unlink', 'rename', 'link', 'symlink', 'mkdir', 'rmdir',
-] as const;
 
 /** fuse-native's constructor options that we use (see its README). */
 export interface FuseNativeOptions {
