@@ -32,7 +32,6 @@ export type ErrCb = (err: number) => void;
 type Refuse = (...args: never[]) => void;
 
 export interface FuseOps {
-  init?(cb: ErrCb): void;
   access?(path: string, mode: number, cb: ErrCb): void;
   statfs?(path: string, cb: (err: number, st?: FuseStatfs) => void): void;
   /**
@@ -44,10 +43,7 @@ export interface FuseOps {
   readdir?(path: string): number | EncodedDir;
   readlink?(path: string, cb: (err: number, target?: string) => void): void;
   open?(path: string, flags: number, cb: (err: number, fd?: number) => void): void;
-  opendir?(path: string, flags: number, cb: (err: number, fd?: number) => void): void;
   read?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytesOrErr: number) => void): void;
-  release?(path: string, fd: number, cb: ErrCb): void;
-  releasedir?(path: string, fd: number, cb: ErrCb): void;
   getxattr?(path: string, name: string, position: number, cb: (err: number, value?: Buffer) => void): void;
   listxattr?(path: string, cb: (err: number, names?: string[]) => void): void;
   // Every operation that would change the file system.
