@@ -87,7 +87,9 @@ export function encodeStat(st: VStat, blksize: number): Uint32Array {
   a[8] = st.rdev;
   a[9] = blksize;
   setUint64(a, 10, st.blocks);
-  for (const at of [12, 14, 16]) setUint64(a, at, ms); // atime, mtime, ctime
+  setUint64(a, 12, ms); // atime
+  setUint64(a, 14, ms); // mtime
+  setUint64(a, 16, ms); // ctime
   return a;
 }
 
