@@ -5,7 +5,7 @@ import { redact, toStargzError } from '../errors.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import type { Inode, VNode } from '../vfs/node.js';
 import { Errno, errnoFor, negErrno } from './errno.js';
-import { encodeStat, type EncodedDir, type FuseOps, type FuseStatfs } from './fuse-native.js';
+import { encodeStat, WRITE_OPS, type EncodedDir, type FuseOps, type FuseStatfs } from './fuse-native.js';
 import { createReader, type ReaderOptions } from './reader.js';
 import { parentPath } from './vfs-walk.js';
 
@@ -147,12 +147,7 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
     const cb = args[args.length - 1];
     if (typeof cb === 'function') (cb as (e: number) => void)(EROFS);
   };
-  for (const name of [
-    'write', 'create', 'truncate', 'ftruncate', 'unlink', 'rename', 'link', 'symlink',
-    'mkdir', 'rmdir', 'mknod', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr',
-  ] as const) {
-    ops[name] = refuse;
-  }
+  for (const name of WRITE_OPS) ops[name] = refuse;
 
   // An exception escaping into fuse-native would take the whole process (and mount) down:
   // answer it as a failed operation instead.

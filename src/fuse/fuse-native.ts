@@ -29,9 +29,14 @@ export interface FuseStatfs {
 
 /** Callbacks take 0 or a negative errno first; read answers with the byte count instead. */
 export type ErrCb = (err: number) => void;
+/** Every operation that would change the file system (the adapter refuses them all). */
+export const WRITE_OPS = [
+  'write', 'create', 'truncate', 'ftruncate', 'unlink', 'rename', 'link', 'symlink',
+  'mkdir', 'rmdir', 'mknod', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr',
+] as const;
 type Refuse = (...args: never[]) => void;
 
-export interface FuseOps {
+export interface FuseOps extends Partial<Record<(typeof WRITE_OPS)[number], Refuse>> {
   access?(path: string, mode: number, cb: ErrCb): void;
   statfs?(path: string, cb: (err: number, st?: FuseStatfs) => void): void;
   /**
@@ -46,23 +51,6 @@ export interface FuseOps {
   read?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytesOrErr: number) => void): void;
   getxattr?(path: string, name: string, position: number, cb: (err: number, value?: Buffer) => void): void;
   listxattr?(path: string, cb: (err: number, names?: string[]) => void): void;
-  // Every operation that would change the file system.
-  write?: Refuse;
-  create?: Refuse;
-  truncate?: Refuse;
-  ftruncate?: Refuse;
-  unlink?: Refuse;
-  rename?: Refuse;
-  link?: Refuse;
-  symlink?: Refuse;
-  mkdir?: Refuse;
-  rmdir?: Refuse;
-  mknod?: Refuse;
-  chmod?: Refuse;
-  chown?: Refuse;
-  utimens?: Refuse;
-  setxattr?: Refuse;
-  removexattr?: Refuse;
 }
 
 /** A directory listing in wire layout: names[i] is described by stats[i]. */
