@@ -36,10 +36,7 @@ export async function inflateChunk(
   innerOffset: number,
   size: number,
 ): Promise<Buffer> {
-  const need = innerOffset + size;
-  if (!Number.isSafeInteger(innerOffset) || !Number.isSafeInteger(size) || innerOffset < 0 || size < 0 || need > bufferConstants.MAX_LENGTH) {
-    throw new StargzError(ErrorCodes.TOC_INVALID, `chunk extent innerOffset=${innerOffset} size=${size} is invalid`);
-  }
+  const need = checkedExtent(innerOffset, size, bufferConstants.MAX_LENGTH);
   if (size === 0) return Buffer.alloc(0);
   if (compression === 'gzip') return inflateGzip(compressed, innerOffset, need);
   return inflateZstd(compressed, innerOffset, need);
@@ -90,17 +87,9 @@ function inflateGzip(compressed: Buffer, innerOffset: number, need: number): Pro
  * undefined, and the caller falls back to the streaming path, which stops early).
  */
 export function inflateChunkSync(compressed: Buffer, compression: Compression, innerOffset: number, size: number): Buffer | undefined {
-  const need = innerOffset + size;
-  if (!Number.isSafeInteger(innerOffset) || !Number.isSafeInteger(size) || innerOffset < 0 || size < 0 || need > bufferConstants.MAX_LENGTH) {
-    throw new StargzError(ErrorCodes.TOC_INVALID, `chunk extent innerOffset=${innerOffset} size=${size} is invalid`);
-  }
+  const need = checkedExtent(innerOffset, size, bufferConstants.MAX_LENGTH);
   if (size === 0) return Buffer.alloc(0);
-  if (compression === 'zstd') {
-    const frame = readZstdFrame(compressed);
-    const out = decodeZstdFrame(compressed, frame, need, need + ZSTD_WHOLE_FRAME_SLACK);
-    if (out.length < need) throw corrupt(`zstd frame holds ${out.length} bytes, the chunk needs ${need}`);
-    return compact(Buffer.from(out.buffer, out.byteOffset + innerOffset, need - innerOffset));
-  }
+  if (compression === 'zstd') return inflateZstd(compressed, innerOffset, need);
   const start = gzipHeaderLength(compressed);
   const body = compressed.subarray(start);
   let res: { buffer: Buffer; engine: zlib.InflateRaw };
@@ -118,11 +107,20 @@ export function inflateChunkSync(compressed: Buffer, compression: Compression, i
   return innerOffset === 0 && out.length === need ? out : compact(out.subarray(innerOffset, need));
 }
 
-async function inflateZstd(compressed: Buffer, innerOffset: number, need: number): Promise<Buffer> {
+function inflateZstd(compressed: Buffer, innerOffset: number, need: number): Buffer {
   const frame = readZstdFrame(compressed);
   const out = decodeZstdFrame(compressed, frame, need, need + ZSTD_WHOLE_FRAME_SLACK);
   if (out.length < need) throw corrupt(`zstd frame holds ${out.length} bytes, the chunk needs ${need}`);
   return compact(Buffer.from(out.buffer, out.byteOffset + innerOffset, need - innerOffset));
+}
+
+/** innerOffset + size, the decoded bytes a chunk needs: TOC_INVALID unless both are whole, not negative, and within `max`. */
+function checkedExtent(innerOffset: number, size: number, max: number): number {
+  const need = innerOffset + size;
+  if (!Number.isSafeInteger(innerOffset) || !Number.isSafeInteger(size) || innerOffset < 0 || size < 0 || !(need <= max)) {
+    throw new StargzError(ErrorCodes.TOC_INVALID, `chunk extent innerOffset=${innerOffset} size=${size} is invalid`);
+  }
+  return need;
 }
 
 /** Small results cut from a much larger output buffer get their own copy, so callers that cache them do not pin the rest. */
@@ -162,10 +160,7 @@ const STREAM_OUTPUT_PIECE = 256 * 1024;
  * failure of `compressed` is passed on as it is.
  */
 export async function* inflateChunkStream(compressed: AsyncIterable<Buffer>, compression: Compression, innerOffset: number, size: number): AsyncGenerator<Buffer> {
-  const need = innerOffset + size;
-  if (!Number.isSafeInteger(innerOffset) || !Number.isSafeInteger(size) || innerOffset < 0 || size < 0 || !Number.isSafeInteger(need)) {
-    throw new StargzError(ErrorCodes.TOC_INVALID, `chunk extent innerOffset=${innerOffset} size=${size} is invalid`);
-  }
+  const need = checkedExtent(innerOffset, size, Number.MAX_SAFE_INTEGER);
   let pos = 0; // decoded bytes seen so far
   const window = (d: Uint8Array): Buffer | undefined => {
     const from = Math.max(innerOffset, pos);

@@ -4,11 +4,11 @@
 // A chunk's compressed extent runs from its offset to the next larger offset any entry has
 // (or the end of the data region): that is the gzip member / zstd frame holding it.
 import { ErrorCodes, StargzError } from '../errors.js';
-import { Entry, IndexBuilder, LazyChunk, NO_CHUNKS, type LazyChunkRef, type LazyLayerIndex, type NodeType } from '../file-index/index.js';
+import { Entry, IndexBuilder, LazyChunk, NO_CHUNKS, NO_XATTRS, type LazyChunkRef, type LazyLayerIndex, type NodeType } from '../file-index/index.js';
 import { lowerBound } from '../util/sorted.js';
 import { dataRegionEnd, type Compression, type Footer } from './footer.js';
 import { normalizeEntryName } from '../file-index/names.js';
-import { MAX_TOC_ENTRIES, NO_XATTRS, parseToc, scanTocEntries, type Toc, type TocEntry } from './toc.js';
+import { MAX_TOC_ENTRIES, parseToc, scanTocEntries, type Toc, type TocEntry } from './toc.js';
 import { TOC_TAR_NAME } from './toc-tar.js';
 
 export const PREFETCH_LANDMARK = '.prefetch.landmark';
@@ -37,7 +37,7 @@ export function parseModtime(modtime: string | undefined): number {
 
 export function buildLayerIndex(toc: Toc, footer: Footer): LazyLayerIndex {
   if (toc.entries.length > MAX_TOC_ENTRIES) throw invalid(`TOC has more than ${MAX_TOC_ENTRIES} entries`);
-  const builder = new Builder(footer, toc.entries);
+  const builder = new Builder(footer);
   const list = toc.entries;
   for (let i = 0; i < list.length; i++) builder.add(list[i]!, i);
   return builder.build();
@@ -61,7 +61,7 @@ export function buildLayerIndexFromJson(json: Buffer, footer: Footer): LazyLayer
 
 /** The one pass alone: throws on anything it does not accept (no whole-TOC fallback); for tests. */
 export function streamLayerIndex(json: Buffer, footer: Footer): LazyLayerIndex {
-  const builder = new Builder(footer, undefined);
+  const builder = new Builder(footer);
   scanTocEntries(json, (e, i) => builder.add(e, i));
   return builder.build();
 }
@@ -74,10 +74,8 @@ interface Run {
 
 class Builder {
   private readonly dataEnd: number;
-  /** Sorted distinct data offsets; while streaming, made at the end from `offsets`. */
-  private boundaries: Float64Array | undefined;
-  /** Streaming: every entry's non-zero data offset so far (numbers, not entries). */
-  private offsets: Float64Array | undefined;
+  /** Every entry's non-zero data offset so far (numbers, not entries). */
+  private offsets = new Float64Array(1024);
   private nOffsets = 0;
   private readonly index = new IndexBuilder<LazyChunkRef>({ invalid, maxEntries: MAX_INDEX_ENTRIES, missingLinkTarget: 'refuse' });
   /** id -> name: the writer omits a user/group name it already gave for the same id; one string per name. */
@@ -88,26 +86,13 @@ class Builder {
   private prefetchEnd: number | undefined;
   private noPrefetch = false;
 
-  /** With `entries` (the whole TOC) extents are known up front; without, entries stream in through add(). */
-  constructor(
-    private readonly footer: Footer,
-    entries: readonly TocEntry[] | undefined,
-  ) {
+  constructor(private readonly footer: Footer) {
     this.dataEnd = dataRegionEnd(footer);
-    if (entries) {
-      const all = new Float64Array(entries.length);
-      let n = 0;
-      for (const e of entries) {
-        this.checkOffset(e);
-        if (e.offset !== 0) all[n++] = e.offset;
-      }
-      this.boundaries = distinct(all, n);
-    } else this.offsets = new Float64Array(1024);
   }
 
   build(): LazyLayerIndex {
     this.closeRun();
-    if (this.offsets) this.finishExtents();
+    this.finishExtents();
     this.checkOverlaps();
     const meta = { noPrefetch: this.noPrefetch, compression: this.footer.compression, tocOffset: this.footer.tocOffset };
     return this.index.finish(this.prefetchEnd === undefined ? meta : { ...meta, prefetchEnd: this.prefetchEnd });
@@ -122,7 +107,7 @@ class Builder {
   private noteOffset(e: TocEntry): void {
     this.checkOffset(e);
     if (e.offset === 0) return;
-    let o = this.offsets!;
+    let o = this.offsets;
     if (this.nOffsets === o.length) {
       const grown = new Float64Array(o.length * 2);
       grown.set(o);
@@ -131,13 +116,14 @@ class Builder {
     o[this.nOffsets++] = e.offset;
   }
 
-  /** Streaming: every offset is known now; each chunk's extent ends at the next one. */
+  /** Every offset is known now: each chunk's extent ends at the next one (or the data region's end). */
   private finishExtents(): void {
-    this.boundaries = distinct(this.offsets!, this.nOffsets);
-    this.offsets = undefined;
+    const boundaries = distinct(this.offsets, this.nOffsets);
+    this.offsets = new Float64Array(0);
     const ratio = MAX_RATIO[this.footer.compression];
     for (const c of this.allChunks) {
-      const end = this.extentEnd(c.offset);
+      const i = lowerBound(boundaries, (x) => x <= c.offset);
+      const end = i < boundaries.length ? boundaries[i]! : this.dataEnd;
       c.end = end;
       if (c.innerOffset + c.size > (end - c.offset) * ratio + RATIO_SLACK) {
         throw invalid(`chunk at blob offset ${c.offset}: ${c.innerOffset + c.size} bytes cannot come out of ${end - c.offset} compressed bytes`);
@@ -145,14 +131,8 @@ class Builder {
     }
   }
 
-  private extentEnd(offset: number): number {
-    const b = this.boundaries!;
-    const i = lowerBound(b, (x) => x <= offset);
-    return i < b.length ? b[i]! : this.dataEnd;
-  }
-
   add(e: TocEntry, i: number): void {
-    if (this.offsets) this.noteOffset(e);
+    this.noteOffset(e);
     if (e.type === 'chunk') {
       const run = this.run;
       if (!run) throw invalid(`chunk entry ${i} (${JSON.stringify(e.name)}) does not follow a regular file`);
@@ -195,9 +175,10 @@ class Builder {
       linkName = e.linkName;
     }
     // Only regular files get chunks of their own (hardlinks take their target's array).
-    const entry = new Entry<LazyChunkRef>(path, type, e.mode & 0o7777, e.uid, e.gid, parseModtime(e.modtime), type === 'reg' ? e.size : 0, linkName, NO_CHUNKS);
-    entry.userName = intern(this.userNames, e.uid, e.userName);
-    entry.groupName = intern(this.groupNames, e.gid, e.groupName);
+    const entry = new Entry<LazyChunkRef>(
+      path, type, e.mode & 0o7777, e.uid, e.gid, parseModtime(e.modtime), type === 'reg' ? e.size : 0, linkName, NO_CHUNKS,
+      intern(this.userNames, e.uid, e.userName), intern(this.groupNames, e.gid, e.groupName),
+    );
     if (type === 'char' || type === 'block') {
       if (e.devMajor !== 0) entry.devMajor = e.devMajor;
       if (e.devMinor !== 0) entry.devMinor = e.devMinor;
@@ -217,12 +198,11 @@ class Builder {
     const size = e.chunkSize > 0 && (!first || e.chunkSize < entry.size) ? e.chunkSize : entry.size - e.chunkOffset;
     if (size > MAX_CHUNK_SIZE) throw invalid(`${what} is ${size} bytes, more than ${MAX_CHUNK_SIZE}`);
     if (chunks.length >= MAX_CHUNKS_PER_FILE) throw invalid(`${JSON.stringify(entry.path)} has more than ${MAX_CHUNKS_PER_FILE} chunks`);
-    // Streaming: the extent's end is set (and its ratio checked) once every offset is known.
-    const end = this.boundaries ? this.extentEnd(e.offset) : 0;
-    if (this.boundaries && e.innerOffset + size > (end - e.offset) * MAX_RATIO[this.footer.compression] + RATIO_SLACK) {
-      throw invalid(`${what}: ${e.innerOffset + size} bytes cannot come out of ${end - e.offset} compressed bytes`);
-    }
-    const ref = new LazyChunk(e.offset, end, e.innerOffset, e.chunkOffset, size, e.chunkDigest);
+    // A one-chunk file's chunk digest is its file digest: packed once, one string for both.
+    const shared = first && e.chunkDigest !== undefined && e.chunkDigest === e.digest;
+    // Its extent's end is set (and its ratio checked) once every offset is known (finishExtents).
+    const ref = new LazyChunk(e.offset, 0, e.innerOffset, e.chunkOffset, size, shared ? undefined : e.chunkDigest);
+    if (shared) ref.packedDigest = entry.packedDigest;
     chunks.push(ref);
     this.allChunks.push(ref);
   }

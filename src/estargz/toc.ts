@@ -6,7 +6,7 @@ import { sha256Digest } from '../util/digest.js';
 import { NO_XATTRS } from '../file-index/model.js';
 import type { Compression } from './footer.js';
 import { inflateGzipMemberSync } from './gzip-member.js';
-import { MAX_NAME_BYTES } from '../file-index/names.js';
+import { longerThan, MAX_NAME_BYTES } from '../file-index/names.js';
 import { firstTarFile } from './toc-tar.js';
 import { decodeZstdFrame, readZstdFrame } from './zstd-frame.js';
 
@@ -141,11 +141,11 @@ function parseEntry(e: unknown, i: number): TocEntry {
     return v;
   };
   const name = str('name') ?? '';
-  if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw invalid(`${where('name')} is longer than ${MAX_NAME_BYTES} bytes`);
+  if (longerThan(name, MAX_NAME_BYTES)) throw invalid(`${where('name')} is longer than ${MAX_NAME_BYTES} bytes`);
   const type = str('type');
   if (type === undefined || !ENTRY_TYPES.has(type)) throw invalid(`${where('type')} ${JSON.stringify(type)} is not a known entry type`);
   const linkName = str('linkName') ?? '';
-  if (Buffer.byteLength(linkName) > MAX_NAME_BYTES) throw invalid(`${where('linkName')} is longer than ${MAX_NAME_BYTES} bytes`);
+  if (longerThan(linkName, MAX_NAME_BYTES)) throw invalid(`${where('linkName')} is longer than ${MAX_NAME_BYTES} bytes`);
   const entry: TocEntry = {
     name,
     type: type as EntryType,
@@ -162,18 +162,18 @@ function parseEntry(e: unknown, i: number): TocEntry {
     chunkOffset: num('chunkOffset'),
     chunkSize: num('chunkSize'),
   };
-  const optional: Array<[keyof TocEntry, string | undefined]> = [
-    ['modtime', str('modtime')],
-    ['userName', str('userName')],
-    ['groupName', str('groupName')],
-    ['digest', digest('digest')],
-    ['chunkDigest', digest('chunkDigest')],
-  ];
-  for (const [k, v] of optional) if (v !== undefined) (entry as unknown as Record<string, unknown>)[k] = v;
+  const modtime = str('modtime');
+  const userName = str('userName');
+  const groupName = str('groupName');
+  const fileDigest = digest('digest');
+  const chunkDigest = digest('chunkDigest');
+  if (modtime !== undefined) entry.modtime = modtime;
+  if (userName !== undefined) entry.userName = userName;
+  if (groupName !== undefined) entry.groupName = groupName;
+  if (fileDigest !== undefined) entry.digest = fileDigest;
+  if (chunkDigest !== undefined) entry.chunkDigest = chunkDigest;
   return entry;
 }
-
-export { NO_XATTRS };
 
 function parseXattrs(v: unknown, where: string): Record<string, Buffer> {
   if (v === undefined || v === null) return NO_XATTRS;

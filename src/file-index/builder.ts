@@ -182,10 +182,10 @@ export function hasExtent(c: ChunkRef): c is LazyChunkRef {
 
 /** A built index: the children lists are made on first use (most readers never ask). */
 class FileIndex<C extends ChunkRef> implements LayerIndex<C> {
-  prefetchEnd?: number;
-  noPrefetch: boolean;
-  compression: Compression;
-  tocOffset: number;
+  declare prefetchEnd?: number;
+  declare noPrefetch: boolean;
+  declare compression: Compression;
+  declare tocOffset: number;
   private lists: Map<string, string[]> | undefined;
 
   constructor(
@@ -193,10 +193,7 @@ class FileIndex<C extends ChunkRef> implements LayerIndex<C> {
     readonly chunksByOffset: readonly LazyChunkRef[],
     meta: IndexMeta,
   ) {
-    this.noPrefetch = meta.noPrefetch;
-    this.compression = meta.compression;
-    this.tocOffset = meta.tocOffset;
-    if (meta.prefetchEnd !== undefined) this.prefetchEnd = meta.prefetchEnd;
+    Object.assign(this, meta);
   }
 
   get children(): Map<string, string[]> {

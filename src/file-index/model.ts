@@ -104,18 +104,26 @@ export const NO_CHUNKS: never[] = Object.freeze([]) as unknown as never[];
 const TYPES: readonly NodeType[] = ['dir', 'reg', 'symlink', 'hardlink', 'char', 'block', 'fifo'];
 const TYPE_INDEX: Readonly<Record<NodeType, number>> = { dir: 0, reg: 1, symlink: 2, hardlink: 3, char: 4, block: 5, fifo: 6 };
 
+/** Packed length of each digest algorithm, by the length of its 'algo:<hex>' form. */
+const PACKABLE: ReadonlyMap<number, string> = new Map([
+  [7 + 64, 'sha256:'],
+  [7 + 96, 'sha384:'],
+  [7 + 128, 'sha512:'],
+]);
+
 /**
  * A digest as few bytes as the index holds it: 'sha256:<hex>' (88 bytes as a string) becomes a
  * one-byte string of its 32 raw bytes (48 bytes); anything else is kept as given.
  */
 export function packDigest(d: string | undefined): string | undefined {
   if (d === undefined) return undefined;
-  const colon = d.indexOf(':');
-  const bytes = (d.length - colon - 1) / 2;
-  const algo = d.slice(0, colon);
-  if (!((algo === 'sha256' && bytes === 32) || (algo === 'sha384' && bytes === 48) || (algo === 'sha512' && bytes === 64))) return d;
-  if (!/^[0-9a-f]+$/.test(d.slice(colon + 1))) return d;
-  return Buffer.from(d.slice(colon + 1), 'hex').toString('latin1');
+  const prefix = PACKABLE.get(d.length);
+  if (prefix === undefined || !d.startsWith(prefix)) return d;
+  for (let i = prefix.length; i < d.length; i++) {
+    const c = d.charCodeAt(i);
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return d; // lower-case hex only: unpacking gives it back exactly
+  }
+  return Buffer.from(d.slice(prefix.length), 'hex').toString('latin1');
 }
 
 export function unpackDigest(p: string | undefined): string | undefined {
@@ -124,6 +132,11 @@ export function unpackDigest(p: string | undefined): string | undefined {
   // A given digest is 'sha…:' plus twice as many hex digits: never 32, 48 or 64 characters.
   if (n !== 32 && n !== 48 && n !== 64) return p;
   return `sha${n * 8}:${Buffer.from(p, 'latin1').toString('hex')}`;
+}
+
+/** Whether an entry or chunk has a digest, without unpacking it (hot paths only ask that). */
+export function hasDigest(ref: { digest?: string }): boolean {
+  return ref instanceof PackedDigest ? ref.packedDigest !== undefined : ref.digest !== undefined;
 }
 
 /** Owner ids and names, shared by every entry with the same four (a layer has a handful). */
@@ -136,9 +149,13 @@ interface Owner {
 const ROOT: Owner = Object.freeze({ uid: 0, gid: 0, userName: undefined, groupName: undefined });
 const owners = new Map<string, Owner>();
 const MAX_OWNERS = 4096;
+/** The owner asked for last: consecutive entries mostly share one, and then no key is built. */
+let lastOwner = ROOT;
 
 function ownerOf(uid: number, gid: number, userName: string | undefined, groupName: string | undefined): Owner {
-  if (uid === 0 && gid === 0 && userName === undefined && groupName === undefined) return ROOT;
+  const l = lastOwner;
+  if (l.uid === uid && l.gid === gid && l.userName === userName && l.groupName === groupName) return l;
+  if (uid === 0 && gid === 0 && userName === undefined && groupName === undefined) return (lastOwner = ROOT);
   const key = `${uid}:${gid}:${userName ?? ''}:${groupName ?? ''}:${userName === undefined ? 0 : 1}${groupName === undefined ? 0 : 1}`;
   let o = owners.get(key);
   if (!o) {
@@ -146,7 +163,7 @@ function ownerOf(uid: number, gid: number, userName: string | undefined, groupNa
     // Bounded: a hostile layer with a million owners gets one object per entry, not a leak.
     if (owners.size < MAX_OWNERS) owners.set(key, o);
   }
-  return o;
+  return (lastOwner = o);
 }
 
 /**
@@ -201,13 +218,15 @@ export class Entry<C extends ChunkRef = ChunkRef> extends PackedDigest implement
     public size: number,
     public linkName: string,
     chunks: C[],
+    userName?: string,
+    groupName?: string,
   ) {
     super();
     this.c = chunks.length === 1 ? chunks[0]! : chunks;
     const sec = Math.floor(mtimeMs / 1000);
     this.bits = (TYPE_INDEX[type] << 22) | ((mtimeMs - sec * 1000) << 12) | (mode & 0o7777);
     this.sec = sec;
-    this.own = ownerOf(uid, gid, undefined, undefined);
+    this.own = ownerOf(uid, gid, userName || undefined, groupName || undefined);
     this.packed = undefined;
   }
 

@@ -3,9 +3,9 @@
 // every operation that would change it answers EROFS. Reads are reader.ts's business.
 import { redact, toStargzError } from '../errors.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
-import { S_IFMT, type Inode, type VNode } from '../vfs/node.js';
+import type { Inode, VNode } from '../vfs/node.js';
 import { Errno, errnoFor, negErrno } from './errno.js';
-import { encodeStat, type EncodedDir, type FuseOps, type FuseStat, type FuseStatfs } from './fuse-native.js';
+import { encodeStat, WRITE_OPS, type EncodedDir, type FuseOps, type FuseStatfs } from './fuse-native.js';
 import { createReader, type ReaderOptions } from './reader.js';
 import { parentPath } from './vfs-walk.js';
 
@@ -19,7 +19,6 @@ export { DEFAULT_READ_DEADLINE_MS } from './reader.js';
 const W_OK = 2;
 const ST_RDONLY = 1;
 const BLOCK = 4096;
-const S_IFLNK = 0o120000;
 
 export interface FuseAdapter {
   ops: FuseOps;
@@ -30,15 +29,13 @@ export interface FuseAdapter {
 }
 
 export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAdapter {
-  let totals: { bytes: number; inodes: number } | undefined; // on the first statfs: a walk of every node
-
   // The image never changes: each inode's wire stat and each directory's listing are built
   // once. `find` over 5k directories then costs two cheap calls per directory.
   const encodedStats = new WeakMap<Inode, Uint32Array>();
   const encodedDirs = new WeakMap<VNode, EncodedDir>();
   const statOf = (node: VNode): Uint32Array => {
     let st = encodedStats.get(node.inode);
-    if (!st) encodedStats.set(node.inode, (st = encodeStat(toFuseStat(fs, node))));
+    if (!st) encodedStats.set(node.inode, (st = encodeStat(fs.stat(node), BLOCK)));
     return st;
   };
 
@@ -57,23 +54,9 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
   const reader = createReader(fs, { ...options, fail });
 
   const ops: FuseOps = {
-    init(cb) {
-      cb(0);
-    },
-
-    getattr(path, cb) {
-      const node = fs.get(path);
-      if (!node) return cb(ENOENT);
-      cb(0, toFuseStat(fs, node));
-    },
-
-    getattrEncoded(path) {
+    getattr(path) {
       const node = fs.get(path);
       return node ? statOf(node) : ENOENT;
-    },
-
-    fgetattr(path, _fd, cb) {
-      ops.getattr!(path, cb);
     },
 
     access(path, mode, cb) {
@@ -82,7 +65,7 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
     },
 
     statfs(_path, cb) {
-      totals ??= imageTotals(fs);
+      const totals = fs.totals;
       cb(0, {
         bsize: BLOCK,
         frsize: BLOCK,
@@ -101,16 +84,7 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
     // No opendir/releasedir: the kernel sends OPENDIR for directories only, and without
     // them libfuse answers both itself (two fewer trips to JS per directory).
 
-    readdir(path, cb) {
-      const res = ops.readdirEncoded!(path);
-      if (typeof res === 'number') return cb(res);
-      const node = fs.get(path)!;
-      const kids = fs.readdir(node);
-      const parent = fs.get(parentPath(path)) ?? node;
-      cb(0, res.names, [node, parent, ...kids].map((k) => toFuseStat(fs, k)));
-    },
-
-    readdirEncoded(path) {
+    readdir(path) {
       const node = fs.get(path);
       if (!node) return ENOENT;
       if (!node.children) return negErrno(Errno.ENOTDIR);
@@ -173,12 +147,7 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
     const cb = args[args.length - 1];
     if (typeof cb === 'function') (cb as (e: number) => void)(EROFS);
   };
-  for (const name of [
-    'write', 'create', 'truncate', 'ftruncate', 'unlink', 'rename', 'link', 'symlink',
-    'mkdir', 'rmdir', 'mknod', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr',
-  ] as const) {
-    ops[name] = refuse;
-  }
+  for (const name of WRITE_OPS) ops[name] = refuse;
 
   // An exception escaping into fuse-native would take the whole process (and mount) down:
   // answer it as a failed operation instead.
@@ -191,51 +160,12 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
         const res = fail(name, String(args[0]), err);
         const cb = args[args.length - 1];
         if (typeof cb === 'function') (cb as (e: number) => void)(res);
-        return res; // the synchronous *Encoded operations answer with the errno
+        return res; // the synchronous getattr and readdir answer with the errno
       }
     };
   }
 
   return { ops, activeWalks: () => reader.activeWalks(), stop: () => fs.scheduler.clear() };
-}
-
-export function toFuseStat(fs: MergedFs, node: VNode): FuseStat {
-  const st = fs.stat(node);
-  // fuse-native carries times as unsigned milliseconds: clamp pre-1970 times to the epoch.
-  const ms = Math.max(0, st.mtimeMs);
-  // Linux ignores a symlink's permission bits and every file system reports 0777 (so does
-  // an unpacked copy): the TOC's bits would only make `cp -a` and `ls -l` disagree with it.
-  const mode = (st.mode & S_IFMT) === S_IFLNK ? S_IFLNK | 0o777 : st.mode;
-  return {
-    mode,
-    uid: st.uid,
-    gid: st.gid,
-    size: st.size,
-    dev: 0,
-    nlink: st.nlink,
-    ino: st.ino,
-    rdev: st.rdev,
-    blksize: BLOCK,
-    blocks: st.blocks,
-    atime: ms,
-    mtime: ms,
-    ctime: ms,
-  };
-}
-
-/** Sizes for statfs: what `df` shows for the mount (no sorting: order does not matter). */
-function imageTotals(fs: MergedFs): { bytes: number; inodes: number } {
-  const seen = new Set<number>();
-  let bytes = 0;
-  const stack: VNode[] = [fs.root];
-  while (stack.length > 0) {
-    const node = stack.pop()!;
-    if (node.children) for (const child of node.children.values()) stack.push(child);
-    if (seen.has(node.inode.ino)) continue;
-    seen.add(node.inode.ino);
-    bytes += fs.size(node);
-  }
-  return { bytes, inodes: seen.size };
 }
 
 function errnoName(errno: number): string {

@@ -3,11 +3,8 @@
 import { ErrorCodes, type StargzError } from '../errors.js';
 
 export const Errno = {
-  EPERM: 1,
   ENOENT: 2,
-  EINTR: 4,
   EIO: 5,
-  EBADF: 9,
   EACCES: 13,
   ENOTDIR: 20,
   EISDIR: 21,

@@ -10,24 +10,8 @@
 //    claims the full length, which the kernel rejects): callers like Python's os.getxattr,
 //    which try a 128-byte buffer first, depend on ERANGE.
 import { createRequire } from 'node:module';
+import type { VStat } from '../vfs/node.js';
 import { Errno, negErrno } from './errno.js';
-
-/** What getattr answers; times are milliseconds since the epoch. */
-export interface FuseStat {
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  dev: number;
-  nlink: number;
-  ino: number;
-  rdev: number;
-  blksize: number;
-  blocks: number;
-  atime: number;
-  mtime: number;
-  ctime: number;
-}
 
 export interface FuseStatfs {
   bsize: number;
@@ -45,47 +29,28 @@ export interface FuseStatfs {
 
 /** Callbacks take 0 or a negative errno first; read answers with the byte count instead. */
 export type ErrCb = (err: number) => void;
+/** Every operation that would change the file system (the adapter refuses them all). */
+export const WRITE_OPS = [
+  'write', 'create', 'truncate', 'ftruncate', 'unlink', 'rename', 'link', 'symlink',
+  'mkdir', 'rmdir', 'mknod', 'chmod', 'chown', 'utimens', 'setxattr', 'removexattr',
+] as const;
 type Refuse = (...args: never[]) => void;
 
-export interface FuseOps {
-  init?(cb: ErrCb): void;
+export interface FuseOps extends Partial<Record<(typeof WRITE_OPS)[number], Refuse>> {
   access?(path: string, mode: number, cb: ErrCb): void;
   statfs?(path: string, cb: (err: number, st?: FuseStatfs) => void): void;
-  getattr?(path: string, cb: (err: number, st?: FuseStat) => void): void;
-  /** fuse-native registers fgetattr when present but answers it through getattr. */
-  fgetattr?(path: string, fd: number, cb: (err: number, st?: FuseStat) => void): void;
-  readdir?(path: string, cb: (err: number, names?: string[], stats?: FuseStat[]) => void): void;
+  /**
+   * Ours, not fuse-native's (the subclass below calls them): answered synchronously, stats in
+   * fuse-native's wire layout (encodeStat), so the hot path builds no objects. Without
+   * fgetattr, libfuse answers it through getattr.
+   */
+  getattr?(path: string): number | Uint32Array;
+  readdir?(path: string): number | EncodedDir;
   readlink?(path: string, cb: (err: number, target?: string) => void): void;
   open?(path: string, flags: number, cb: (err: number, fd?: number) => void): void;
-  opendir?(path: string, flags: number, cb: (err: number, fd?: number) => void): void;
   read?(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (bytesOrErr: number) => void): void;
-  release?(path: string, fd: number, cb: ErrCb): void;
-  releasedir?(path: string, fd: number, cb: ErrCb): void;
   getxattr?(path: string, name: string, position: number, cb: (err: number, value?: Buffer) => void): void;
   listxattr?(path: string, cb: (err: number, names?: string[]) => void): void;
-  /**
-   * Ours, used instead of getattr/readdir when present: answer synchronously with stats
-   * already in fuse-native's wire layout (encodeStat), so a hot path builds no objects.
-   */
-  getattrEncoded?(path: string): number | Uint32Array;
-  readdirEncoded?(path: string): number | EncodedDir;
-  // Every operation that would change the file system.
-  write?: Refuse;
-  create?: Refuse;
-  truncate?: Refuse;
-  ftruncate?: Refuse;
-  unlink?: Refuse;
-  rename?: Refuse;
-  link?: Refuse;
-  symlink?: Refuse;
-  mkdir?: Refuse;
-  rmdir?: Refuse;
-  mknod?: Refuse;
-  chmod?: Refuse;
-  chown?: Refuse;
-  utimens?: Refuse;
-  setxattr?: Refuse;
-  removexattr?: Refuse;
 }
 
 /** A directory listing in wire layout: names[i] is described by stats[i]. */
@@ -94,22 +59,25 @@ export interface EncodedDir {
   stats: Uint32Array[];
 }
 
-/** fuse-native's stat layout (its private getStatArray): 18 uint32, 64-bit values as low/high. */
-export function encodeStat(st: FuseStat): Uint32Array {
+/**
+ * A stat in fuse-native's layout (its private getStatArray): 18 uint32, 64-bit values as
+ * low/high; times in milliseconds, unsigned (a pre-1970 time is the epoch).
+ */
+export function encodeStat(st: VStat, blksize: number): Uint32Array {
   const a = new Uint32Array(18);
+  const ms = Math.max(0, st.mtimeMs);
   a[0] = st.mode;
   a[1] = st.uid;
   a[2] = st.gid;
   setUint64(a, 3, st.size);
-  a[5] = st.dev;
   a[6] = st.nlink || 1;
   a[7] = st.ino;
   a[8] = st.rdev;
-  a[9] = st.blksize;
+  a[9] = blksize;
   setUint64(a, 10, st.blocks);
-  setUint64(a, 12, st.atime);
-  setUint64(a, 14, st.mtime);
-  setUint64(a, 16, st.ctime);
+  setUint64(a, 12, ms); // atime
+  setUint64(a, 14, ms); // mtime
+  setUint64(a, 16, ms); // ctime
   return a;
 }
 
@@ -120,20 +88,13 @@ function setUint64(a: Uint32Array, i: number, n: number): void {
 
 /**
  * fuse-native arms a timer around every operation. Ours answer metadata synchronously, so
- * only reads (which fetch) get one: a per-operation map with every other operation off.
+ * only reads (which fetch) get one: a per-operation map with every other operation of `ops` off.
  */
-export function readOnlyTimeouts(readMs: number): Record<string, number | false> {
+export function readOnlyTimeouts(ops: FuseOps, readMs: number): Record<string, number | false> {
   const out: Record<string, number | false> = { default: 30_000 };
-  for (const name of FUSE_OP_NAMES) out[name] = name === 'read' ? readMs : false;
+  for (const name of Object.keys(ops)) out[name] = name === 'read' ? readMs : false;
   return out;
 }
-
-const FUSE_OP_NAMES = [
-  'init', 'error', 'access', 'statfs', 'fgetattr', 'getattr', 'flush', 'fsync', 'fsyncdir', 'readdir',
-  'truncate', 'ftruncate', 'utimens', 'readlink', 'chown', 'chmod', 'mknod', 'setxattr', 'getxattr',
-  'listxattr', 'removexattr', 'open', 'opendir', 'read', 'write', 'release', 'releasedir', 'create',
-  'unlink', 'rename', 'link', 'symlink', 'mkdir', 'rmdir',
-] as const;
 
 /** fuse-native's constructor options that we use (see its README). */
 export interface FuseNativeOptions {
@@ -169,9 +130,6 @@ interface FuseInternals {
   ops: FuseOps;
   opts: FuseNativeOptions;
   _fuseOptions(): string;
-  _op_getattr(signal: Signal, path: string): void;
-  _op_fgetattr(signal: Signal, path: string, fd: number): void;
-  _op_readdir(signal: Signal, path: string): void;
 }
 
 const EMPTY_STAT = new Uint32Array(18);
@@ -190,9 +148,6 @@ export function loadFuse(unmount: UnmountFn): FuseClass {
   const Base = createRequire(import.meta.url)('fuse-native') as FuseClass;
   const proto = Base.prototype as unknown as FuseInternals;
   const baseOptions = proto._fuseOptions;
-  const baseGetattr = proto._op_getattr;
-  const baseFgetattr = proto._op_fgetattr;
-  const baseReaddir = proto._op_readdir;
   // Called by fuse-native's close() as Fuse.unmount (the base class, not `this`): patch the base.
   Base.unmount = (mnt, cb) => {
     unmount(mnt).then(() => cb(null), (err: Error) => cb(err));
@@ -206,24 +161,15 @@ export function loadFuse(unmount: UnmountFn): FuseClass {
       return base ? `${base},${extra.join(',')}` : `-o${extra.join(',')}`;
     }
 
-    // getattr/readdir without building stat objects: the kernel asks for these most.
+    // getattr/readdir answered synchronously, in wire layout (see FuseOps).
     _op_getattr(this: FuseInternals, signal: Signal, path: string): void {
-      const fast = this.ops.getattrEncoded;
-      if (!fast) return baseGetattr.call(this, signal, path);
-      const res = fast(path);
+      const res = this.ops.getattr!(path);
       if (typeof res === 'number') signal(res, EMPTY_STAT);
       else signal(0, res);
     }
 
-    _op_fgetattr(this: FuseInternals, signal: Signal, path: string, fd: number): void {
-      if (!this.ops.getattrEncoded) return baseFgetattr.call(this, signal, path, fd);
-      (this as unknown as { _op_getattr: (s: Signal, p: string) => void })._op_getattr(signal, path);
-    }
-
     _op_readdir(this: FuseInternals, signal: Signal, path: string): void {
-      const fast = this.ops.readdirEncoded;
-      if (!fast) return baseReaddir.call(this, signal, path);
-      const res = fast(path);
+      const res = this.ops.readdir!(path);
       if (typeof res === 'number') signal(res);
       else signal(0, res.names, res.stats);
     }

@@ -1,7 +1,7 @@
 // A layer as the VFS sees it: a file index plus a way to get the bytes of file chunks.
 // eStargz layers fetch chunks lazily by range; plain tar+gzip layers are streamed whole
 // once and served from the cache afterwards. Both look the same from above.
-import type { ChunkRef, LayerIndex } from '../estargz/index.js';
+import { hasDigest, type ChunkRef, type LayerIndex } from '../estargz/index.js';
 import type { Descriptor } from '../registry/manifest.js';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { DiskCache } from '../cache/disk-cache.js';
@@ -95,7 +95,7 @@ export interface LayerContext {
  * only (trust.ts). So it is never looked up in memory, never fetched ahead, never stored.
  */
 export function cacheable(ref: ChunkRef): ref is ChunkRef & { digest: string } {
-  return ref.digest !== undefined;
+  return hasDigest(ref);
 }
 
 /**

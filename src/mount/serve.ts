@@ -65,7 +65,7 @@ export async function serveImage(image: { fs: MergedFs }, options: ServeOptions)
     entryTimeout: CACHE_SECONDS,
     debug: options.debug ?? false,
     // fuse-native's own last-resort timeout: after ours, so a read answers EIO, not ETIMEDOUT.
-    timeout: readOnlyTimeouts(readDeadlineMs + 10_000),
+    timeout: readOnlyTimeouts(adapter.ops, readDeadlineMs + 10_000),
     extraOptions: ['ro', 'use_ino', 'readdir_ino', `negative_timeout=${CACHE_SECONDS}`],
   };
 

@@ -23,6 +23,11 @@ export class ByteBudget {
     return this.used;
   }
 
+  /** Claims waiting for room. */
+  get waiting(): number {
+    return this.high.length + this.low.length;
+  }
+
   async run<T>(bytes: number, fn: () => Promise<T>, priority: Priority = 'high'): Promise<T> {
     const claim = Math.min(Math.max(0, Math.ceil(bytes)), this.capacity);
     await this.acquire(claim, priority);

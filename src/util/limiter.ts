@@ -1,41 +1,23 @@
 // A counting semaphore with two priorities: on-demand work goes before background
-// prefetch, so a user's read never queues behind the image-wide prefetch.
+// prefetch, so a user's read never queues behind the image-wide prefetch. It is a byte
+// budget (byte-budget.ts) whose every job claims one unit.
+import { ByteBudget } from './byte-budget.js';
 
 export type Priority = 'high' | 'low';
 
 export class Limiter {
-  private active = 0;
-  private readonly high: Array<() => void> = [];
-  private readonly low: Array<() => void> = [];
+  private readonly slots: ByteBudget;
 
   constructor(readonly concurrency: number) {
     if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError('concurrency must be a positive integer');
+    this.slots = new ByteBudget(concurrency);
   }
 
   get pending(): number {
-    return this.high.length + this.low.length;
+    return this.slots.waiting;
   }
 
-  async run<T>(fn: () => Promise<T>, priority: Priority = 'high'): Promise<T> {
-    await this.acquire(priority);
-    try {
-      return await fn();
-    } finally {
-      this.release();
-    }
-  }
-
-  private acquire(priority: Priority): Promise<void> {
-    if (this.active < this.concurrency) {
-      this.active++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => (priority === 'high' ? this.high : this.low).push(resolve));
-  }
-
-  private release(): void {
-    const next = this.high.shift() ?? this.low.shift();
-    if (next) next();
-    else this.active--;
+  run<T>(fn: () => Promise<T>, priority: Priority = 'high'): Promise<T> {
+    return this.slots.run(1, fn, priority);
   }
 }

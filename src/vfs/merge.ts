@@ -16,6 +16,13 @@ export interface MergeResult {
   byPath: Map<string, VNode>;
   /** Hardlinks whose target was missing: skipped, reported once. */
   warnings: string[];
+  totals: ImageTotals;
+}
+
+/** What `df` shows for the image: bytes of regular files and inodes, each inode counted once. */
+export interface ImageTotals {
+  bytes: number;
+  inodes: number;
 }
 
 function splitPath(path: string): { parent: string; name: string } {
@@ -43,20 +50,34 @@ export function mergeLayers(layers: readonly Layer[]): MergeResult {
     }
     return node;
   };
+  // Passes 1 and 2 ask for each entry's parent in an order where siblings come together
+  // (parents first, then by name), and change nodes only at the depth being applied: the
+  // directory asked for last is mostly asked for again. Forgotten before each pass.
+  let lastRel: string | undefined;
+  let lastDir: VNode | undefined;
+  const findParent = (rel: string): VNode | undefined => {
+    if (rel !== lastRel) {
+      lastDir = find(rel);
+      lastRel = rel;
+    }
+    return lastDir;
+  };
 
   for (const layer of layers) {
     const paths = sortParentsFirst([...layer.index.entries.keys()]);
     // Pass 1: opaque directories and whiteouts hide what the layers below put there.
+    lastRel = undefined;
     for (const rel of paths) {
       const { parent, name } = splitPath(rel);
       if (name === OPAQUE_WHITEOUT) {
-        const dir = find(parent);
+        const dir = findParent(parent);
         if (dir?.children) dir.children.clear();
       } else if (name.startsWith(WHITEOUT_PREFIX)) {
-        find(parent)?.children?.delete(name.slice(WHITEOUT_PREFIX.length));
+        findParent(parent)?.children?.delete(name.slice(WHITEOUT_PREFIX.length));
       }
     }
     // Pass 2: this layer's entries, parents before children.
+    lastRel = undefined;
     for (const rel of paths) {
       const entry = layer.index.entries.get(rel)!;
       const { parent, name } = splitPath(rel);
@@ -65,7 +86,7 @@ export function mergeLayers(layers: readonly Layer[]): MergeResult {
         if (!entry.implicit) root.inode = newInode(entry, layer);
         continue;
       }
-      const dir = find(parent);
+      const dir = findParent(parent);
       if (!dir?.children) continue; // parent replaced by a non-directory in this same layer
       const existing = dir.children.get(name);
       const path = dir.path === '/' ? '/' + name : dir.path + '/' + name;
@@ -99,21 +120,26 @@ export function mergeLayers(layers: readonly Layer[]): MergeResult {
   }
 
   const byPath = new Map<string, VNode>();
-  numberInodes(root, byPath);
-  return { root, byPath, warnings };
+  const totals = numberInodes(root, byPath);
+  return { root, byPath, warnings, totals };
 }
 
 /**
- * Sorted pre-order numbering: the same image always gets the same inode numbers. A file's
+ * Sorted pre-order numbering: the same image always gets the same inode numbers (and the
+ * totals are counted on the way). A file's
  * link count is counted as its names are met (no side table: at millions of entries a Map
  * of every inode would be one of the largest things a merge holds).
  */
-function numberInodes(root: VNode, byPath: Map<string, VNode>): void {
+function numberInodes(root: VNode, byPath: Map<string, VNode>): ImageTotals {
   let next = 1;
+  let bytes = 0;
   const visit = (node: VNode): void => {
     byPath.set(node.path, node);
     const first = node.inode.ino === 0;
-    if (first) node.inode.ino = next++;
+    if (first) {
+      node.inode.ino = next++;
+      bytes += node.inode.entry.size;
+    }
     if (!node.children) {
       node.inode.nlink = first ? 1 : node.inode.nlink + 1;
       return;
@@ -129,6 +155,7 @@ function numberInodes(root: VNode, byPath: Map<string, VNode>): void {
     node.inode.nlink = 2 + subdirs;
   };
   visit(root);
+  return { bytes, inodes: next - 1 };
 }
 
 /** Orders paths so that every directory comes before what it contains: by depth, then by name. */

@@ -9,7 +9,7 @@ import { FetchScheduler, type BackgroundKind } from '../layer/scheduler.js';
 import type { FetchMetrics } from '../metrics/fetch-metrics.js';
 import { allSettledOrThrow } from '../util/concurrent.js';
 import { lowerBound } from '../util/sorted.js';
-import { mergeLayers } from './merge.js';
+import { mergeLayers, type ImageTotals } from './merge.js';
 import { statOf, visibleXattrs, type VNode, type VStat } from './node.js';
 
 const MAX_SYMLINK_HOPS = 40; // as Linux's ELOOP limit
@@ -17,6 +17,8 @@ const MAX_SYMLINK_HOPS = 40; // as Linux's ELOOP limit
 export class MergedFs {
   readonly root: VNode;
   readonly warnings: string[];
+  /** What `df` shows: bytes of regular files and inodes, counted once each while merging. */
+  readonly totals: ImageTotals;
   private readonly byPath: Map<string, VNode>;
   /** Every fetch of this image's bytes: on demand, read-ahead, walk-ahead and prefetch. */
   readonly scheduler: FetchScheduler;
@@ -28,6 +30,7 @@ export class MergedFs {
     this.root = merged.root;
     this.byPath = merged.byPath;
     this.warnings = merged.warnings;
+    this.totals = merged.totals;
   }
 
   /** Exact lookup of an absolute, normalized path (no symlink resolution): what FUSE asks. */

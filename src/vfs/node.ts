@@ -62,17 +62,18 @@ export function makedev(major: number, minor: number): number {
 
 export function statOf(node: VNode): VStat {
   const { entry, ino, nlink } = node.inode;
-  const size = entry.type === 'symlink' ? Buffer.byteLength(entry.linkName) : entry.type === 'dir' ? 4096 : entry.size;
+  const type = entry.type; // an accessor on the compact index: read once
+  const size = type === 'symlink' ? Buffer.byteLength(entry.linkName) : type === 'dir' ? 4096 : entry.size;
   return {
     ino,
     // Linux symlinks are always 0777 whatever the tar header says.
-    mode: TYPE_BITS[entry.type] | (entry.type === 'symlink' ? 0o777 : entry.mode & 0o7777),
+    mode: TYPE_BITS[type] | (type === 'symlink' ? 0o777 : entry.mode & 0o7777),
     nlink,
     uid: entry.uid,
     gid: entry.gid,
     size,
     mtimeMs: entry.mtimeMs,
-    rdev: entry.type === 'char' || entry.type === 'block' ? makedev(entry.devMajor, entry.devMinor) : 0,
+    rdev: type === 'char' || type === 'block' ? makedev(entry.devMajor, entry.devMinor) : 0,
     // A sparse file occupies its data regions only, as `du` sees it on disk.
     blocks: Math.ceil((entry.sparse ? entry.chunks.reduce((n, c) => n + c.size, 0) : size) / 512),
   };
