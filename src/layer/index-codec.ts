@@ -80,15 +80,22 @@ function checkChunks(e: IndexEntry): void {
 // as the TOC's was, so that a record that passes decodes to an index the builder accepts.
 // Anything else reads as "not cached": the caller rebuilds from the verified TOC or blob.
 //
-// Layout (little-endian): 'SGIX', u32 version, u32 body length, u32 CRC-32 of the body; body:
-//   u8 kind (0 plain, 1 lazy), str format, u8 compression, u8 flags (1 noPrefetch, 2 prefetchEnd),
-//   f64 tocOffset, [f64 prefetchEnd], lazy: footer (u8 legacy, f64 footerSize, tocOffset,
-//   tocLength, uncompressedTocLength or -1); u32 entries, each: u8 type, u8 flags (ENTRY_*),
-//   u16 mode, f64 uid, gid, mtimeMs, size, str path, [str linkName], [str userName], [str
-//   groupName], [f64 devMajor, devMinor], [u16 xattrs: (str name, bytes value)*], [digest],
-//   regular files: u32 chunks, each f64 fileOffset, size, digest, lazy: f64 offset, end, innerOffset.
-// str: u32 byte length + UTF-8; bytes: u32 length + bytes; digest: u8 length (0, 32, 48, 64) + raw.
-// Implicit directories are not stored (the builder makes them again); nor a hardlink's chunks.
+// The body is columns, so that reading it is a few bulk copies and string decodes plus one
+// loop that makes the entries (a CLI runs it once, cold: per-field reads cost more there):
+//   meta   u8 kind (0 plain, 1 lazy), str format, u8 compression, u8 flags (1 noPrefetch,
+//          2 prefetchEnd), f64 tocOffset, [f64 prefetchEnd], lazy: footer (u8 legacy, f64
+//          footerSize, tocOffset, tocLength, uncompressedTocLength or -1)
+//   counts u32 entries, chunks, digests, u8 digest length (32, 48 or 64; 0: none), u32 names
+//   names  str each: the user and group names entries refer to
+//   text   str: every path, each ended by NUL; str: symlink and hardlink targets, the same
+//   table  u32 × 6 per entry: type | flags << 3 | mode << 9, user + 1, group + 1, chunks,
+//          digest + 1, xattrs; f64 × 4 per entry: uid, gid, mtimeMs, size
+//   more   f64 × 2 per device entry (major, minor); f64 × (lazy 5: fileOffset, size, offset,
+//          end, innerOffset | plain 2) per chunk, u32 per chunk: digest + 1; digests, raw bytes
+//          each; xattrs in entry order (str name, bytes value)
+// str: u32 byte length + UTF-8; bytes and arrays: u32 byte length + bytes (little-endian).
+// Implicit directories are not stored (the builder makes them again); nor a hardlink's size,
+// digest or chunks (its target's, given again by the builder).
 //
 // Versions: 2: the tar reader of issue 8 (binary xattrs, sparse files, names tar-stream mangled).
 // 3: the one index builder (an entry below a non-directory is refused, a hardlink carries its
@@ -99,14 +106,15 @@ const MAGIC = 0x58494753; // 'SGIX' read as a little-endian u32
 const HEADER_BYTES = 16;
 const TYPES: readonly NodeType[] = ['dir', 'reg', 'symlink', 'hardlink', 'char', 'block', 'fifo'];
 const TYPE_CODE = new Map(TYPES.map((t, i) => [t, i]));
-const ENTRY_DIGEST = 1;
-const ENTRY_USER = 2;
-const ENTRY_GROUP = 4;
-const ENTRY_XATTRS = 8;
-const ENTRY_DEVICE = 16;
-const ENTRY_SPARSE = 32;
+const ENTRY_DEVICE = 1;
+const ENTRY_SPARSE = 2;
+const ENTRY_FLAGS = 3;
+const ENTRY_U32 = 6;
+const ENTRY_F64 = 4;
 /** A packed digest (model.ts packDigest) is its raw bytes as a latin1 string: sha256, sha384, sha512. */
 const DIGEST_LENGTHS = new Set([32, 48, 64]);
+/** The typed-array columns are copied as they are: a big-endian host neither writes nor reads records. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** What an index was read from: 'tar+gzip' or an eStargz format; an eStargz index keeps its footer. */
 export interface CachedIndex {
@@ -118,11 +126,72 @@ export interface CachedIndex {
 /**
  * `format`: what the blob was (a plain tar+gzip, an eStargz blob read whole, or read lazily).
  * With `footer` the index is a lazy one (every chunk has its compressed extent). Throws
- * CORRUPT_DATA for an index it cannot represent (a digest that is not sha256/384/512).
+ * CORRUPT_DATA for an index it cannot represent (digests of mixed lengths, a big-endian host).
  */
 export function encodeLayerIndex(index: LayerIndex, format: string, footer?: Footer): Buffer {
-  const w = new Writer();
+  if (!LITTLE_ENDIAN) throw corrupt('layer indexes are cached on little-endian hosts only');
   const lazy = footer !== undefined;
+  const stored = [...index.entries.values()].filter((e) => !e.implicit);
+  const names = new Map<string, number>();
+  const nameOf = (n: string | undefined): number => {
+    if (n === undefined) return 0;
+    let k = names.get(n);
+    if (k === undefined) names.set(n, (k = names.size));
+    return k + 1;
+  };
+  const digests = new Map<string, number>();
+  let digestLength = 0;
+  const digestOf = (packed: string | undefined): number => {
+    if (packed === undefined) return 0;
+    if (digestLength === 0) digestLength = packed.length;
+    if (packed.length !== digestLength || !DIGEST_LENGTHS.has(packed.length)) throw corrupt('only digests of one kind (sha256, sha384 or sha512) are cached');
+    let k = digests.get(packed);
+    if (k === undefined) digests.set(packed, (k = digests.size));
+    return k + 1;
+  };
+  const table = new Uint32Array(stored.length * ENTRY_U32);
+  const nums = new Float64Array(stored.length * ENTRY_F64);
+  const paths: string[] = [];
+  const links: string[] = [];
+  const devices: number[] = [];
+  const chunkNums: number[] = [];
+  const chunkDigests: number[] = [];
+  const xattrs = new Writer();
+  stored.forEach((e, i) => {
+    const reg = e.type === 'reg';
+    const device = e.devMajor !== 0 || e.devMinor !== 0;
+    const names = e.xattrs === NO_XATTRS ? [] : Object.keys(e.xattrs);
+    const chunks = reg ? e.chunks : [];
+    const t = i * ENTRY_U32;
+    table[t] = TYPE_CODE.get(e.type)! | ((device ? ENTRY_DEVICE : 0) | (e.sparse && reg ? ENTRY_SPARSE : 0)) << 3 | (e.mode << 9);
+    table[t + 1] = nameOf(e.userName);
+    table[t + 2] = nameOf(e.groupName);
+    table[t + 3] = chunks.length;
+    table[t + 4] = reg ? digestOf((e as Partial<Entry>).packedDigest ?? packDigest(e.digest)) : 0;
+    table[t + 5] = names.length;
+    const f = i * ENTRY_F64;
+    nums[f] = e.uid;
+    nums[f + 1] = e.gid;
+    nums[f + 2] = e.mtimeMs;
+    nums[f + 3] = reg ? e.size : 0;
+    paths.push(e.path);
+    if (e.type === 'symlink' || e.type === 'hardlink') links.push(e.linkName);
+    if (device) devices.push(e.devMajor, e.devMinor);
+    for (const c of chunks) {
+      chunkNums.push(c.fileOffset, c.size);
+      if (lazy) {
+        if (!hasExtent(c)) throw corrupt(`${JSON.stringify(e.path)}: a chunk of a lazy index has no compressed extent`);
+        chunkNums.push(c.offset, c.end, c.innerOffset);
+      }
+      chunkDigests.push(digestOf((c as Partial<Piece>).packedDigest ?? packDigest(c.digest)));
+    }
+    for (const name of names) {
+      xattrs.str(name);
+      xattrs.bytes(e.xattrs[name]!);
+    }
+  });
+
+  const w = new Writer();
   w.u8(lazy ? 1 : 0);
   w.str(format);
   w.u8(index.compression === 'zstd' ? 1 : 0);
@@ -136,60 +205,21 @@ export function encodeLayerIndex(index: LayerIndex, format: string, footer?: Foo
     w.f64(footer.tocLength);
     w.f64(footer.uncompressedTocLength ?? -1);
   }
-  let stored = 0;
-  for (const e of index.entries.values()) if (!e.implicit) stored++;
-  w.u32(stored);
-  for (const e of index.entries.values()) {
-    if (e.implicit) continue;
-    // A hardlink's size, digest, chunks and sparseness are its target's: the builder gives them again.
-    const packed = e.type === 'reg' ? ((e as Partial<Entry>).packedDigest ?? packDigest(e.digest)) : undefined;
-    const hasXattrs = e.xattrs !== NO_XATTRS && Object.keys(e.xattrs).length > 0;
-    const hasDevice = e.devMajor !== 0 || e.devMinor !== 0;
-    w.u8(TYPE_CODE.get(e.type)!);
-    w.u8(
-      (packed !== undefined ? ENTRY_DIGEST : 0) |
-        (e.userName !== undefined ? ENTRY_USER : 0) |
-        (e.groupName !== undefined ? ENTRY_GROUP : 0) |
-        (hasXattrs ? ENTRY_XATTRS : 0) |
-        (hasDevice ? ENTRY_DEVICE : 0) |
-        (e.sparse && e.type === 'reg' ? ENTRY_SPARSE : 0),
-    );
-    w.u16(e.mode);
-    w.f64(e.uid);
-    w.f64(e.gid);
-    w.f64(e.mtimeMs);
-    w.f64(e.type === 'reg' ? e.size : 0);
-    w.str(e.path);
-    if (e.type === 'symlink' || e.type === 'hardlink') w.str(e.linkName);
-    if (e.userName !== undefined) w.str(e.userName);
-    if (e.groupName !== undefined) w.str(e.groupName);
-    if (hasDevice) {
-      w.f64(e.devMajor);
-      w.f64(e.devMinor);
-    }
-    if (hasXattrs) {
-      const names = Object.keys(e.xattrs);
-      w.u16(names.length);
-      for (const name of names) {
-        w.str(name);
-        w.bytes(e.xattrs[name]!);
-      }
-    }
-    if (packed !== undefined) w.digest(packed);
-    if (e.type !== 'reg') continue;
-    w.u32(e.chunks.length);
-    for (const c of e.chunks) {
-      w.f64(c.fileOffset);
-      w.f64(c.size);
-      w.digest((c as Partial<Piece>).packedDigest ?? packDigest(c.digest) ?? '');
-      if (lazy) {
-        if (!hasExtent(c)) throw corrupt(`${JSON.stringify(e.path)}: a chunk of a lazy index has no compressed extent`);
-        w.f64(c.offset);
-        w.f64(c.end);
-        w.f64(c.innerOffset);
-      }
-    }
-  }
+  w.u32(stored.length);
+  w.u32(chunkDigests.length);
+  w.u32(digests.size);
+  w.u8(digestLength);
+  w.u32(names.size);
+  for (const n of names.keys()) w.str(n);
+  w.str(paths.join('\0') + (paths.length > 0 ? '\0' : ''));
+  w.str(links.join('\0') + (links.length > 0 ? '\0' : ''));
+  w.array(table);
+  w.array(nums);
+  w.array(Float64Array.from(devices));
+  w.array(Float64Array.from(chunkNums));
+  w.array(Uint32Array.from(chunkDigests));
+  w.bytes(Buffer.from([...digests.keys()].join(''), 'latin1'));
+  w.bytes(xattrs.finish());
   const body = w.finish();
   const header = Buffer.alloc(HEADER_BYTES);
   header.writeUInt32LE(MAGIC, 0);
@@ -201,7 +231,7 @@ export function encodeLayerIndex(index: LayerIndex, format: string, footer?: Foo
 
 /** The decoded index, or undefined when the cached bytes are of another version, damaged or out of bounds. */
 export function decodeLayerIndex(data: Buffer): CachedIndex | undefined {
-  if (data.length < HEADER_BYTES || data.readUInt32LE(0) !== MAGIC || data.readUInt32LE(4) !== INDEX_CODEC_VERSION) return undefined;
+  if (!LITTLE_ENDIAN || data.length < HEADER_BYTES || data.readUInt32LE(0) !== MAGIC || data.readUInt32LE(4) !== INDEX_CODEC_VERSION) return undefined;
   const body = data.subarray(HEADER_BYTES);
   if (data.readUInt32LE(8) !== body.length || data.readUInt32LE(12) !== crc32(body)) return undefined;
   try {
@@ -229,112 +259,150 @@ function decodeBody(r: Reader): CachedIndex {
     if (uncompressed !== -1) footer.uncompressedTocLength = checkInt(uncompressed);
     if (footer.tocOffset !== tocOffset || footer.footerSize > MAX_FOOTER_SIZE) throw corrupt('the footer does not match the index');
   }
+  const maxEntries = lazy ? MAX_INDEX_ENTRIES : MAX_TAR_INDEX_ENTRIES;
+  const count = r.u32();
+  const nChunks = r.u32();
+  const nDigests = r.u32();
+  const digestLength = r.u8();
+  const nNames = r.u32();
+  if (count > maxEntries || (nDigests > 0 && !DIGEST_LENGTHS.has(digestLength)) || nNames > count * 2) throw corrupt('counts out of range');
+  const names = new Array<string>(nNames);
+  for (let k = 0; k < nNames; k++) names[k] = r.str(MAX_NAME_BYTES);
+  const paths = r.str(count * (MAX_NAME_BYTES + 1));
+  const links = r.str(count * (MAX_NAME_BYTES + 1));
+  checkPaths(paths);
+  const table = r.u32s(count * ENTRY_U32);
+  const nums = r.f64s(count * ENTRY_F64);
+  const devices = r.f64s(undefined);
+  const chunkWidth = lazy ? 5 : 2;
+  const chunkNums = r.f64s(nChunks * chunkWidth);
+  const chunkDigests = r.u32s(nChunks);
+  const digestText = r.latin1(nDigests * digestLength);
+  const xattrs = new Reader(r.bytes(Number.MAX_SAFE_INTEGER));
+  if (!r.atEnd()) throw corrupt('bytes after the last column');
+  for (let k = 0; k < nums.length; k++) {
+    const v = nums[k]!;
+    // mtimeMs (every fourth from the third) may be before 1970; nothing else is negative.
+    if (!Number.isSafeInteger(v) || (v < 0 && k % ENTRY_F64 !== 2)) throw corrupt('a number out of range');
+  }
+  for (const v of devices) checkInt(v);
+  for (const v of chunkNums) checkInt(v);
+  // One string per digest, shared by every entry and chunk that has it.
+  const digestStrings = new Array<string | undefined>(nDigests);
+  const digestAt = (k: number): string | undefined => {
+    if (k === 0) return undefined;
+    if (k > nDigests) throw corrupt('a digest out of range');
+    return (digestStrings[k - 1] ??= digestText.slice((k - 1) * digestLength, k * digestLength));
+  };
+
   // What a chunk's extent must lie in, and what the chunks may claim in all (layer-index.ts).
   const dataEnd = footer ? dataRegionEnd(footer) : 0;
-  let claimed = 0;
   const maxClaimed = maxDecodedBytes(dataEnd, compression);
-  const builder = new IndexBuilder<ChunkRef>({ invalid: corrupt, maxEntries: lazy ? MAX_INDEX_ENTRIES : MAX_TAR_INDEX_ENTRIES, missingLinkTarget: lazy ? 'refuse' : 'keep' });
-  const names = new Map<string, string>();
-  const intern = (s: string): string => {
-    const known = names.get(s);
-    if (known !== undefined) return known;
-    if (names.size < 4096) names.set(s, s);
-    return s;
-  };
-  const count = r.u32();
-  if (count > (lazy ? MAX_INDEX_ENTRIES : MAX_TAR_INDEX_ENTRIES)) throw corrupt('too many entries');
+  let claimed = 0;
+  const builder = new IndexBuilder<ChunkRef>({ invalid: corrupt, maxEntries, missingLinkTarget: lazy ? 'refuse' : 'keep' });
+  let pathAt = 0;
+  let linkAt = 0;
+  let deviceAt = 0;
+  let chunkAt = 0;
   for (let i = 0; i < count; i++) {
-    const type = TYPES[r.u8()];
-    if (type === undefined) throw corrupt('unknown entry type');
-    const ef = r.u8();
-    if (ef > 63) throw corrupt('unknown entry flags');
-    const mode = r.u16();
-    if (mode > 0o7777) throw corrupt('mode out of range');
-    const uid = r.int();
-    const gid = r.int();
-    const mtimeMs = r.f64();
-    if (!Number.isSafeInteger(mtimeMs)) throw corrupt('mtime out of range');
-    const size = r.int();
-    const path = checkPath(r.str(MAX_NAME_BYTES));
-    if (builder.get(path) !== undefined && path !== '') throw corrupt(`${JSON.stringify(path)} twice`);
+    const t = i * ENTRY_U32;
+    const bits = table[t]!;
+    const type = TYPES[bits & 7];
+    const ef = (bits >>> 3) & 0o77;
+    const mode = bits >>> 9;
+    if (type === undefined || ef > ENTRY_FLAGS || mode > 0o7777) throw corrupt('an entry out of range');
+    const pathEnd = paths.indexOf('\0', pathAt);
+    if (pathEnd < 0 || pathEnd - pathAt > MAX_NAME_BYTES) throw corrupt('paths out of range');
+    const path = paths.slice(pathAt, pathEnd);
+    pathAt = pathEnd + 1;
+    if (path === '' ? type !== 'dir' : builder.get(path) !== undefined) throw corrupt(`${JSON.stringify(path)} twice, or a root that is not a directory`);
     let linkName = '';
-    if (type === 'hardlink') linkName = checkPath(r.str(MAX_NAME_BYTES));
-    else if (type === 'symlink') {
-      linkName = r.str(MAX_NAME_BYTES);
-      if (linkName.includes('\0')) throw corrupt('symlink target contains NUL');
+    if (type === 'symlink' || type === 'hardlink') {
+      const linkEnd = links.indexOf('\0', linkAt);
+      if (linkEnd < 0 || linkEnd - linkAt > MAX_NAME_BYTES) throw corrupt('link targets out of range');
+      linkName = links.slice(linkAt, linkEnd);
+      linkAt = linkEnd + 1;
+      if (type === 'hardlink') checkPaths(linkName + '\0');
     }
-    const e = new Entry<ChunkRef>(path, type, mode, uid, gid, mtimeMs, type === 'reg' ? size : 0, linkName, NO_CHUNKS);
-    if (ef & ENTRY_USER) e.userName = intern(r.str(MAX_NAME_BYTES));
-    if (ef & ENTRY_GROUP) e.groupName = intern(r.str(MAX_NAME_BYTES));
+    const f = i * ENTRY_F64;
+    const reg = type === 'reg';
+    const e = new Entry<ChunkRef>(path, type, mode, nums[f]!, nums[f + 1]!, nums[f + 2]!, reg ? nums[f + 3]! : 0, linkName, NO_CHUNKS);
+    const user = table[t + 1]!;
+    const group = table[t + 2]!;
+    if (user > nNames || group > nNames) throw corrupt('a name out of range');
+    if (user > 0) e.userName = names[user - 1];
+    if (group > 0) e.groupName = names[group - 1];
     if (ef & ENTRY_DEVICE) {
-      if (type !== 'char' && type !== 'block') throw corrupt('device numbers on a non-device');
-      e.devMajor = r.int();
-      e.devMinor = r.int();
+      if ((type !== 'char' && type !== 'block') || deviceAt + 2 > devices.length) throw corrupt('device numbers out of place');
+      e.devMajor = devices[deviceAt++]!;
+      e.devMinor = devices[deviceAt++]!;
     }
-    if (ef & ENTRY_XATTRS) e.xattrs = readXattrs(r);
-    if (ef & ENTRY_DIGEST) {
-      if (type !== 'reg') throw corrupt('a digest on an entry that is not a regular file');
-      e.packedDigest = r.digest();
+    const nx = table[t + 5]!;
+    if (nx > 0) e.xattrs = readXattrs(xattrs, nx);
+    const n = table[t + 3]!;
+    const digest = table[t + 4]!;
+    if (!reg) {
+      if (n !== 0 || digest !== 0 || ef & ENTRY_SPARSE) throw corrupt('data on an entry that is not a regular file');
+      builder.add(e);
+      continue;
     }
+    if (digest > 0) e.packedDigest = digestAt(digest);
     if (ef & ENTRY_SPARSE) {
-      if (lazy || type !== 'reg') throw corrupt('a sparse entry that is not a plain regular file');
+      if (lazy) throw corrupt('a sparse file in a lazy index');
       e.sparse = true;
     }
-    if (type === 'reg') {
-      const n = r.u32();
-      if (n > MAX_CHUNKS_PER_FILE) throw corrupt('too many chunks');
+    if (n > MAX_CHUNKS_PER_FILE || chunkAt + n > nChunks) throw corrupt('chunks out of range');
+    if (n > 0) {
       const chunks: ChunkRef[] = new Array(n);
-      for (let j = 0; j < n; j++) {
-        const fileOffset = r.int();
-        const chunkSize = r.int();
-        const digest = r.digest();
+      for (let j = 0; j < n; j++, chunkAt++) {
+        const c = chunkAt * chunkWidth;
+        const fileOffset = chunkNums[c]!;
+        const size = chunkNums[c + 1]!;
+        const chunkDigest = digestAt(chunkDigests[chunkAt]!);
         if (lazy) {
-          const offset = r.int();
-          const end = r.int();
-          const innerOffset = r.int();
-          if (offset === 0 || offset >= end || end > dataEnd || chunkSize > MAX_CHUNK_SIZE) throw corrupt('chunk extent out of bounds');
-          if (innerOffset + chunkSize > maxDecodedBytes(end - offset, compression)) throw corrupt('chunk expands too much');
-          claimed += chunkSize;
+          const offset = chunkNums[c + 2]!;
+          const end = chunkNums[c + 3]!;
+          const innerOffset = chunkNums[c + 4]!;
+          if (offset === 0 || offset >= end || end > dataEnd || size > MAX_CHUNK_SIZE) throw corrupt('chunk extent out of bounds');
+          if (innerOffset + size > maxDecodedBytes(end - offset, compression)) throw corrupt('chunk expands too much');
+          claimed += size;
           if (claimed > maxClaimed) throw corrupt('chunks claim too many decoded bytes');
-          const c = new LazyChunk(offset, end, innerOffset, fileOffset, chunkSize, undefined);
-          c.packedDigest = digest;
-          chunks[j] = c;
+          const chunk = new LazyChunk(offset, end, innerOffset, fileOffset, size, undefined);
+          chunk.packedDigest = chunkDigest;
+          chunks[j] = chunk;
         } else {
-          if (digest === undefined) throw corrupt('a piece without a digest');
-          const c = new Piece(fileOffset, chunkSize, 'sha256:');
-          c.packedDigest = digest;
-          chunks[j] = c;
+          if (chunkDigest === undefined) throw corrupt('a piece without a digest');
+          const piece = new Piece(fileOffset, size, 'sha256:');
+          piece.packedDigest = chunkDigest;
+          chunks[j] = piece;
         }
       }
-      if (n > 0) e.chunks = chunks;
-      checkChunks(e);
-      // A one-piece file: its digest is the piece's; one string serves both (as the builders do).
-      const only = n === 1 ? (chunks[0] as Piece | LazyChunk) : undefined;
-      if (only && e.packedDigest !== undefined && only.packedDigest === e.packedDigest) only.packedDigest = e.packedDigest;
+      e.chunks = chunks;
     }
+    checkChunks(e);
     builder.add(e);
   }
-  if (!r.atEnd()) throw corrupt('bytes after the last entry');
+  if (pathAt !== paths.length || linkAt !== links.length || deviceAt !== devices.length || chunkAt !== nChunks || !xattrs.atEnd()) {
+    throw corrupt('columns of different lengths');
+  }
   const meta = { noPrefetch: (flags & 1) !== 0, compression, tocOffset } as const;
   return { index: builder.finish(prefetchEnd === undefined ? meta : { ...meta, prefetchEnd }), format, ...(footer ? { footer } : {}) };
 }
 
-/** A normalized entry name (names.ts): no empty, '.' or '..' parts, no NUL. */
-function checkPath(p: string): string {
-  if (p.includes('\0') || (p !== '' && (p.startsWith('/') || p.endsWith('/') || p.includes('//') || DOT_PART.test(p)))) throw corrupt('a path that is not normalized');
-  return p;
+/** Normalized entry names (names.ts), each ended by NUL: no empty, '.' or '..' parts, no leading or trailing '/'. */
+function checkPaths(text: string): void {
+  if (text !== '' && (!text.endsWith('\0') || NOT_NORMALIZED.test(text))) throw corrupt('a path that is not normalized');
 }
-const DOT_PART = /(^|\/)\.\.?(\/|$)/;
+const NOT_NORMALIZED = /(^|\0)\/|\/(\0|\/)|(^|\0|\/)\.\.?(\/|\0)/;
 
-function readXattrs(r: Reader): Record<string, Buffer> {
-  const n = r.u16();
-  if (n === 0 || n > MAX_XATTRS_PER_ENTRY) throw corrupt('xattr count out of range');
+function readXattrs(r: Reader, n: number): Record<string, Buffer> {
+  if (n > MAX_XATTRS_PER_ENTRY) throw corrupt('xattr count out of range');
   const out: Record<string, Buffer> = {};
   for (let i = 0; i < n; i++) {
     const name = r.str(MAX_XATTR_NAME_BYTES);
     if (name === '' || name.includes('\0') || Object.hasOwn(out, name)) throw corrupt('an invalid xattr name');
     // defineProperty: a name like "__proto__" stays data (as toc.ts parses them)
-    Object.defineProperty(out, name, { value: r.bytes(MAX_XATTR_VALUE_BYTES), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(out, name, { value: Buffer.from(r.bytes(MAX_XATTR_VALUE_BYTES)), enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
@@ -359,9 +427,6 @@ class Reader {
   u8(): number {
     return this.buf[this.take(1)]!;
   }
-  u16(): number {
-    return this.buf.readUInt16LE(this.take(2));
-  }
   u32(): number {
     return this.buf.readUInt32LE(this.take(4));
   }
@@ -378,19 +443,35 @@ class Reader {
     const at = this.take(n);
     return this.buf.toString('utf8', at, at + n);
   }
+  latin1(bytes: number): string {
+    const at = this.take(this.exactly(bytes));
+    return this.buf.toString('latin1', at, at + bytes);
+  }
+  /** A view of the next bytes (copied by whoever keeps them). */
   bytes(maxBytes: number): Buffer {
     const n = this.u32();
     if (n > maxBytes) throw corrupt('a value too long');
     const at = this.take(n);
-    return Buffer.from(this.buf.subarray(at, at + n)); // a copy: the record's buffer is not kept
+    return this.buf.subarray(at, at + n);
   }
-  /** A packed digest, or undefined for none. */
-  digest(): string | undefined {
-    const n = this.u8();
-    if (n === 0) return undefined;
-    if (!DIGEST_LENGTHS.has(n)) throw corrupt('a digest of an unknown length');
-    const at = this.take(n);
-    return this.buf.toString('latin1', at, at + n);
+  /** A column of `count` values (any count when undefined), copied into an aligned array. */
+  f64s(count: number | undefined): Float64Array {
+    const n = count === undefined ? this.u32() : this.exactly(count * 8);
+    if (n % 8 !== 0) throw corrupt('a column of a wrong length');
+    const out = new Float64Array(n / 8);
+    new Uint8Array(out.buffer).set(this.buf.subarray(this.take(n), this.at));
+    return out;
+  }
+  u32s(count: number): Uint32Array {
+    const n = this.exactly(count * 4);
+    const out = new Uint32Array(count);
+    new Uint8Array(out.buffer).set(this.buf.subarray(this.take(n), this.at));
+    return out;
+  }
+  /** The next u32, which must be `bytes`. */
+  private exactly(bytes: number): number {
+    if (this.u32() !== bytes) throw corrupt('a column of a wrong length');
+    return bytes;
   }
 }
 
@@ -412,10 +493,6 @@ class Writer {
     const at = this.room(1);
     this.buf[at] = v;
   }
-  u16(v: number): void {
-    const at = this.room(2);
-    this.buf.writeUInt16LE(v, at);
-  }
   u32(v: number): void {
     const at = this.room(4);
     this.buf.writeUInt32LE(v, at);
@@ -430,16 +507,13 @@ class Writer {
     const at = this.room(n);
     this.buf.write(s, at, n, 'utf8');
   }
-  bytes(b: Buffer): void {
+  bytes(b: Uint8Array): void {
     this.u32(b.length);
     const at = this.room(b.length);
-    b.copy(this.buf, at);
+    this.buf.set(b, at);
   }
-  digest(packed: string): void {
-    if (packed !== '' && !DIGEST_LENGTHS.has(packed.length)) throw corrupt('a digest that is not sha256, sha384 or sha512 cannot be cached');
-    this.u8(packed.length);
-    const at = this.room(packed.length);
-    this.buf.write(packed, at, packed.length, 'latin1');
+  array(a: Float64Array | Uint32Array): void {
+    this.bytes(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   }
   finish(): Buffer {
     return this.buf.subarray(0, this.at);
