@@ -16,7 +16,7 @@
 // Cache keys follow what verified the data: TOCs by TOC digest, whole-blob indexes by layer
 // digest (written only after the blob matched it), chunks by their content digest.
 import { ErrorCodes, StargzError } from '../errors.js';
-import { tocDigest, type ChunkRef, type IndexEntry, type LayerIndex } from '../estargz/index.js';
+import { hasDigest, tocDigest, type ChunkRef, type IndexEntry, type LayerIndex } from '../estargz/index.js';
 import type { Descriptor } from '../registry/manifest.js';
 
 export const TOC_DIGEST_ANNOTATION = 'containerd.io/snapshot/stargz/toc.digest';
@@ -40,13 +40,13 @@ export function verifyToc(json: Buffer, expected: string, layerDigest: string): 
 
 /** A regular file whose digest-less chunks are vouched for by its whole-file digest only. */
 export function needsWholeFile(entry: IndexEntry): boolean {
-  return entry.type === 'reg' && entry.digest !== undefined && entry.chunks.some((c) => c.digest === undefined);
+  return entry.type === 'reg' && hasDigest(entry) && entry.chunks.some((c) => !hasDigest(c));
 }
 
 /** The first file with a chunk that neither its chunkDigest nor a file digest covers. */
 export function uncoveredFile(index: LayerIndex): string | undefined {
   for (const e of index.entries.values()) {
-    if (e.type === 'reg' && e.digest === undefined && e.chunks.some((c) => c.digest === undefined)) return e.path;
+    if (e.type === 'reg' && !hasDigest(e) && e.chunks.some((c) => !hasDigest(c))) return e.path;
   }
   return undefined;
 }
