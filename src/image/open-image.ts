@@ -14,6 +14,7 @@ import { Limiter } from '../util/limiter.js';
 import { ByteBudget } from '../util/byte-budget.js';
 import { DEFAULT_FETCH_TUNING, newFetchStats, type Layer, type LayerContext } from '../layer/layer.js';
 import { openLayer } from '../layer/open-layer.js';
+import { EstargzLayer } from '../layer/estargz-layer.js';
 import { InflatePool } from '../layer/inflate-pool.js';
 import { MergedFs } from '../vfs/merged-fs.js';
 
@@ -36,6 +37,8 @@ export interface OpenedImage {
   client: RegistryClient;
   ctx: LayerContext;
   disk: DiskCache;
+  /** Stores the indexes of layers opened on a TOC just read, for the next open (close does it too). */
+  storeIndexes(): void;
   close(): Promise<void>;
 }
 
@@ -96,6 +99,9 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
         }),
       ),
     );
+    const storeIndexes = (): void => {
+      for (const layer of layers) if (layer instanceof EstargzLayer) layer.storeIndex();
+    };
     const fs = new MergedFs(layers, { connections: opts.concurrency });
     for (const w of fs.warnings) notice(w);
     return {
@@ -108,7 +114,9 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       client,
       ctx,
       disk,
+      storeIndexes,
       async close() {
+        storeIndexes();
         await ctx.inflater?.close();
         await client.close();
         disk.close();

@@ -75,6 +75,8 @@ export class EstargzLayer implements Layer {
   private readonly wholeFile = new SingleFlight<IndexEntry, void>();
   /** Chunks being streamed into the disk cache, by digest (huge-chunk.ts). */
   private readonly streamedFlight = new SingleFlight<string, string>();
+  /** Opened on a TOC just read, whose index is not in the cache yet (storeIndex). */
+  private indexUnstored = false;
 
   constructor(
     readonly descriptor: Descriptor,
@@ -130,11 +132,28 @@ export class EstargzLayer implements Layer {
     return new EstargzLayer(descriptor, index, cached.footer, source, ctx, rule.tocDigest);
   }
 
-  /** The layer on a TOC just loaded; under rule 'toc' its index is stored for the next open (fromIndexCache). */
+  /** The layer on a TOC just loaded; under rule 'toc' its index is to be stored for the next open (storeIndex). */
   static onToc(descriptor: Descriptor, loaded: LoadedToc, source: BlobSource | undefined, ctx: LayerContext, rule: LayerRule): EstargzLayer {
-    // Encoded before the layer learns chunk digests from verified whole files: the record is the TOC's index alone.
-    if (rule.kind === 'toc' && ctx.disk && !ctx.disk.readOnly) ctx.disk.putTocIndex(rule.tocDigest, encodeLayerIndex(loaded.index, formatOf(loaded.footer), loaded.footer));
-    return new EstargzLayer(descriptor, loaded.index, loaded.footer, source, ctx, rule.kind === 'toc' ? rule.tocDigest : 'unverified');
+    const layer = new EstargzLayer(descriptor, loaded.index, loaded.footer, source, ctx, rule.kind === 'toc' ? rule.tocDigest : 'unverified');
+    layer.indexUnstored = rule.kind === 'toc';
+    return layer;
+  }
+
+  /**
+   * Stores the index built from a verified TOC for fromIndexCache, once. Called when the
+   * caller's first answer is out (a mount is up, a listing printed): encoding and writing it
+   * is not worth delaying that. Chunk digests learned since from verified whole files go with
+   * it: the next open would learn them from their records anyway. Best effort: the index is
+   * a shortcut, its TOC stays cached.
+   */
+  storeIndex(): void {
+    if (!this.indexUnstored || this.verifiedBy === 'unverified' || !this.ctx.disk || this.ctx.disk.readOnly) return;
+    this.indexUnstored = false;
+    try {
+      this.ctx.disk.putTocIndex(this.verifiedBy, encodeLayerIndex(this.index, this.format, this.footer));
+    } catch (err) {
+      this.ctx.notice(`cannot store the index of layer ${this.descriptor.digest.slice(0, 19)} in the cache: ${(err as Error).message}`);
+    }
   }
 
   /**

@@ -82,6 +82,7 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
     }
     io.out(`mounted ${formatReference(imageRef)} at ${abs}`);
     onReady();
+    image.storeIndexes(); // for the next mount: not before this one answers
     // The inflate workers take a while to start: not before the mount is ready, but before the first read.
     image.ctx.inflater?.warm();
     if (mode !== 'none') void serving.prefetched.then((r) => notice(prefetchSummary(r)));
