@@ -366,6 +366,16 @@ export class DiskCache {
     this.put('file-chunks', key, Buffer.from(digests.join(','), 'utf8'), 'cannot store a record in the cache');
   }
 
+  /** A lazily read layer's index (layer/index-codec.ts), by the TOC digest that verified the TOC it was built from. */
+  getTocIndex(tocDigest: string): Buffer | undefined {
+    this.assertOpen();
+    return this.sql('cannot read a layer index from the cache', () => this.records.get('toc-index', tocDigest))?.data;
+  }
+
+  putTocIndex(tocDigest: string, data: Buffer): void {
+    this.put('toc-index', tocDigest, data, 'cannot store a layer index in the cache');
+  }
+
   /** A whole-blob layer's index, stored only once the blob matched `layerDigest`. */
   getLayerIndex(layerDigest: string): Buffer | undefined {
     this.assertOpen();

@@ -21,6 +21,11 @@ export const MAX_CHUNK_SIZE = 1 << 30;
 /** Upper bounds of decoded bytes per compressed byte (deflate ~1032:1; zstd RLE blocks 32768:1). */
 const MAX_RATIO: Record<Compression, number> = { gzip: 1100, zstd: 33000 };
 const RATIO_SLACK = 4096;
+
+/** The most decoded bytes a compressed extent of this many bytes may yield (also what a cached index is held to). */
+export function maxDecodedBytes(compressedBytes: number, compression: Compression): number {
+  return compressedBytes * MAX_RATIO[compression] + RATIO_SLACK;
+}
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 function invalid(message: string): StargzError {

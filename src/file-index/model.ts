@@ -247,6 +247,10 @@ export class Entry<C extends ChunkRef = ChunkRef> extends PackedDigest implement
   get mtimeMs(): number {
     return this.sec * 1000 + ((this.bits >>> 12) & 0x3ff);
   }
+  /** Takes the owner (ids and names) of an entry known to have the same four: one shared object, no lookup. */
+  sameOwnerAs(other: Entry<ChunkRef>): void {
+    this.own = other.own;
+  }
   get uid(): number {
     return this.own.uid;
   }
@@ -296,6 +300,11 @@ export class LazyChunk extends PackedDigest implements LazyChunkRef {
 }
 
 Object.defineProperty(LazyChunk.prototype, 'innerOffset', { value: 0, writable: true, enumerable: false, configurable: true });
+
+/** Whether a digest is known, without unpacking it to hex (opening a layer asks this of every chunk). */
+export function hasDigest(x: ChunkRef | IndexEntry<ChunkRef>): boolean {
+  return x instanceof PackedDigest ? x.packedDigest !== undefined : x.digest !== undefined;
+}
 
 /** A piece of a plain layer's file: named by its digest only (packed, see Entry). */
 export class Piece extends PackedDigest implements ChunkRef {

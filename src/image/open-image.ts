@@ -15,6 +15,7 @@ import { ByteBudget } from '../util/byte-budget.js';
 import { DEFAULT_FETCH_TUNING, type Layer, type LayerContext } from '../layer/layer.js';
 import { FetchMetrics } from '../metrics/fetch-metrics.js';
 import { openLayer } from '../layer/open-layer.js';
+import { EstargzLayer } from '../layer/estargz-layer.js';
 import { InflatePool } from '../layer/inflate-pool.js';
 import { MergedFs } from '../vfs/merged-fs.js';
 import type { Logger } from '../util/log.js';
@@ -42,6 +43,8 @@ export interface OpenedImage {
   /** Everything the fetch path did, per layer: the client, the cache, the layers and the scheduler count here. */
   metrics: FetchMetrics;
   disk: DiskCache;
+  /** Stores the indexes of layers opened on a TOC just read, for the next open (close does it too). */
+  storeIndexes(): void;
   close(): Promise<void>;
 }
 
@@ -104,6 +107,9 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
         }),
       ),
     );
+    const storeIndexes = (): void => {
+      for (const layer of layers) if (layer instanceof EstargzLayer) layer.storeIndex();
+    };
     const fs = new MergedFs(layers, { connections: opts.concurrency, metrics });
     for (const w of fs.warnings) notice(w);
     return {
@@ -117,7 +123,9 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       ctx,
       metrics,
       disk,
+      storeIndexes,
       async close() {
+        storeIndexes();
         await ctx.inflater?.close();
         await client.close();
         disk.close();

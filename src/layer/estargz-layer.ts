@@ -1,6 +1,6 @@
 // An eStargz layer read by rule (a) of the digest chain (trust.ts): the TOC is fetched once
 // (footer and TOC tail in one request when the guess covers it) and cached by the TOC digest
-// that verified it; file chunks are range-fetched on demand, merged into few requests,
+// that verified it, and so is the index built from it (a later open reads that alone); file chunks are range-fetched on demand, merged into few requests,
 // inflated, verified against their chunk digest and cached by it. A file whose chunks have no
 // digest is fetched whole and checked against its file digest before any of it is served.
 import { createHash } from 'node:crypto';
@@ -27,7 +27,8 @@ import { SingleFlight } from '../util/single-flight.js';
 import { isChunkDigest } from '../cache/digest-key.js';
 import { sha256Digest } from '../util/digest.js';
 import { cacheable, chunkKey, inCache, peekMemory, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
-import { layerRule, needsWholeFile, verifyToc, type LayerRule } from './trust.js';
+import { layerRule, needsWholeFile, uncoveredFile, verifyToc, type LayerRule } from './trust.js';
+import { decodeLayerIndex, encodeLayerIndex } from './index-codec.js';
 import { deliverFromFile, streamChunkToFile } from './huge-chunk.js';
 import { STREAM_PIECE_BYTES, STREAMED_CHUNK_SHARE } from '../config.js';
 import { errnoCode } from '../util/errno-code.js';
@@ -74,6 +75,8 @@ export class EstargzLayer implements Layer {
   private readonly wholeFile = new SingleFlight<IndexEntry, void>();
   /** Chunks being streamed into the disk cache, by digest (huge-chunk.ts). */
   private readonly streamedFlight = new SingleFlight<string, string>();
+  /** Opened on a TOC just read, whose index is not in the cache yet (storeIndex). */
+  private indexUnstored = false;
 
   constructor(
     readonly descriptor: Descriptor,
@@ -104,10 +107,53 @@ export class EstargzLayer implements Layer {
     return this.verifiedBy === 'unverified' ? undefined : `${this.verifiedBy}@${e.chunks[0]!.offset}`;
   }
 
-  /** Loads the TOC by the layer's rule and opens the layer lazily on it (no fallback to rule (b): see openLayer). */
+  /**
+   * Opens the layer lazily: on the index an earlier open stored, else on its TOC (no fallback
+   * to rule (b): see openLayer).
+   */
   static async open(descriptor: Descriptor, source: BlobSource | undefined, ctx: LayerContext, rule = layerRule(descriptor, ctx.insecureSkipTocVerify ?? false)): Promise<EstargzLayer> {
-    const { index, footer } = await EstargzLayer.loadToc(descriptor, source, ctx, rule);
-    return new EstargzLayer(descriptor, index, footer, source, ctx, rule.kind === 'toc' ? rule.tocDigest : 'unverified');
+    return EstargzLayer.fromIndexCache(descriptor, source, ctx, rule) ?? EstargzLayer.onToc(descriptor, await EstargzLayer.loadToc(descriptor, source, ctx, rule), source, ctx, rule);
+  }
+
+  /**
+   * The layer on the index stored under its TOC digest by an earlier open (index-codec.ts):
+   * neither the TOC nor its JSON is read. Undefined when there is none or it does not decode
+   * (another codec version, damaged, out of bounds): the caller reads the TOC again, whose
+   * index then replaces the record. Only under rule 'toc': the record was built from a TOC
+   * that matched that digest, and only for an index servable lazily (onToc stores no other).
+   */
+  static fromIndexCache(descriptor: Descriptor, source: BlobSource | undefined, ctx: LayerContext, rule: LayerRule): EstargzLayer | undefined {
+    if (rule.kind !== 'toc') return undefined;
+    const data = ctx.disk?.getTocIndex(rule.tocDigest);
+    const cached = data && decodeLayerIndex(data);
+    if (!cached || !cached.footer) return undefined;
+    const index = cached.index as LayerIndex;
+    if (uncoveredFile(index)) return undefined;
+    return new EstargzLayer(descriptor, index, cached.footer, source, ctx, rule.tocDigest);
+  }
+
+  /** The layer on a TOC just loaded; under rule 'toc' its index is to be stored for the next open (storeIndex). */
+  static onToc(descriptor: Descriptor, loaded: LoadedToc, source: BlobSource | undefined, ctx: LayerContext, rule: LayerRule): EstargzLayer {
+    const layer = new EstargzLayer(descriptor, loaded.index, loaded.footer, source, ctx, rule.kind === 'toc' ? rule.tocDigest : 'unverified');
+    layer.indexUnstored = rule.kind === 'toc';
+    return layer;
+  }
+
+  /**
+   * Stores the index built from a verified TOC for fromIndexCache, once. Called when the
+   * caller's first answer is out (a mount is up, a listing printed): encoding and writing it
+   * is not worth delaying that. Chunk digests learned since from verified whole files go with
+   * it: the next open would learn them from their records anyway. Best effort: the index is
+   * a shortcut, its TOC stays cached.
+   */
+  storeIndex(): void {
+    if (!this.indexUnstored || this.verifiedBy === 'unverified' || !this.ctx.disk || this.ctx.disk.readOnly) return;
+    this.indexUnstored = false;
+    try {
+      this.ctx.disk.putTocIndex(this.verifiedBy, encodeLayerIndex(this.index, this.format, this.footer));
+    } catch (err) {
+      this.ctx.notice(`cannot store the index of layer ${this.descriptor.digest.slice(0, 19)} in the cache: ${(err as Error).message}`);
+    }
   }
 
   /**

@@ -1,9 +1,12 @@
 // A plain layer's file index from its tar headers (the one builder, file-index/builder.ts),
-// and its compact cache encoding.
+// and the compact cache encoding of any layer's index.
+import { crc32 } from 'node:zlib';
 import { ErrorCodes, StargzError } from '../errors.js';
-import { normalizeEntryName } from '../file-index/names.js';
-import { Entry, entryFields, IndexBuilder, NO_CHUNKS, NO_XATTRS, Piece, type ChunkRef, type IndexEntry, type LayerIndex } from '../file-index/index.js';
-import { MAX_TOC_ENTRIES } from '../estargz/toc.js';
+import { MAX_NAME_BYTES, normalizeEntryName } from '../file-index/names.js';
+import { Entry, hasExtent, IndexBuilder, LazyChunk, NO_CHUNKS, NO_XATTRS, packDigest, Piece, type ChunkRef, type IndexEntry, type LayerIndex, type NodeType } from '../file-index/index.js';
+import { MAX_TOC_ENTRIES, MAX_XATTR_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_XATTRS_PER_ENTRY } from '../estargz/toc.js';
+import { dataRegionEnd, MAX_FOOTER_SIZE, type Footer } from '../estargz/footer.js';
+import { MAX_CHUNK_SIZE, MAX_CHUNKS_PER_FILE, MAX_INDEX_ENTRIES, maxDecodedBytes } from '../estargz/layer-index.js';
 
 function corrupt(message: string): StargzError {
   return new StargzError(ErrorCodes.CORRUPT_DATA, message);
@@ -68,41 +71,461 @@ function checkChunks(e: IndexEntry): void {
   }
 }
 
-// 2: the tar reader of issue 8 (binary xattrs, sparse files, names tar-stream mangled).
-// 3: the one index builder: an entry below a non-directory is refused, a hardlink carries
-//    its target's size and digest, pieces have no compressed extent. Older indexes are rebuilt.
-const CODEC_VERSION = 3;
+// ---- The cached encoding: one compact buffer per layer index, read back in one pass ----
+//
+// A plain layer's index is stored by layer digest once its blob matched it; an eStargz layer's
+// by the TOC digest that verified it, with its footer, so a later open reads neither the TOC
+// nor its JSON (issue 13). The cached bytes are untrusted input all the same: versioned,
+// checksummed (CRC-32 of the body: a torn or damaged record), and every field bound-checked
+// as the TOC's was, so that a record that passes decodes to an index the builder accepts.
+// Anything else reads as "not cached": the caller rebuilds from the verified TOC or blob.
+//
+// The body is columns, so that reading it is a few bulk copies and string decodes plus one
+// loop that makes the entries (a CLI runs it once, cold: per-field reads cost more there):
+//   meta   u8 kind (0 plain, 1 lazy), str format, u8 compression, u8 flags (1 noPrefetch,
+//          2 prefetchEnd), f64 tocOffset, [f64 prefetchEnd], lazy: footer (u8 legacy, f64
+//          footerSize, tocOffset, tocLength, uncompressedTocLength or -1)
+//   counts u32 entries, chunks, digests, u8 digest length (32, 48 or 64; 0: none), u32 names
+//   names  str each: the user and group names entries refer to
+//   text   str: every path, each ended by NUL; str: symlink and hardlink targets, the same
+//   table  u32 × 6 per entry: type | flags << 3 | mode << 9, user + 1, group + 1, chunks,
+//          digest + 1, xattrs; f64 × 4 per entry: uid, gid, mtimeMs, size
+//   more   f64 × 2 per device entry (major, minor); f64 × (lazy 5: fileOffset, size, offset,
+//          end, innerOffset | plain 2) per chunk, u32 per chunk: digest + 1; digests, raw bytes
+//          each; xattrs in entry order (str name, bytes value)
+// str: u32 byte length + UTF-8; bytes and arrays: u32 byte length + bytes (little-endian).
+// Implicit directories are not stored (the builder makes them again); nor a hardlink's size,
+// digest or chunks (its target's, given again by the builder).
+//
+// Versions: 2: the tar reader of issue 8 (binary xattrs, sparse files, names tar-stream mangled).
+// 3: the one index builder (an entry below a non-directory is refused, a hardlink carries its
+//    target's size and digest, pieces have no compressed extent). 4: this binary form, for
+//    eStargz indexes too. Records of any other version are rebuilt.
+export const INDEX_CODEC_VERSION = 4;
+const MAGIC = 0x58494753; // 'SGIX' read as a little-endian u32
+const HEADER_BYTES = 16;
+const TYPES: readonly NodeType[] = ['dir', 'reg', 'symlink', 'hardlink', 'char', 'block', 'fifo'];
+const TYPE_CODE = new Map(TYPES.map((t, i) => [t, i]));
+const ENTRY_DEVICE = 1;
+const ENTRY_SPARSE = 2;
+const ENTRY_FLAGS = 3;
+const ENTRY_U32 = 6;
+const ENTRY_F64 = 4;
+/** A packed digest (model.ts packDigest) is its raw bytes as a latin1 string: sha256, sha384, sha512. */
+const DIGEST_LENGTHS = new Set([32, 48, 64]);
+/** The typed-array columns are copied as they are: a big-endian host neither writes nor reads records. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-type Encoded = Omit<IndexEntry, 'xattrs' | 'chunks'> & { xattrs: Record<string, string>; chunks: ChunkRef[] };
-
-/** `format`: what the blob was (a plain tar+gzip, or an eStargz blob read whole). */
-export function encodeLayerIndex(index: LayerIndex, format: string): Buffer {
-  const entries: Encoded[] = [];
-  for (const e of index.entries.values()) {
-    const fields = entryFields(e);
-    const xattrs = Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [k, v.toString('base64')]));
-    // A hardlink's chunks are its target's: rebuilt from the target when decoded.
-    const chunks = e.type === 'reg' ? e.chunks.map((c) => ({ fileOffset: c.fileOffset, size: c.size, ...(c.digest ? { digest: c.digest } : {}) })) : [];
-    entries.push({ ...fields, xattrs, chunks });
-  }
-  return Buffer.from(JSON.stringify({ v: CODEC_VERSION, format, entries }));
+/** What an index was read from: 'tar+gzip' or an eStargz format; an eStargz index keeps its footer. */
+export interface CachedIndex {
+  index: LayerIndex;
+  format: string;
+  footer?: Footer;
 }
 
-/** The decoded index, or undefined when the cached bytes are from another version or damaged. */
-export function decodeLayerIndex(data: Buffer): { index: LayerIndex; format: string } | undefined {
-  try {
-    const doc = JSON.parse(data.toString('utf8')) as { v: number; format?: string; entries: Encoded[] };
-    if (doc.v !== CODEC_VERSION || !Array.isArray(doc.entries)) return undefined;
-    const builder = new LayerIndexBuilder();
-    for (const e of doc.entries) {
-      if (e.implicit) continue; // made again by the builder
-      const keys = Object.keys(e.xattrs ?? {});
-      const xattrs = keys.length === 0 ? NO_XATTRS : Object.fromEntries(keys.map((k) => [k, Buffer.from(e.xattrs[k]!, 'base64')]));
-      const chunks = (e.chunks ?? []).map((c) => new Piece(c.fileOffset, c.size, c.digest!));
-      builder.add({ ...e, xattrs, size: e.type === 'hardlink' ? 0 : e.size, chunks });
+/**
+ * `format`: what the blob was (a plain tar+gzip, an eStargz blob read whole, or read lazily).
+ * With `footer` the index is a lazy one (every chunk has its compressed extent). Throws
+ * CORRUPT_DATA for an index it cannot represent (digests of mixed lengths, a big-endian host).
+ */
+export function encodeLayerIndex(index: LayerIndex, format: string, footer?: Footer): Buffer {
+  if (!LITTLE_ENDIAN) throw corrupt('layer indexes are cached on little-endian hosts only');
+  const lazy = footer !== undefined;
+  const stored = [...index.entries.values()].filter((e) => !e.implicit);
+  const names = new Map<string, number>();
+  const nameOf = (n: string | undefined): number => {
+    if (n === undefined) return 0;
+    let k = names.get(n);
+    if (k === undefined) names.set(n, (k = names.size));
+    return k + 1;
+  };
+  const digests = new Map<string, number>();
+  let digestLength = 0;
+  const digestOf = (packed: string | undefined): number => {
+    if (packed === undefined) return 0;
+    if (digestLength === 0) digestLength = packed.length;
+    if (packed.length !== digestLength || !DIGEST_LENGTHS.has(packed.length)) throw corrupt('only digests of one kind (sha256, sha384 or sha512) are cached');
+    let k = digests.get(packed);
+    if (k === undefined) digests.set(packed, (k = digests.size));
+    return k + 1;
+  };
+  const table = new Uint32Array(stored.length * ENTRY_U32);
+  const nums = new Float64Array(stored.length * ENTRY_F64);
+  const paths: string[] = [];
+  const links: string[] = [];
+  const devices: number[] = [];
+  const chunkNums: number[] = [];
+  const chunkDigests: number[] = [];
+  const xattrs = new Writer();
+  stored.forEach((e, i) => {
+    const reg = e.type === 'reg';
+    const device = e.devMajor !== 0 || e.devMinor !== 0;
+    const names = e.xattrs === NO_XATTRS ? [] : Object.keys(e.xattrs);
+    const chunks = reg ? e.chunks : [];
+    const t = i * ENTRY_U32;
+    table[t] = TYPE_CODE.get(e.type)! | ((device ? ENTRY_DEVICE : 0) | (e.sparse && reg ? ENTRY_SPARSE : 0)) << 3 | (e.mode << 9);
+    table[t + 1] = nameOf(e.userName);
+    table[t + 2] = nameOf(e.groupName);
+    table[t + 3] = chunks.length;
+    table[t + 4] = reg ? digestOf((e as Partial<Entry>).packedDigest ?? packDigest(e.digest)) : 0;
+    table[t + 5] = names.length;
+    const f = i * ENTRY_F64;
+    nums[f] = e.uid;
+    nums[f + 1] = e.gid;
+    nums[f + 2] = e.mtimeMs;
+    nums[f + 3] = reg ? e.size : 0;
+    paths.push(e.path);
+    if (e.type === 'symlink' || e.type === 'hardlink') links.push(e.linkName);
+    if (device) devices.push(e.devMajor, e.devMinor);
+    for (const c of chunks) {
+      chunkNums.push(c.fileOffset, c.size);
+      if (lazy) {
+        if (!hasExtent(c)) throw corrupt(`${JSON.stringify(e.path)}: a chunk of a lazy index has no compressed extent`);
+        chunkNums.push(c.offset, c.end, c.innerOffset);
+      }
+      chunkDigests.push(digestOf((c as Partial<Piece>).packedDigest ?? packDigest(c.digest)));
     }
-    return { index: builder.finish(), format: doc.format ?? 'tar+gzip' };
+    for (const name of names) {
+      xattrs.str(name);
+      xattrs.bytes(e.xattrs[name]!);
+    }
+  });
+
+  const w = new Writer();
+  w.u8(lazy ? 1 : 0);
+  w.str(format);
+  w.u8(index.compression === 'zstd' ? 1 : 0);
+  w.u8((index.noPrefetch ? 1 : 0) | (index.prefetchEnd !== undefined ? 2 : 0));
+  w.f64(index.tocOffset);
+  if (index.prefetchEnd !== undefined) w.f64(index.prefetchEnd);
+  if (footer) {
+    w.u8(footer.legacy ? 1 : 0);
+    w.f64(footer.footerSize);
+    w.f64(footer.tocOffset);
+    w.f64(footer.tocLength);
+    w.f64(footer.uncompressedTocLength ?? -1);
+  }
+  w.u32(stored.length);
+  w.u32(chunkDigests.length);
+  w.u32(digests.size);
+  w.u8(digestLength);
+  w.u32(names.size);
+  for (const n of names.keys()) w.str(n);
+  w.str(paths.join('\0') + (paths.length > 0 ? '\0' : ''));
+  w.str(links.join('\0') + (links.length > 0 ? '\0' : ''));
+  w.array(table);
+  w.array(nums);
+  w.array(Float64Array.from(devices));
+  w.array(Float64Array.from(chunkNums));
+  w.array(Uint32Array.from(chunkDigests));
+  w.bytes(Buffer.from([...digests.keys()].join(''), 'latin1'));
+  w.bytes(xattrs.finish());
+  const body = w.finish();
+  const header = Buffer.alloc(HEADER_BYTES);
+  header.writeUInt32LE(MAGIC, 0);
+  header.writeUInt32LE(INDEX_CODEC_VERSION, 4);
+  header.writeUInt32LE(body.length, 8);
+  header.writeUInt32LE(crc32(body), 12);
+  return Buffer.concat([header, body]);
+}
+
+/** The decoded index, or undefined when the cached bytes are of another version, damaged or out of bounds. */
+export function decodeLayerIndex(data: Buffer): CachedIndex | undefined {
+  if (!LITTLE_ENDIAN || data.length < HEADER_BYTES || data.readUInt32LE(0) !== MAGIC || data.readUInt32LE(4) !== INDEX_CODEC_VERSION) return undefined;
+  const body = data.subarray(HEADER_BYTES);
+  if (data.readUInt32LE(8) !== body.length || data.readUInt32LE(12) !== crc32(body)) return undefined;
+  try {
+    return decodeBody(new Reader(body));
   } catch {
+    // Out of bounds, or refused by the builder: not an index we would have written.
     return undefined;
+  }
+}
+
+function decodeBody(r: Reader): CachedIndex {
+  const kind = r.u8();
+  if (kind > 1) throw corrupt('unknown index kind');
+  const lazy = kind === 1;
+  const format = r.str(64);
+  const compression = r.u8() === 1 ? 'zstd' : 'gzip';
+  const flags = r.u8();
+  if (flags > 3) throw corrupt('unknown index flags');
+  const tocOffset = r.int();
+  const prefetchEnd = flags & 2 ? r.int() : undefined;
+  let footer: Footer | undefined;
+  if (lazy) {
+    footer = { compression, legacy: r.u8() === 1, footerSize: r.int(), tocOffset: r.int(), tocLength: r.int() };
+    const uncompressed = r.f64();
+    if (uncompressed !== -1) footer.uncompressedTocLength = checkInt(uncompressed);
+    if (footer.tocOffset !== tocOffset || footer.footerSize > MAX_FOOTER_SIZE) throw corrupt('the footer does not match the index');
+  }
+  const maxEntries = lazy ? MAX_INDEX_ENTRIES : MAX_TAR_INDEX_ENTRIES;
+  const count = r.u32();
+  const nChunks = r.u32();
+  const nDigests = r.u32();
+  const digestLength = r.u8();
+  const nNames = r.u32();
+  if (count > maxEntries || (nDigests > 0 && !DIGEST_LENGTHS.has(digestLength)) || nNames > count * 2) throw corrupt('counts out of range');
+  const names = new Array<string>(nNames);
+  for (let k = 0; k < nNames; k++) names[k] = r.str(MAX_NAME_BYTES);
+  const paths = r.str(count * (MAX_NAME_BYTES + 1));
+  const links = r.str(count * (MAX_NAME_BYTES + 1));
+  checkPaths(paths);
+  const table = r.u32s(count * ENTRY_U32);
+  const nums = r.f64s(count * ENTRY_F64);
+  const devices = r.f64s(undefined);
+  const chunkWidth = lazy ? 5 : 2;
+  const chunkNums = r.f64s(nChunks * chunkWidth);
+  const chunkDigests = r.u32s(nChunks);
+  const digestText = r.latin1(nDigests * digestLength);
+  const xattrs = new Reader(r.bytes(Number.MAX_SAFE_INTEGER));
+  if (!r.atEnd()) throw corrupt('bytes after the last column');
+  for (let k = 0; k < nums.length; k++) {
+    const v = nums[k]!;
+    // mtimeMs (every fourth from the third) may be before 1970; nothing else is negative.
+    if (!Number.isSafeInteger(v) || (v < 0 && k % ENTRY_F64 !== 2)) throw corrupt('a number out of range');
+  }
+  for (const v of devices) checkInt(v);
+  for (const v of chunkNums) checkInt(v);
+  // One string per digest, shared by every entry and chunk that has it.
+  const digestStrings = new Array<string | undefined>(nDigests);
+  const digestAt = (k: number): string | undefined => {
+    if (k === 0) return undefined;
+    if (k > nDigests) throw corrupt('a digest out of range');
+    return (digestStrings[k - 1] ??= digestText.slice((k - 1) * digestLength, k * digestLength));
+  };
+
+  // What a chunk's extent must lie in, and what the chunks may claim in all (layer-index.ts).
+  const dataEnd = footer ? dataRegionEnd(footer) : 0;
+  const maxClaimed = maxDecodedBytes(dataEnd, compression);
+  let claimed = 0;
+  const builder = new IndexBuilder<ChunkRef>({ invalid: corrupt, maxEntries, missingLinkTarget: lazy ? 'refuse' : 'keep' });
+  let pathAt = 0;
+  let linkAt = 0;
+  let deviceAt = 0;
+  let chunkAt = 0;
+  let last: Entry<ChunkRef> | undefined;
+  let lastUser = 0;
+  let lastGroup = 0;
+  for (let i = 0; i < count; i++) {
+    const t = i * ENTRY_U32;
+    const bits = table[t]!;
+    const type = TYPES[bits & 7];
+    const ef = (bits >>> 3) & 0o77;
+    const mode = bits >>> 9;
+    if (type === undefined || ef > ENTRY_FLAGS || mode > 0o7777) throw corrupt('an entry out of range');
+    const pathEnd = paths.indexOf('\0', pathAt);
+    if (pathEnd < 0 || pathEnd - pathAt > MAX_NAME_BYTES) throw corrupt('paths out of range');
+    const path = paths.slice(pathAt, pathEnd);
+    pathAt = pathEnd + 1;
+    if (path === '' ? type !== 'dir' : builder.get(path) !== undefined) throw corrupt(`${JSON.stringify(path)} twice, or a root that is not a directory`);
+    let linkName = '';
+    if (type === 'symlink' || type === 'hardlink') {
+      const linkEnd = links.indexOf('\0', linkAt);
+      if (linkEnd < 0 || linkEnd - linkAt > MAX_NAME_BYTES) throw corrupt('link targets out of range');
+      linkName = links.slice(linkAt, linkEnd);
+      linkAt = linkEnd + 1;
+      if (type === 'hardlink') checkPaths(linkName + '\0');
+    }
+    const f = i * ENTRY_F64;
+    const reg = type === 'reg';
+    const e = new Entry<ChunkRef>(path, type, mode, nums[f]!, nums[f + 1]!, nums[f + 2]!, reg ? nums[f + 3]! : 0, linkName, NO_CHUNKS);
+    const user = table[t + 1]!;
+    const group = table[t + 2]!;
+    if (user > nNames || group > nNames) throw corrupt('a name out of range');
+    // Entries come in runs of one owner: the previous one's shared owner object, without a lookup.
+    if (last && last.uid === e.uid && last.gid === e.gid && lastUser === user && lastGroup === group) e.sameOwnerAs(last);
+    else {
+      if (user > 0) e.userName = names[user - 1];
+      if (group > 0) e.groupName = names[group - 1];
+      last = e;
+      lastUser = user;
+      lastGroup = group;
+    }
+    if (ef & ENTRY_DEVICE) {
+      if ((type !== 'char' && type !== 'block') || deviceAt + 2 > devices.length) throw corrupt('device numbers out of place');
+      e.devMajor = devices[deviceAt++]!;
+      e.devMinor = devices[deviceAt++]!;
+    }
+    const nx = table[t + 5]!;
+    if (nx > 0) e.xattrs = readXattrs(xattrs, nx);
+    const n = table[t + 3]!;
+    const digest = table[t + 4]!;
+    if (!reg) {
+      if (n !== 0 || digest !== 0 || ef & ENTRY_SPARSE) throw corrupt('data on an entry that is not a regular file');
+      builder.add(e);
+      continue;
+    }
+    if (digest > 0) e.packedDigest = digestAt(digest);
+    if (ef & ENTRY_SPARSE) {
+      if (lazy) throw corrupt('a sparse file in a lazy index');
+      e.sparse = true;
+    }
+    if (n > MAX_CHUNKS_PER_FILE || chunkAt + n > nChunks) throw corrupt('chunks out of range');
+    if (n > 0) {
+      const chunks: ChunkRef[] = new Array(n);
+      for (let j = 0; j < n; j++, chunkAt++) {
+        const c = chunkAt * chunkWidth;
+        const fileOffset = chunkNums[c]!;
+        const size = chunkNums[c + 1]!;
+        const chunkDigest = digestAt(chunkDigests[chunkAt]!);
+        if (lazy) {
+          const offset = chunkNums[c + 2]!;
+          const end = chunkNums[c + 3]!;
+          const innerOffset = chunkNums[c + 4]!;
+          if (offset === 0 || offset >= end || end > dataEnd || size > MAX_CHUNK_SIZE) throw corrupt('chunk extent out of bounds');
+          if (innerOffset + size > maxDecodedBytes(end - offset, compression)) throw corrupt('chunk expands too much');
+          claimed += size;
+          if (claimed > maxClaimed) throw corrupt('chunks claim too many decoded bytes');
+          const chunk = new LazyChunk(offset, end, innerOffset, fileOffset, size, undefined);
+          chunk.packedDigest = chunkDigest;
+          chunks[j] = chunk;
+        } else {
+          if (chunkDigest === undefined) throw corrupt('a piece without a digest');
+          const piece = new Piece(fileOffset, size, 'sha256:');
+          piece.packedDigest = chunkDigest;
+          chunks[j] = piece;
+        }
+      }
+      e.chunks = chunks;
+    }
+    checkChunks(e);
+    builder.add(e);
+  }
+  if (pathAt !== paths.length || linkAt !== links.length || deviceAt !== devices.length || chunkAt !== nChunks || !xattrs.atEnd()) {
+    throw corrupt('columns of different lengths');
+  }
+  const meta = { noPrefetch: (flags & 1) !== 0, compression, tocOffset } as const;
+  return { index: builder.finish(prefetchEnd === undefined ? meta : { ...meta, prefetchEnd }), format, ...(footer ? { footer } : {}) };
+}
+
+/** Normalized entry names (names.ts), each ended by NUL: no empty, '.' or '..' parts, no leading or trailing '/'. */
+function checkPaths(text: string): void {
+  if (text !== '' && (!text.endsWith('\0') || NOT_NORMALIZED.test(text))) throw corrupt('a path that is not normalized');
+}
+const NOT_NORMALIZED = /(^|\0)\/|\/(\0|\/)|(^|\0|\/)\.\.?(\/|\0)/;
+
+function readXattrs(r: Reader, n: number): Record<string, Buffer> {
+  if (n > MAX_XATTRS_PER_ENTRY) throw corrupt('xattr count out of range');
+  const out: Record<string, Buffer> = {};
+  for (let i = 0; i < n; i++) {
+    const name = r.str(MAX_XATTR_NAME_BYTES);
+    if (name === '' || name.includes('\0') || Object.hasOwn(out, name)) throw corrupt('an invalid xattr name');
+    // defineProperty: a name like "__proto__" stays data (as toc.ts parses them)
+    Object.defineProperty(out, name, { value: Buffer.from(r.bytes(MAX_XATTR_VALUE_BYTES)), enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+function checkInt(v: number): number {
+  if (!Number.isSafeInteger(v) || v < 0) throw corrupt('a number out of range');
+  return v;
+}
+
+class Reader {
+  private at = 0;
+  constructor(private readonly buf: Buffer) {}
+  private take(n: number): number {
+    const at = this.at;
+    if (n > this.buf.length - at) throw corrupt('truncated');
+    this.at = at + n;
+    return at;
+  }
+  atEnd(): boolean {
+    return this.at === this.buf.length;
+  }
+  u8(): number {
+    return this.buf[this.take(1)]!;
+  }
+  u32(): number {
+    return this.buf.readUInt32LE(this.take(4));
+  }
+  f64(): number {
+    return this.buf.readDoubleLE(this.take(8));
+  }
+  /** A non-negative safe integer. */
+  int(): number {
+    return checkInt(this.f64());
+  }
+  str(maxBytes: number): string {
+    const n = this.u32();
+    if (n > maxBytes) throw corrupt('a string too long');
+    const at = this.take(n);
+    return this.buf.toString('utf8', at, at + n);
+  }
+  latin1(bytes: number): string {
+    const at = this.take(this.exactly(bytes));
+    return this.buf.toString('latin1', at, at + bytes);
+  }
+  /** A view of the next bytes (copied by whoever keeps them). */
+  bytes(maxBytes: number): Buffer {
+    const n = this.u32();
+    if (n > maxBytes) throw corrupt('a value too long');
+    const at = this.take(n);
+    return this.buf.subarray(at, at + n);
+  }
+  /** A column of `count` values (any count when undefined), copied into an aligned array. */
+  f64s(count: number | undefined): Float64Array {
+    const n = count === undefined ? this.u32() : this.exactly(count * 8);
+    if (n % 8 !== 0) throw corrupt('a column of a wrong length');
+    const out = new Float64Array(n / 8);
+    new Uint8Array(out.buffer).set(this.buf.subarray(this.take(n), this.at));
+    return out;
+  }
+  u32s(count: number): Uint32Array {
+    const n = this.exactly(count * 4);
+    const out = new Uint32Array(count);
+    new Uint8Array(out.buffer).set(this.buf.subarray(this.take(n), this.at));
+    return out;
+  }
+  /** The next u32, which must be `bytes`. */
+  private exactly(bytes: number): number {
+    if (this.u32() !== bytes) throw corrupt('a column of a wrong length');
+    return bytes;
+  }
+}
+
+class Writer {
+  private buf = Buffer.allocUnsafe(1 << 16);
+  private at = 0;
+  private room(n: number): number {
+    if (this.at + n > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+      this.buf.copy(grown, 0, 0, this.at);
+      this.buf = grown;
+    }
+    const at = this.at;
+    this.at += n;
+    return at;
+  }
+  // room() may grow the buffer: take the offset before naming this.buf.
+  u8(v: number): void {
+    const at = this.room(1);
+    this.buf[at] = v;
+  }
+  u32(v: number): void {
+    const at = this.room(4);
+    this.buf.writeUInt32LE(v, at);
+  }
+  f64(v: number): void {
+    const at = this.room(8);
+    this.buf.writeDoubleLE(v, at);
+  }
+  str(s: string): void {
+    const n = Buffer.byteLength(s);
+    this.u32(n);
+    const at = this.room(n);
+    this.buf.write(s, at, n, 'utf8');
+  }
+  bytes(b: Uint8Array): void {
+    this.u32(b.length);
+    const at = this.room(b.length);
+    this.buf.set(b, at);
+  }
+  array(a: Float64Array | Uint32Array): void {
+    this.bytes(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  }
+  finish(): Buffer {
+    return this.buf.subarray(0, this.at);
   }
 }

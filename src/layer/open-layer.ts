@@ -35,13 +35,15 @@ export async function openLayer(desc: Descriptor, source: BlobSource | undefined
     try {
       const rule = layerRule(desc, ctx.insecureSkipTocVerify ?? false);
       if (rule.kind !== 'blob') {
+        const known = EstargzLayer.fromIndexCache(desc, source, ctx, rule);
+        if (known) return known;
         const loaded = await EstargzLayer.loadToc(desc, source, ctx, rule);
         const uncovered = uncoveredFile(loaded.index);
         if (rule.kind === 'unverified-toc') {
           ctx.notice(`layer ${desc.digest.slice(0, 19)} has no TOC-digest annotation: reading it lazily, unverified (--insecure-skip-toc-verify)`);
         }
         if (!uncovered || rule.kind === 'unverified-toc') {
-          return new EstargzLayer(desc, loaded.index, loaded.footer, source, ctx, rule.kind === 'toc' ? rule.tocDigest : 'unverified');
+          return EstargzLayer.onToc(desc, loaded, source, ctx, rule);
         }
         return await readWhole(desc, source, ctx, options, loaded.footer, loaded, `has chunks no digest covers (${JSON.stringify(uncovered)})`);
       }

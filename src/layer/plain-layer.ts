@@ -61,7 +61,7 @@ export class PlainLayer implements Layer {
   static fromCache(descriptor: Descriptor, source: BlobSource | undefined, ctx: LayerContext): PlainLayer | undefined {
     const cached = ctx.disk?.getLayerIndex(descriptor.digest);
     const decoded = cached && decodeLayerIndex(cached);
-    return decoded ? new PlainLayer(descriptor, decoded.index, decoded.format as Layer['format'], source, ctx) : undefined;
+    return decoded && !decoded.footer ? new PlainLayer(descriptor, decoded.index, decoded.format as Layer['format'], source, ctx) : undefined;
   }
 
   /** An index-less stand-in, for `info`, which must not download a whole layer. */

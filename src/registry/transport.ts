@@ -2,7 +2,8 @@
 // limit, deadlines and a minimum transfer rate per request, one abort signal for all of them,
 // TLS settings and forward proxy per origin, and redirects followed by hand so Authorization
 // never leaves the origin it was meant for (undici redirect-handler does the same).
-import { Agent, ProxyAgent, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Agent as UndiciAgent, ProxyAgent as UndiciProxyAgent, Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ErrorCodes, StargzError } from '../errors.js';
 import { DEFAULT_OPTIONS } from '../config.js';
@@ -98,6 +99,32 @@ interface Route {
 }
 
 /** Sends a request, draining the body of answers nobody will read. */
+// undici's index loads all of undici (fetch, WebSocket, caches, mocks: 110 modules, the
+// largest part of every command's start-up, issue 13). Only its Agent, its request API and, when
+// a proxy is set, its ProxyAgent are loaded: the modules its index would load for them, with the
+// request API (and for CONNECT the connect API) attached to Dispatcher as its index attaches them.
+const requireUndici = createRequire(import.meta.url);
+let agentClass: typeof UndiciAgent | undefined;
+let proxyAgentClass: typeof UndiciProxyAgent | undefined;
+function undiciAgent(): typeof UndiciAgent {
+  if (!agentClass) {
+    const dispatcher = requireUndici('undici/lib/dispatcher/dispatcher.js') as { prototype: { request?: unknown } };
+    dispatcher.prototype.request ??= requireUndici('undici/lib/api/api-request.js');
+    agentClass = requireUndici('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
+  }
+  return agentClass;
+}
+function undiciProxyAgent(): typeof UndiciProxyAgent {
+  if (!proxyAgentClass) {
+    undiciAgent();
+    // CONNECT tunnels go through the connect API.
+    const dispatcher = requireUndici('undici/lib/dispatcher/dispatcher.js') as { prototype: { connect?: unknown } };
+    dispatcher.prototype.connect ??= requireUndici('undici/lib/api/api-connect.js');
+    proxyAgentClass = requireUndici('undici/lib/dispatcher/proxy-agent.js') as typeof UndiciProxyAgent;
+  }
+  return proxyAgentClass;
+}
+
 export class Transport {
   private readonly routes = new Map<string, Route>();
 
@@ -120,7 +147,7 @@ export class Transport {
     };
     const timeout = Math.min(this.opts.requestTimeoutMs, MAX_CONNECT_TIMEOUT_MS);
     const dispatcher = proxy
-      ? new ProxyAgent({
+      ? new (undiciProxyAgent())({
           ...base,
           uri: proxy.url.href,
           // Plain HTTP goes to the proxy as an absolute-URI request (curl, Go); HTTPS through CONNECT.
@@ -128,7 +155,7 @@ export class Transport {
           requestTls: connectTls,
           proxyTls: { timeout },
         })
-      : new Agent({ ...base, connect: { timeout, ...connectTls } });
+      : new (undiciAgent())({ ...base, connect: { timeout, ...connectTls } });
     route = { dispatcher, proxy, clientCert: tls?.cert !== undefined, tls: connectTls };
     this.routes.set(key, route);
     return route;

@@ -1,19 +1,20 @@
 // `stargz-get mount` and `stargz-get umount`.
 // mount serves in the foreground until SIGINT/SIGTERM or an unmount; with -d it serves from a
 // detached child of itself (mount/daemon.ts) and returns once the mount is ready.
+// The -d parent only starts the child and waits: it must not load what serving needs (the
+// registry client, SQLite, fuse-native, the layers), so those are imported where they are used.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMMAND_DEFAULTS } from '../../config.js';
 import { ErrorCodes, StargzError } from '../../errors.js';
 import { formatReference, parseReference } from '../../reference/reference.js';
-import { openImage, type OpenedImage } from '../../image/open-image.js';
-import { defaultCacheDir } from '../../cache/disk-cache.js';
+import type { OpenedImage } from '../../image/open-image.js';
+import { defaultCacheDir } from '../../cache/defaults.js';
 import { parsePrefetchMode, type PrefetchResult } from '../../prefetch/prefetch.js';
 import { defaultDaemonLog, isDaemonChild, logLine, runAsDaemon, startDaemon } from '../../mount/daemon.js';
 import { removeMountRecord, writeMountRecord } from '../../mount/mount-records.js';
 import { prepareMountpoint } from '../../mount/mountpoint.js';
-import { serveImage } from '../../mount/serve.js';
 import { stopMount } from '../../mount/stop.js';
 import { loggerFrom, openOptionsFrom, type CommonFlags } from '../common.js';
 import { resolveCredentials } from '../credentials.js';
@@ -62,6 +63,9 @@ export async function mountCommand(ref: string, mountpoint: string, flags: Mount
 
 /** Mounts, serves until told to stop or unmounted from outside, and cleans up. */
 async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, onReady: () => void): Promise<void> {
+  // Loading starts at once, to overlap the mountpoint check and the credential lookup.
+  const modules = Promise.all([import('../../image/open-image.js'), import('../../mount/serve.js')]);
+  modules.catch(() => undefined); // awaited below; a failure before then is not also unhandled
   const mode = parsePrefetchMode(flags.prefetch);
   const imageRef = parseReference(ref);
   // The mount's own notices (a dead mount cleaned up, unmounted, the fetch summary) are warnings too.
@@ -71,6 +75,7 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
   const opts = await openOptionsFrom(flags, imageRef, io.notice, io.signal);
   opts.requestTimeoutMs ??= COMMAND_DEFAULTS.mount.requestTimeoutMs;
   opts.concurrency ??= COMMAND_DEFAULTS.mount.concurrency;
+  const [{ openImage }, { serveImage }] = await modules;
   const image = await openImage(imageRef, opts);
   let record: string | undefined;
   try {
@@ -97,6 +102,7 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
     }
     announce(io, flags, { reference: formatReference(imageRef), mountpoint: abs, pid: process.pid, detached: false, logFile: null });
     onReady();
+    image.storeIndexes(); // for the next mount: not before this one answers
     // The inflate workers take a while to start: not before the mount is ready, but before the first read.
     image.ctx.inflater?.warm();
     if (mode !== 'none') void serving.prefetched.then((r) => notice(prefetchSummary(r)));
