@@ -94,6 +94,17 @@ export const COMMAND_DEFAULTS = {
   },
 } as const satisfies Record<string, Partial<Options>>;
 
+/** How a mount fetches ahead of its readers (fuse/read-ahead.ts, fuse/walk-ahead.ts, prefetch/). */
+export const MOUNT_AHEAD_DEFAULTS = {
+  // Sized for a long fat link: a 40 ms round trip at 25 MB/s needs 1 MB in flight, and image
+  // chunks are often 4 MiB, so the window holds the next chunks from the start.
+  readAhead: { initialWindow: 8 * 1024 ** 2, maxWindow: 32 * 1024 ** 2, slack: 512 * 1024, eagerLength: 128 * 1024 },
+  walkAhead: { initialWindow: 8 * 1024 ** 2, maxWindow: 64 * 1024 ** 2, maxSkip: 4, maxStreams: 4 },
+  prefetch: { batchBytes: 4 * 1024 ** 2, maxConsecutiveFailures: 3 },
+  /** A FUSE read that has not got its bytes by then answers EIO (a hung read blocks its reader). */
+  readDeadlineMs: 20_000,
+} as const;
+
 /** The registry client's settings that are not Options (the CLI's --retries sets `retries`). */
 export const CLIENT_DEFAULTS = {
   /** Retries of a failed request after the first attempt. */

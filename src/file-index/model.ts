@@ -301,11 +301,6 @@ export class LazyChunk extends PackedDigest implements LazyChunkRef {
 
 Object.defineProperty(LazyChunk.prototype, 'innerOffset', { value: 0, writable: true, enumerable: false, configurable: true });
 
-/** Whether a digest is known, without unpacking it to hex (opening a layer asks this of every chunk). */
-export function hasDigest(x: ChunkRef | IndexEntry<ChunkRef>): boolean {
-  return x instanceof PackedDigest ? x.packedDigest !== undefined : x.digest !== undefined;
-}
-
 /** A piece of a plain layer's file: named by its digest only (packed, see Entry). */
 export class Piece extends PackedDigest implements ChunkRef {
   constructor(

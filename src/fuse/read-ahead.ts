@@ -3,6 +3,7 @@
 // seen to be sequential we fetch a window ahead of them (low priority, into the cache),
 // doubling it while the pattern holds, and start over after a seek.
 // Pure bookkeeping: it says which bytes to fetch; the adapter fetches them.
+import { MOUNT_AHEAD_DEFAULTS } from '../config.js';
 
 export interface ReadAheadOptions {
   /** First window after a sequential pattern is seen. */
@@ -21,14 +22,7 @@ export interface ReadAheadOptions {
   eagerLength: number;
 }
 
-// Sized for a long fat link: a 40 ms round trip at 25 MB/s needs 1 MB in flight, and image
-// chunks are often 4 MiB, so the window holds the next chunks from the start.
-export const DEFAULT_READ_AHEAD: ReadAheadOptions = {
-  initialWindow: 8 * 1024 * 1024,
-  maxWindow: 32 * 1024 * 1024,
-  slack: 512 * 1024,
-  eagerLength: 128 * 1024,
-};
+export const DEFAULT_READ_AHEAD: ReadAheadOptions = MOUNT_AHEAD_DEFAULTS.readAhead;
 
 export interface ByteRange {
   offset: number;

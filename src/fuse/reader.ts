@@ -2,6 +2,7 @@
 // else through the VFS within a deadline; and deciding what to fetch ahead — the rest of a
 // file read sequentially (read-ahead.ts), the next files of a directory walk (walk-ahead.ts)
 // — handed to the VFS's fetch scheduler, which orders it behind on-demand reads.
+import { MOUNT_AHEAD_DEFAULTS } from '../config.js';
 import { ErrorCodes, StargzError } from '../errors.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import type { VNode } from '../vfs/node.js';
@@ -26,7 +27,7 @@ export interface Reader {
   activeWalks(): number;
 }
 
-export const DEFAULT_READ_DEADLINE_MS = 20_000;
+export const DEFAULT_READ_DEADLINE_MS = MOUNT_AHEAD_DEFAULTS.readDeadlineMs;
 /**
  * After a failed read the kernel retries the page at once, synchronously: answering that
  * retry from the failure we just had keeps one `cat` bounded by one deadline, not two.

@@ -4,6 +4,7 @@
 // predict the files that come next and fetch them ahead, in a window of bytes that grows
 // while the prediction keeps holding. A single `cat` never starts a walk.
 // Pure bookkeeping over an abstract tree: it says which files to fetch; the adapter fetches.
+import { MOUNT_AHEAD_DEFAULTS } from '../config.js';
 
 export interface WalkTree<N> {
   /**
@@ -31,12 +32,7 @@ export interface WalkAheadOptions {
   maxStreams: number;
 }
 
-export const DEFAULT_WALK_AHEAD: WalkAheadOptions = {
-  initialWindow: 8 * 1024 * 1024,
-  maxWindow: 64 * 1024 * 1024,
-  maxSkip: 4,
-  maxStreams: 4,
-};
+export const DEFAULT_WALK_AHEAD: WalkAheadOptions = MOUNT_AHEAD_DEFAULTS.walkAhead;
 
 /** Fetch the first `length` bytes of `node` (the whole file unless the window ends inside it). */
 export interface PlannedFile<N> {

@@ -2,6 +2,7 @@
 // `.prefetch.landmark` (what the image needs at start), then, in `all` mode, the rest of the
 // image. Queued in small batches at the fetch scheduler's lowest priority, so every read and
 // read-ahead goes first, and stopped when its signal fires (unmount).
+import { MOUNT_AHEAD_DEFAULTS } from '../config.js';
 import { ErrorCodes, StargzError, redact, toStargzError } from '../errors.js';
 import { hasExtent, type LazyChunkRef as ChunkRef } from '../file-index/index.js';
 import { cacheable, type Layer } from '../layer/layer.js';
@@ -49,7 +50,7 @@ export interface PrefetchResult {
 }
 
 /** Batches of at most 4 MiB of blob; 3 failures in a row mean the registry is down for now. */
-const DEFAULTS = { batchBytes: 4 * 1024 * 1024, maxConsecutiveFailures: 3 };
+const DEFAULTS = MOUNT_AHEAD_DEFAULTS.prefetch;
 
 /**
  * What to prefetch, in order: prioritized chunks of every layer first (by blob offset, as

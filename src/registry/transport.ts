@@ -98,31 +98,33 @@ interface Route {
   tls: ReturnType<typeof tlsConnectOptions>;
 }
 
-/** Sends a request, draining the body of answers nobody will read. */
 // undici's index loads all of undici (fetch, WebSocket, caches, mocks: 110 modules, the
 // largest part of every command's start-up, issue 13). Only its Agent, its request API and, when
 // a proxy is set, its ProxyAgent are loaded: the modules its index would load for them, with the
 // request API (and for CONNECT the connect API) attached to Dispatcher as its index attaches them.
-const requireUndici = createRequire(import.meta.url);
+// Those are undici's internal paths: if a release moves them, its index is loaded instead.
+const requireFromHere = createRequire(import.meta.url);
+type Lean = { dispatcher: { prototype: Record<string, unknown> } };
+function leanPart<T>(attach: [string, string] | undefined, path: string, whole: (u: typeof import('undici')) => T): T {
+  try {
+    if (attach) {
+      const d = requireFromHere('undici/lib/dispatcher/dispatcher.js') as Lean['dispatcher'];
+      d.prototype[attach[0]] ??= requireFromHere(attach[1]);
+    }
+    return requireFromHere(path) as T;
+  } catch {
+    return whole(requireFromHere('undici') as typeof import('undici'));
+  }
+}
 let agentClass: typeof UndiciAgent | undefined;
 let proxyAgentClass: typeof UndiciProxyAgent | undefined;
 function undiciAgent(): typeof UndiciAgent {
-  if (!agentClass) {
-    const dispatcher = requireUndici('undici/lib/dispatcher/dispatcher.js') as { prototype: { request?: unknown } };
-    dispatcher.prototype.request ??= requireUndici('undici/lib/api/api-request.js');
-    agentClass = requireUndici('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
-  }
-  return agentClass;
+  return (agentClass ??= leanPart(['request', 'undici/lib/api/api-request.js'], 'undici/lib/dispatcher/agent.js', (u) => u.Agent));
 }
 function undiciProxyAgent(): typeof UndiciProxyAgent {
-  if (!proxyAgentClass) {
-    undiciAgent();
-    // CONNECT tunnels go through the connect API.
-    const dispatcher = requireUndici('undici/lib/dispatcher/dispatcher.js') as { prototype: { connect?: unknown } };
-    dispatcher.prototype.connect ??= requireUndici('undici/lib/api/api-connect.js');
-    proxyAgentClass = requireUndici('undici/lib/dispatcher/proxy-agent.js') as typeof UndiciProxyAgent;
-  }
-  return proxyAgentClass;
+  undiciAgent();
+  // CONNECT tunnels go through the connect API.
+  return (proxyAgentClass ??= leanPart(['connect', 'undici/lib/api/api-connect.js'], 'undici/lib/dispatcher/proxy-agent.js', (u) => u.ProxyAgent));
 }
 
 export class Transport {
