@@ -51,11 +51,6 @@ export class InflatePool {
     return this.backlog.run(compressedBytes, fetchAndInflate, priority);
   }
 
-  /** Compressed bytes admitted by ahead() and not yet done. */
-  get backlogBytes(): number {
-    return this.backlog.inUse;
-  }
-
   /** Inflated, verified chunks of one range, in the order of `items`. */
   async inflate(range: Buffer, compression: Compression, items: InflateItem[]): Promise<Buffer[]> {
     const slot = this.pick();
