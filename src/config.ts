@@ -118,6 +118,12 @@ export const CLIENT_DEFAULTS = {
   userAgent: 'stargz-get/0.1.0',
 } as const;
 
+/**
+ * What the CLI prints on stderr besides errors (util/log.ts): 'warn' is the notices alone; -v
+ * raises it to 'info' (every registry request and retry), -vv to 'debug' (every chunk lookup).
+ */
+export const LOG_DEFAULTS = { level: 'warn' } as const;
+
 /** Bounds of registry/retry.ts's backoff. */
 export const RETRY_DEFAULTS = {
   /** Cap of one backoff delay. */

@@ -8,6 +8,7 @@ import { SingleFlight } from '../util/single-flight.js';
 import { isChunkDigest } from './digest-key.js';
 import type { DiskCache } from './disk-cache.js';
 import type { MemoryChunkCache } from './memory-cache.js';
+import type { Logger } from '../util/log.js';
 
 export interface ChunkCacheStats {
   memoryHits: number;
@@ -20,6 +21,8 @@ export interface ChunkCacheStats {
 export interface ChunkCacheOptions {
   /** Told about each disk failure that was absorbed (for a warning log). */
   onDiskError?: (err: StargzError) => void;
+  /** One debug line per lookup: which tier had the chunk, or a miss (the CLI's -vv). */
+  log?: Logger;
 }
 
 export class ChunkCache {
@@ -38,6 +41,7 @@ export class ChunkCache {
     const hit = this.memory.get(digest);
     if (hit) {
       this.stats.memoryHits++;
+      this.options.log?.debug(() => `chunk ${digest}: memory cache hit`);
       return hit;
     }
     const disk = this.disk;
@@ -50,11 +54,13 @@ export class ChunkCache {
       }
       if (data) {
         this.stats.diskHits++;
+        this.options.log?.debug(() => `chunk ${digest}: disk cache hit`);
         this.memory.set(digest, data);
         return data;
       }
     }
     this.stats.misses++;
+    this.options.log?.debug(() => `chunk ${digest}: not cached`);
     return undefined;
   }
 

@@ -1,7 +1,7 @@
 // Options every image command shares, and their translation into library options.
 import { Command, Option } from 'commander';
 import { dirname, resolve } from 'node:path';
-import { CLIENT_DEFAULTS, COMMAND_DEFAULTS, DEFAULT_OPTIONS as D, parseDuration, parseSize, type Options } from '../config.js';
+import { CLIENT_DEFAULTS, COMMAND_DEFAULTS, DEFAULT_OPTIONS as D, LOG_DEFAULTS, parseDuration, parseSize, type Options } from '../config.js';
 import type { OpenImageOptions } from '../image/open-image.js';
 import { keychainFromFlags, type CredentialFlags } from './credentials.js';
 import type { ImageReference } from '../reference/reference.js';
@@ -9,6 +9,7 @@ import { loadConfigFile, registrySettingsFor } from '../config-file.js';
 import { defaultHostsDir, registryHosts } from '../registry/hosts.js';
 import { certDirSettings } from '../registry/tls.js';
 import { formatDuration, formatSize } from './format.js';
+import { LOG_LEVELS, createLogger, type LogLevel, type Logger } from '../util/log.js';
 
 const M = COMMAND_DEFAULTS.mount;
 
@@ -33,6 +34,9 @@ export interface CommonFlags extends CredentialFlags {
   config?: string;
   hostsDir?: string;
   mirror?: string[];
+  /** How many times -v was given. */
+  verbose?: number;
+  logLevel?: LogLevel;
 }
 
 export function addImageOptions(cmd: Command): Command {
@@ -62,7 +66,24 @@ export function addImageOptions(cmd: Command): Command {
     .option('--hosts-dir <dir>', "containerd hosts.toml directories: mirrors per registry (default /etc/containerd/certs.d when it exists)")
     .option('--mirror <url>', 'a mirror tried before the registry (pull and resolve); repeatable', (v: string, acc: string[] = []) => [...acc, v])
     .option('--config <file>', 'configuration file (default $XDG_CONFIG_HOME/stargz-get/config.toml)')
-    .addOption(new Option('-q, --quiet', 'no progress display and no summary'));
+    .addOption(new Option('-q, --quiet', 'no progress display and no summary'))
+    .option('-v, --verbose', 'more detail on stderr: -v each registry request and retry (info), -vv also each chunk looked up in the cache (debug)', (_: string, n: number | undefined) => (n ?? 0) + 1)
+    .addOption(new Option('--log-level <level>', `what is printed on stderr besides errors (default ${LOG_DEFAULTS.level}: notices only)`).choices(LOG_LEVELS));
+}
+
+/** -v is info, -vv (or more) debug; --log-level names the level itself, so the two together contradict. */
+export function logLevelFrom(flags: Pick<CommonFlags, 'verbose' | 'logLevel'>): LogLevel {
+  if (flags.verbose !== undefined && flags.logLevel !== undefined) {
+    throw Object.assign(new Error('-v and --log-level contradict each other: give one'), { usage: true });
+  }
+  if (flags.logLevel !== undefined) return flags.logLevel;
+  if (flags.verbose === undefined) return LOG_DEFAULTS.level;
+  return flags.verbose >= 2 ? 'debug' : 'info';
+}
+
+/** The command's logger: its lines go where its notices go (stderr, or a detached mount's log). */
+export function loggerFrom(flags: Pick<CommonFlags, 'verbose' | 'logLevel'>, notice: (line: string) => void): Logger {
+  return createLogger(logLevelFrom(flags), notice);
 }
 
 function int(text: string | undefined, name: string): number | undefined {
@@ -73,7 +94,10 @@ function int(text: string | undefined, name: string): number | undefined {
 }
 
 /** `signal` ends every request of the image (Ctrl-C, SIGTERM). The keychain looks credentials up per registry and repository when asked. */
-export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, notice: (m: string) => void, signal: AbortSignal): Promise<OpenImageOptions> {
+export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, sink: (m: string) => void, signal: AbortSignal): Promise<OpenImageOptions> {
+  // Notices are the logger's warnings: --log-level error silences them too.
+  const log = loggerFrom(flags, sink);
+  const notice = (m: string): void => log.warn(m);
   const file = loadConfigFile(flags.config);
   const settings = registrySettingsFor(file, ref.registry);
   // The file's paths are relative to the file (a detached mount's server runs elsewhere).
@@ -101,6 +125,7 @@ export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, n
   return {
     ...options,
     notice,
+    log,
     registry: {
       keychain,
       plainHttp: flags.plainHttp ?? settings.plainHttp ?? file.cli.plainHttp ?? false,
@@ -113,6 +138,7 @@ export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, n
         hostsDir: flags.hostsDir ?? file.cli.hostsDir ?? defaultHostsDir(),
       }),
       notice,
+      log,
       signal,
     },
   };

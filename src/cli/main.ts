@@ -36,16 +36,44 @@ export interface CommandResult {
   status: number;
 }
 
-export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }): Command {
+/**
+ * `--json` on the command line (before a `--`): errors are printed as one JSON document too,
+ * usage errors included, which is why this reads argv rather than the parsed options.
+ */
+export function wantsJsonErrors(argv: readonly string[]): boolean {
+  const args = argv.slice(2);
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).includes('--json');
+}
+
+/**
+ * The one way a failure reaches stderr: `stargz-get: CODE: message (hint)`, or with --json
+ * `{"error":{"code","message","hint"?}}` on one line. Scrubbed either way (no secret, no
+ * control character); the exit status does not depend on the form.
+ */
+export function errorText(e: StargzError, json: boolean, stack?: string): string {
+  const message = scrub(e.message);
+  const hint = hintFor(e.code);
+  const safeStack = stack === undefined ? undefined : redact(stack).split('\n').map(escapeControl).join('\n');
+  if (json) return JSON.stringify({ error: { code: e.code, message, ...(hint ? { hint } : {}), ...(safeStack ? { stack: safeStack } : {}) } }) + '\n';
+  const text = `stargz-get: ${e.code}: ${message}${hint ? ` (${hint})` : ''}\n`;
+  return safeStack === undefined ? text : `${text}${safeStack}\n`;
+}
+
+export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }, jsonErrors = false): Command {
   const program = new Command('stargz-get')
     .description('Get files out of eStargz container images without pulling them.')
     .version(version())
-    .showHelpAfterError()
+    // Help after a usage error is for people; a script that asked for JSON gets the document alone.
+    .showHelpAfterError(!jsonErrors)
     .exitOverride()
     .configureOutput({
       writeOut: (s) => process.stdout.write(s),
       writeErr: (s) => process.stderr.write(s),
-      outputError: (s, write) => write(`stargz-get: ${ErrorCodes.USAGE}: ${s.replace(/^error: /, '')}`),
+      outputError: (s, write) =>
+        jsonErrors
+          ? write(errorText(new StargzError(ErrorCodes.USAGE, s.replace(/^error: /, '').trim()), true))
+          : write(`stargz-get: ${ErrorCodes.USAGE}: ${s.replace(/^error: /, '')}`),
     });
 
   addImageOptions(
@@ -113,7 +141,8 @@ export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }): 
       .addOption(
         new Option('--prefetch <mode>', "background prefetch: none, landmark (the image author's prioritized files) or all").choices(PREFETCH_MODES).default('landmark'),
       )
-      .option('--log-file <file>', 'where a detached mount logs (default: <cache-dir>/mounts/<name>.log)'),
+      .option('--log-file <file>', 'where a detached mount logs (default: <cache-dir>/mounts/<name>.log)')
+      .option('--json', 'once the mount is ready, print {reference, mountpoint, pid, detached, logFile} as one JSON document on stdout'),
   ).action(async (ref: string, mountpoint: string, flags: MountFlags) => {
     // Loaded on demand: fuse-native is only needed by mount.
     const { mountCommand } = await import('./commands/mount.js');
@@ -163,6 +192,13 @@ export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }): 
       process.stdout.write(completionScript(program, shell));
     });
 
+  program.addHelpText(
+    'after',
+    '\nImage commands take -v (each registry request and retry), -vv (also each chunk cache lookup) or --log-level.\n' +
+      'With --json, output is one JSON document on stdout and a failure one line {"error":{"code","message"}} on stderr,\n' +
+      'with the same exit status (README, Errors).',
+  );
+
   const cache = program.command('cache').description('inspect and manage the on-disk chunk cache');
   cache
     .command('info')
@@ -194,6 +230,7 @@ const DRAIN_AFTER_SIGNAL_MS = 300;
 const SIGNAL_STATUS: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143 };
 
 export async function main(argv: string[]): Promise<void> {
+  const json = wantsJsonErrors(argv);
   const controller = new AbortController();
   // Every in-flight request listens on this one signal.
   setMaxListeners(0, controller.signal);
@@ -204,7 +241,7 @@ export async function main(argv: string[]): Promise<void> {
     controller.abort(new StargzError(ErrorCodes.ABORTED, `interrupted by ${sig}`));
     // Cleanup is bounded too: a stuck unmount or close must not keep us alive.
     setTimeout(() => {
-      process.stderr.write(`stargz-get: ${ErrorCodes.ABORTED}: did not stop within ${SHUTDOWN_GRACE_MS / 1000} s of ${sig}; exiting\n`);
+      process.stderr.write(errorText(new StargzError(ErrorCodes.ABORTED, `did not stop within ${SHUTDOWN_GRACE_MS / 1000} s of ${sig}; exiting`), json));
       process.exit(SIGNAL_STATUS[sig] ?? 130);
     }, SHUTDOWN_GRACE_MS).unref();
   };
@@ -223,7 +260,7 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGTERM', onSignal);
   try {
     const result: CommandResult = { status: 0 };
-    await buildProgram(io, result).parseAsync(argv);
+    await buildProgram(io, result, json).parseAsync(argv);
     process.exitCode = result.status;
   } catch (err) {
     if (err instanceof CommanderError) {
@@ -231,9 +268,7 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     const e = (err as { usage?: boolean }).usage ? new StargzError(ErrorCodes.USAGE, (err as Error).message) : toStargzError(err);
-    const hint = hintFor(e.code);
-    process.stderr.write(`stargz-get: ${e.code}: ${scrub(e.message)}${hint ? ` (${hint})` : ''}\n`);
-    if (process.env.STARGZ_GET_DEBUG) process.stderr.write(redact(String((err as Error).stack)).split('\n').map(escapeControl).join('\n') + '\n');
+    process.stderr.write(errorText(e, json, process.env.STARGZ_GET_DEBUG ? String((err as Error).stack) : undefined));
     process.exitCode = e.code === ErrorCodes.ABORTED && caught ? (SIGNAL_STATUS[caught] ?? 130) : exitStatusFor(e.code);
   } finally {
     process.off('SIGINT', onSignal);

@@ -16,10 +16,13 @@ import { DEFAULT_FETCH_TUNING, newFetchStats, type Layer, type LayerContext } fr
 import { openLayer } from '../layer/open-layer.js';
 import { InflatePool } from '../layer/inflate-pool.js';
 import { MergedFs } from '../vfs/merged-fs.js';
+import type { Logger } from '../util/log.js';
 
 export interface OpenImageOptions extends Partial<Options> {
   registry?: RegistryClientOptions;
   notice?: (message: string) => void;
+  /** Per-chunk cache lookups at debug (registry requests log through `registry.log`). */
+  log?: Logger;
   /** Do not download layers that are not eStargz (they get an empty index): for `info`. */
   probePlainLayers?: boolean;
   /** Start the inflate workers while the manifest and TOCs are fetched (sync, mount). */
@@ -78,7 +81,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
     }
 
     const ctx: LayerContext = {
-      cache: new ChunkCache(new MemoryChunkCache(opts.memoryCacheBytes), disk),
+      cache: new ChunkCache(new MemoryChunkCache(opts.memoryCacheBytes), disk, options.log ? { log: options.log } : {}),
       disk,
       limiter: new Limiter(opts.concurrency),
       memory: new ByteBudget(opts.memoryBudgetBytes),

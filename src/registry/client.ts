@@ -27,6 +27,7 @@ import { hostTlsLookup, type LoadedTls, type TlsSettings } from './tls.js';
 import { Transport, discard, header, type HttpResponse } from './transport.js';
 import type { RegistrySettings } from './settings.js';
 import { registryHosts, type RegistryHost } from './hosts.js';
+import type { Logger } from '../util/log.js';
 
 export type { Credentials } from './auth.js';
 export type { Descriptor, Platform } from './manifest.js';
@@ -78,6 +79,8 @@ export interface RegistryClientOptions {
   hosts?: RegistryHost[];
   /** One line per host that failed and was passed over (the CLI's notice). */
   notice?: (message: string) => void;
+  /** Requests (transport.ts) and retries, at info: the CLI's -v. */
+  log?: Logger;
 }
 
 /** A mirror gets no retries: failing over to the next host is the retry. */
@@ -193,11 +196,12 @@ export function hostTlsSettings(host: RegistryHost, tls: TlsSettings | undefined
 
 export class RegistryClient {
   readonly stats: RequestStats = { requests: 0, blobRequests: 0, bytesReceived: 0, blobBytesReceived: 0 };
-  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'keychain' | 'signal' | 'tls' | 'certsDirs' | 'proxy' | 'settings' | 'hosts' | 'notice'>>;
+  private readonly opts: Required<Omit<RegistryClientOptions, 'credentials' | 'keychain' | 'signal' | 'tls' | 'certsDirs' | 'proxy' | 'settings' | 'hosts' | 'notice' | 'log'>>;
   private readonly signal: AbortSignal | undefined;
   private readonly apiHost: string;
   private readonly endpoints: Endpoint[];
   private readonly notice: (message: string) => void;
+  private readonly log: Logger | undefined;
   private range: 'unknown' | 'yes' | 'ignored' = 'unknown';
 
   constructor(
@@ -226,6 +230,7 @@ export class RegistryClient {
     checkInt('maxConnectionsPerHost', this.opts.maxConnectionsPerHost, 1, 1024);
     this.apiHost = registryApiHost(registry);
     this.notice = options.notice ?? (() => undefined);
+    this.log = options.log;
     const hosts = options.hosts ?? registryHosts(registry);
     const proxy = options.proxy ?? proxyFromEnv();
     const keychain = options.keychain ?? (options.credentials ? staticKeychain(options.credentials.username, options.credentials.password) : defaultKeychain());
@@ -252,6 +257,7 @@ export class RegistryClient {
       ...(this.signal ? { signal: this.signal } : {}),
       userAgent: this.opts.userAgent,
       onRequest: () => void this.stats.requests++,
+      ...(this.log ? { log: this.log } : {}),
     });
   }
 
@@ -259,7 +265,13 @@ export class RegistryClient {
   private retryOptions(signal?: AbortSignal, retries = this.opts.retries): RetryOptions {
     const both = [signal, this.signal].filter((s): s is AbortSignal => s !== undefined);
     const any = both.length === 2 ? AbortSignal.any(both) : both[0];
-    return { retries, baseDelayMs: this.opts.retryBaseDelayMs, ...(any ? { signal: any } : {}) };
+    const log = this.log;
+    return {
+      retries,
+      baseDelayMs: this.opts.retryBaseDelayMs,
+      ...(any ? { signal: any } : {}),
+      ...(log ? { onRetry: (err: StargzError, attempt: number, delayMs: number) => log.info(`retry ${attempt} of ${retries} in ${delayMs} ms after ${err.code}: ${err.message}`) } : {}),
+    };
   }
 
   /** 'unknown' until a range read was answered; 'ignored' once a server sent 200 with the whole blob. */

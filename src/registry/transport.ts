@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { ErrorCodes, StargzError } from '../errors.js';
 import { DEFAULT_OPTIONS } from '../config.js';
 import { errnoCode } from '../util/errno-code.js';
+import type { Logger } from '../util/log.js';
 import { GuardedBody, watchRate } from './body-guard.js';
 import { networkError } from './errors.js';
 import { describeProxyFailure, proxyFor, type ChosenProxy, type ProxySettings } from './proxy.js';
@@ -33,6 +34,11 @@ export interface TransportOptions {
   userAgent: string;
   /** Called for every request sent, redirect hops and token fetches included (statistics). */
   onRequest?: (url: URL) => void;
+  /**
+   * One info line per request once its body is done or it failed: method, host, path, status,
+   * body bytes, milliseconds. Never a header or the query (signed CDN URLs carry secrets there).
+   */
+  log?: Logger;
 }
 
 export interface HttpRequest {
@@ -179,6 +185,11 @@ export class Transport {
     this.opts.onRequest?.(req.url);
     const failure = (err: unknown): StargzError =>
       describeProxyFailure(err, route.proxy, what) ?? describeTlsFailure(err, what, req.url.host, route.clientCert) ?? networkError(err, what);
+    const log = this.opts.log;
+    const started = log?.enabled('info') ? performance.now() : 0;
+    const took = (): string => `${Math.round(performance.now() - started)} ms`;
+    const range = headers.range ?? headers.Range;
+    const requestLine = `${req.method ?? 'GET'} ${req.url.host} ${req.url.pathname}${range ? ` ${range}` : ''}`;
     let res;
     try {
       res = await route.dispatcher.request({
@@ -191,9 +202,12 @@ export class Transport {
       });
     } catch (err) {
       cleanup();
-      throw (await this.hiddenTlsAlert(err, req.url, route, what, req.signal)) ?? failure(err);
+      const e = (await this.hiddenTlsAlert(err, req.url, route, what, req.signal)) ?? failure(err);
+      log?.info(() => `${requestLine} failed after ${took()}: ${e.code}`);
+      throw e;
     }
-    const ok = res.statusCode >= 200 && res.statusCode < 300;
+    const status = res.statusCode;
+    const ok = status >= 200 && status < 300;
     const body = new GuardedBody();
     if (kind === 'blob') {
       if (!ok) deadline(timeoutMs, `error answer not complete within ${timeoutMs} ms`);
@@ -218,6 +232,7 @@ export class Transport {
     raw.on('error', (err) => body.destroy(failure(err)));
     body.on('close', () => {
       cleanup();
+      log?.info(() => `${requestLine} ${status} ${body.received} bytes ${took()}${bodyEnd(body)}`);
       if (!raw.destroyed) raw.destroy(); // we stopped reading: hang up rather than drain
     });
     raw.pipe(body);
@@ -263,6 +278,13 @@ export class Transport {
     if (this.opts.signal?.aborted) await Promise.all(all.map((d) => d.destroy()));
     else await Promise.all(all.map((d) => d.close()));
   }
+}
+
+/** How a body ended, for the request's log line: read to its end, hung up on, or failed. */
+function bodyEnd(body: GuardedBody): string {
+  const err = body.errored as { code?: string } | null;
+  if (err) return ` (body failed: ${err.code ?? 'error'})`;
+  return body.readableEnded ? '' : ' (hung up before its end)';
 }
 
 function withoutAuthorization(headers: Record<string, string>): Record<string, string> {

@@ -42,6 +42,7 @@ describe('shell completion', () => {
     assert.deepEqual(await bash('mount', '--pre'), ['--prefetch']);
     assert.deepEqual(await bash('mount', '--prefetch', ''), ['none', 'landmark', 'all']);
     assert.deepEqual(await bash('completion', ''), ['bash', 'zsh', 'fish']);
+    assert.deepEqual(await bash('ls', '--log-level', ''), ['error', 'warn', 'info', 'debug']);
     // The image reference is not a local path; DEST is a directory; a flag's value is not an argument.
     assert.deepEqual(await bash('sync', 'some'), []);
     assert.deepEqual(await bash('sync', 'img:tag', 'some'), ['somedir']);

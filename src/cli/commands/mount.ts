@@ -15,7 +15,7 @@ import { removeMountRecord, writeMountRecord } from '../../mount/mount-records.j
 import { prepareMountpoint } from '../../mount/mountpoint.js';
 import { serveImage } from '../../mount/serve.js';
 import { stopMount } from '../../mount/stop.js';
-import { openOptionsFrom, type CommonFlags } from '../common.js';
+import { loggerFrom, openOptionsFrom, type CommonFlags } from '../common.js';
 import { resolveCredentials } from '../credentials.js';
 import { formatBytes } from '../format.js';
 import type { CliIo } from '../io.js';
@@ -25,6 +25,19 @@ export interface MountFlags extends CommonFlags {
   allowOther?: boolean;
   prefetch?: string;
   logFile?: string;
+  /** Once the mount is ready, one JSON document (MountJson) on stdout instead of the prose. */
+  json?: boolean;
+}
+
+/** What `mount --json` prints once the mount answers (README, "mount"). */
+export interface MountJson {
+  reference: string;
+  mountpoint: string;
+  /** The process serving the mount: the background one with -d, else this one. */
+  pid: number;
+  detached: boolean;
+  /** A detached mount's log; null in the foreground (its notices go to stderr). */
+  logFile: string | null;
 }
 
 export async function mountCommand(ref: string, mountpoint: string, flags: MountFlags, io: CliIo): Promise<void> {
@@ -47,9 +60,11 @@ export async function mountCommand(ref: string, mountpoint: string, flags: Mount
 async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, onReady: () => void): Promise<void> {
   const mode = parsePrefetchMode(flags.prefetch);
   const imageRef = parseReference(ref);
-  const notice = (m: string): void => io.notice(m);
+  // The mount's own notices (a dead mount cleaned up, unmounted, the fetch summary) are warnings too.
+  const log = loggerFrom(flags, io.notice);
+  const notice = (m: string): void => log.warn(m);
   await prepareMountpoint(abs, notice);
-  const opts = await openOptionsFrom(flags, imageRef, notice, io.signal);
+  const opts = await openOptionsFrom(flags, imageRef, io.notice, io.signal);
   opts.requestTimeoutMs ??= COMMAND_DEFAULTS.mount.requestTimeoutMs;
   opts.concurrency ??= COMMAND_DEFAULTS.mount.concurrency;
   const image = await openImage(imageRef, opts);
@@ -75,7 +90,7 @@ async function runMount(ref: string, abs: string, flags: MountFlags, io: CliIo, 
     } catch (err) {
       notice(`cannot write the mount record: ${(err as Error).message}`);
     }
-    io.out(`mounted ${formatReference(imageRef)} at ${abs}`);
+    announce(io, flags, { reference: formatReference(imageRef), mountpoint: abs, pid: process.pid, detached: false, logFile: null });
     onReady();
     // The inflate workers take a while to start: not before the mount is ready, but before the first read.
     image.ctx.inflater?.warm();
@@ -118,15 +133,21 @@ function cliEntry(): string {
 async function detach(ref: string, abs: string, flags: MountFlags, io: CliIo): Promise<void> {
   const cacheDir = resolve(flags.cacheDir ?? defaultCacheDir());
   const logFile = resolve(flags.logFile ?? defaultDaemonLog(cacheDir, abs));
-  let start: MountFlags = { ...flags, detach: false, cacheDir, logFile };
+  // The child's stdout is its log: the document is the parent's to print.
+  let start: MountFlags = { ...flags, detach: false, json: false, cacheDir, logFile };
   if (flags.passwordStdin) {
     // The child has no stdin: read the password here and hand it over the IPC channel.
     const creds = await resolveCredentials(flags, parseReference(ref).registry);
     start = { ...start, passwordStdin: false, username: creds?.username, password: creds?.password };
   }
   const pid = await startDaemon({ entry: cliEntry(), args: ['mount', ref, abs], logFile, start, signal: io.signal });
-  io.out(`mounted ${formatReference(parseReference(ref))} at ${abs}`);
-  if (!flags.quiet) io.err(`serving from process ${pid}, log in ${logFile}; stop with: stargz-get umount ${abs}`);
+  announce(io, flags, { reference: formatReference(parseReference(ref)), mountpoint: abs, pid, detached: true, logFile });
+  if (!flags.quiet && !flags.json) io.err(`serving from process ${pid}, log in ${logFile}; stop with: stargz-get umount ${abs}`);
+}
+
+/** The one line (or document) that says the mount is ready. */
+function announce(io: CliIo, flags: MountFlags, m: MountJson): void {
+  io.out(flags.json ? JSON.stringify(m, null, 2) : `mounted ${m.reference} at ${m.mountpoint}`);
 }
 
 /**
