@@ -73,6 +73,16 @@ export const DEFAULT_OPTIONS: Options = {
  */
 export const STREAMED_CHUNK_SHARE = 4;
 
+/**
+ * Compressed bytes requested from a registry and not yet inflated, at most (a range larger
+ * than this runs alone). Fetching faster than the inflate workers keep up only fills memory,
+ * and a process killed by SIGKILL loses exactly those bytes: a sync run again fetches them
+ * again (issue 11: a sync killed 8 s in had received 121 MB and cached 77 MB, the rest waiting
+ * for a CPU-starved inflater). Three default ranges: far above the benchmark link's
+ * bandwidth-delay product (25 MB/s x 40 ms = 1 MB), so the link stays busy.
+ */
+export const INFLATE_BACKLOG_BYTES = 12 * 1024 ** 2;
+
 /** Bytes of a streamed chunk fetched, or read back from its file, per step: the stream's fixed overhead. */
 export const STREAM_PIECE_BYTES = 4 * 1024 ** 2;
 

@@ -463,13 +463,18 @@ export class EstargzLayer implements Layer {
             // Fetch, inflate and verify against one host at a time: chunks from a mirror that
             // do not verify are fetched again from the next host (BlobSource.verified).
             const fetchFrom = async (from: BlobReader): Promise<Buffer[]> => {
-              const compressed = await this.ctx.limiter.run(() => {
-                if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
-                return from.readRange(range.offset, length, options.signal);
-              }, options.priority);
-              return this.ctx.inflater
-                ? await this.ctx.inflater.inflate(compressed, compression, jobs)
-                : await Promise.all(jobs.map((j) => inflateInThread(compressed.subarray(j.start, j.end), compression, j)));
+              const inflater = this.ctx.inflater;
+              const fetchAndInflate = async (): Promise<Buffer[]> => {
+                const compressed = await this.ctx.limiter.run(() => {
+                  if (failed || options.signal?.aborted) throw new StargzError(ErrorCodes.ABORTED, 'fetch abandoned');
+                  return from.readRange(range.offset, length, options.signal);
+                }, options.priority);
+                return inflater
+                  ? await inflater.inflate(compressed, compression, jobs)
+                  : await Promise.all(jobs.map((j) => inflateInThread(compressed.subarray(j.start, j.end), compression, j)));
+              };
+              // Not read further ahead of the inflater than its backlog (config.ts INFLATE_BACKLOG_BYTES).
+              return inflater ? await inflater.ahead(length, fetchAndInflate, options.priority) : await fetchAndInflate();
             };
             outputs = pinned ? await fetchFrom(pinned) : await source.verified(fetchFrom, options.signal);
           } catch (err) {

@@ -1,9 +1,14 @@
 // A small pool of worker threads that inflate and verify fetched ranges. One job is one
 // range with all its chunks; the range's bytes are transferred, not copied, when they own
-// their buffer. Workers hold the event loop only while they have work.
+// their buffer. Workers hold the event loop only while they have work. Fetches for the pool
+// are admitted through its backlog (ahead()), so the registry is never read far ahead of
+// what the workers can inflate.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { ErrorCodes, StargzError, type ErrorCode } from '../errors.js';
+import { INFLATE_BACKLOG_BYTES } from '../config.js';
+import { ByteBudget } from '../util/byte-budget.js';
+import type { Priority } from '../util/limiter.js';
 import { inflateChunk, verifyChunk, type Compression } from '../estargz/index.js';
 import type { InflateJob, InflateReply } from './inflate-worker.js';
 
@@ -27,8 +32,24 @@ export class InflatePool {
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, { resolve: (r: InflateReply) => void; reject: (e: unknown) => void; slot: Slot }>();
   private nextId = 1;
+  /** Compressed bytes being fetched for the pool or waiting in it, not yet inflated. */
+  private readonly backlog: ByteBudget;
 
-  constructor(private readonly size = Math.max(1, Math.min(4, availableParallelism()))) {}
+  constructor(
+    private readonly size = Math.max(1, Math.min(4, availableParallelism())),
+    backlogBytes = INFLATE_BACKLOG_BYTES,
+  ) {
+    this.backlog = new ByteBudget(backlogBytes);
+  }
+
+  /**
+   * Runs `fetchAndInflate` (fetch `compressedBytes`, then inflate() them) once they fit in the
+   * backlog, at `priority`. Bytes received beyond what the workers keep up with would only
+   * wait in memory, and be lost with the process if it is killed.
+   */
+  ahead<T>(compressedBytes: number, fetchAndInflate: () => Promise<T>, priority?: Priority): Promise<T> {
+    return this.backlog.run(compressedBytes, fetchAndInflate, priority);
+  }
 
   /** Inflated, verified chunks of one range, in the order of `items`. */
   async inflate(range: Buffer, compression: Compression, items: InflateItem[]): Promise<Buffer[]> {

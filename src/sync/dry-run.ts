@@ -11,7 +11,7 @@ import type { Inode, VNode } from '../vfs/node.js';
 import { errnoCode } from '../util/errno-code.js';
 import { entryPath, listDirFd, openRegular, sha256OfFd, type DestListing } from './dest-scan.js';
 import { isTempName } from './dest-path.js';
-import { sameShape, type ContentCheck } from './reuse.js';
+import { sameMetadata, sameShape, type ContentCheck } from './reuse.js';
 
 export type DryRunAction =
   /** a regular file's bytes would be fetched and written */
@@ -82,8 +82,7 @@ export async function dryRunSync(
             fs.closeSync(fd);
           }
         }
-        exact = kept && (st.mode & 0o7777) === (entry.mode & 0o7777) && Math.floor(st.mtimeMs / 1000) === Math.floor(entry.mtimeMs / 1000) &&
-          (!owners || (st.uid === entry.uid && st.gid === entry.gid)) && Object.keys(entry.xattrs).length === 0;
+        exact = kept && sameMetadata(st, entry, owners);
       }
       firstPlace.set(node.inode, { fd: dirfd, name, st, kept });
       if (!kept) {
@@ -104,7 +103,7 @@ export async function dryRunSync(
     }
     if (entry.type === 'symlink' && dirfd !== undefined && st?.isSymbolicLink()) {
       const target = await fsp.readlink(entryPath(dirfd, name)).catch(() => undefined);
-      if (target === entry.linkName) return; // left alone (its mtime and owner are set again)
+      if (target === entry.linkName) return; // left alone (its mtime and owner set where they differ)
     }
     add('create', rel);
   };

@@ -147,6 +147,13 @@ export class DestReuse {
   private async settle(file: ReuseFile, st: fs.Stats): Promise<boolean> {
     const entry = file.inode.entry;
     this.options.signal?.throwIfAborted();
+    // --quick with nothing to correct: the listing said it all, so the file is not even opened
+    // (an identical re-sync then costs one lstat per entry, as rsync's does).
+    if (this.check === 'quick' && sameMetadata(st, entry, this.preserveOwners) && file.links.every((l) => sameInode(this.listings.get(l.dir)?.get(l.name), st))) {
+      this.counts.unchanged++;
+      this.counts.reusedBytes += entry.size;
+      return true;
+    }
     const fd = await this.disk.use(file.dir, (dirfd) => openRegular(dirfd, file.name, st));
     if (fd === undefined) return false;
     try {
@@ -170,15 +177,18 @@ export class DestReuse {
   }
 
   /**
-   * A symlink DEST already has at name with the same target is left where it is: its owner
-   * and mtime are set on it in place (never following it). False when it must be made.
+   * A symlink DEST already has at name with the entry's target is left where it is: its owner
+   * and mtime are set on it in place (never following it) when they differ. False when it
+   * must be made.
    */
-  async keepSymlink(dir: ScanDir, name: string, target: string, setMetadata: (dirfd: number, name: string) => void): Promise<boolean> {
-    if (!this.listings.get(dir)?.get(name)?.isSymbolicLink()) return false;
+  async keepSymlink(dir: ScanDir, name: string, entry: IndexEntry, setMetadata: (dirfd: number, name: string) => void): Promise<boolean> {
+    const st = this.listings.get(dir)?.get(name);
+    // A symlink's size is its target's length: most changed targets are told without a readlink.
+    if (!st?.isSymbolicLink() || st.size !== Buffer.byteLength(entry.linkName)) return false;
     return this.disk.use(dir, async (fd) => {
       const now = await fsp.readlink(entryPath(fd, name)).catch(() => undefined);
-      if (now !== target) return false;
-      setMetadata(fd, name);
+      if (now !== entry.linkName) return false;
+      if (!sameOwnerAndMtime(st, entry, this.preserveOwners)) setMetadata(fd, name);
       this.counts.symlinksKept++;
       return true;
     });
@@ -207,9 +217,17 @@ function sameSecond(aMs: number, bMs: number): boolean {
   return Math.floor(aMs / 1000) === Math.floor(bMs / 1000);
 }
 
-/** Mode, mtime and (when sync sets them) owners already as the entry says. Xattrs are always set again. */
-function sameMetadata(st: fs.Stats, entry: IndexEntry, owners: boolean): boolean {
-  if ((st.mode & 0o7777) !== (entry.mode & 0o7777) || !sameSecond(st.mtimeMs, entry.mtimeMs)) return false;
-  if (owners && (st.uid !== entry.uid || st.gid !== entry.gid)) return false;
-  return Object.keys(entry.xattrs).length === 0;
+/**
+ * Mode, mtime and (when sync sets them) owners already as the entry says, so that nothing needs
+ * writing. An entry with xattrs never is: they are set again (there is no cheap way to read them).
+ */
+export function sameMetadata(st: fs.Stats, entry: IndexEntry, owners: boolean): boolean {
+  if ((st.mode & 0o7777) !== (entry.mode & 0o7777)) return false;
+  return sameOwnerAndMtime(st, entry, owners) && Object.keys(entry.xattrs).length === 0;
+}
+
+/** What sync sets on a symlink: its mtime (whole seconds) and, when it sets owners, uid and gid. */
+function sameOwnerAndMtime(st: fs.Stats, entry: IndexEntry, owners: boolean): boolean {
+  if (!sameSecond(st.mtimeMs, entry.mtimeMs)) return false;
+  return !owners || (st.uid === entry.uid && st.gid === entry.gid);
 }

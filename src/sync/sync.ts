@@ -15,7 +15,7 @@ import { isFile, visibleXattrs, type Inode, type VNode } from '../vfs/node.js';
 import { mapConcurrent } from '../util/concurrent.js';
 import { checkEntryName, NameSet } from './dest-path.js';
 import { DestFs, type DirHandle } from './dest-fs.js';
-import { DestReuse, type ReuseCounts, type ReuseOptions } from './reuse.js';
+import { DestReuse, sameMetadata, type ReuseCounts, type ReuseOptions } from './reuse.js';
 
 export interface SyncOptions {
   /** Set owners (default: only when running as root, like tar). */
@@ -26,6 +26,8 @@ export interface SyncOptions {
   warn?: (message: string) => void;
   /** what DEST already has is reused; --delete, --quick (reuse.ts). */
   reuse?: ReuseOptions;
+  /** Called once, after the pre-pass, when some file is to be fetched (the CLI starts the inflate workers then). */
+  beforeFetch?: () => void;
 }
 
 export interface SyncProgress {
@@ -227,7 +229,9 @@ class SyncRun {
     // 2. Regular files: all chunks of a layer in one call, so neighbouring chunks of
     //    different files share range requests. Started first so that the fetches are in
     //    flight while links and special files are made.
-    const files = this.writeFiles(this.jobs.filter((job) => !settled.has(job)));
+    const toWrite = this.jobs.filter((job) => !settled.has(job));
+    if (toWrite.some((job) => job.remaining > 0)) this.options.beforeFetch?.();
+    const files = this.writeFiles(toWrite);
     files.catch(() => undefined); // awaited below; a failure while step 3 runs is not unhandled
 
     // 3. Symlinks, device nodes, fifos.
@@ -249,9 +253,13 @@ class SyncRun {
     for (let i = dirs.length - 1; i >= 0; i--) {
       const d = dirs[i]!;
       await this.disk.use(d, (fd) => {
+        const st = fs.fstatSync(fd);
         // No entry in any layer (the image root, usually): a plain 0755 directory, as unpackers make it.
-        if (d.node!.inode.entry.implicit) fs.fchmodSync(fd, 0o755);
-        else this.applyMetadata(d.node!.inode, fd);
+        if (d.node!.inode.entry.implicit) {
+          if ((st.mode & 0o7777) !== 0o755) fs.fchmodSync(fd, 0o755);
+        } else if (!sameMetadata(st, d.node!.inode.entry, this.preserveOwners)) {
+          this.applyMetadata(d.node!.inode, fd); // a directory already right is not written (an identical re-sync changes no ctime)
+        }
       });
     }
   }
@@ -267,7 +275,7 @@ class SyncRun {
       };
       this.summary.symlinks++;
       // a symlink DEST already has with the same target stays (owner, mtime set in place).
-      if (await this.dest.keepSymlink(at.dir, at.name, entry.linkName, setMetadata)) return;
+      if (await this.dest.keepSymlink(at.dir, at.name, entry, setMetadata)) return;
       const link = (tmp = await this.disk.symlinkTemp(at.dir, entry.linkName));
       await this.disk.use(at.dir, (fd) => setMetadata(fd, link));
     } else {

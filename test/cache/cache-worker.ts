@@ -1,7 +1,7 @@
 // A separate process for the multi-process cache test (not a test file itself). It writes
 // its own chunks and a set shared with the other workers, interleaved with reads of every
 // chunk any worker writes, and checks each hit byte for byte. Prints a JSON summary.
-// Usage: node cache-worker.js '{"dir":..., "maxBytes":..., "id":..., "workers":..., "rounds":...}'
+// Usage: node cache-worker.js '{"dir":..., "maxBytes":..., "id":..., "workers":..., "rounds":..., "writeOnly"?: true}'
 import { DiskCache } from '../../src/cache/disk-cache.js';
 import { roundChunks } from './cache-fixtures.js';
 
@@ -11,6 +11,8 @@ interface WorkerArgs {
   id: number;
   workers: number;
   rounds: number;
+  /** Only write, never read: a process killed at a random moment is then killed mid-write. */
+  writeOnly?: boolean;
 }
 
 async function main(): Promise<void> {
@@ -22,6 +24,7 @@ async function main(): Promise<void> {
   for (let r = 0; r < args.rounds; r++) {
     await Promise.all(roundChunks(args.id, r).map((c) => cache.writeChunk(c.digest, c.data)));
     writes += 3;
+    if (args.writeOnly) continue;
     // Read what every worker should have written by now (they run at different speeds, so
     // some are not there yet, and with a small maxBytes some are evicted: both are misses).
     for (let w = 0; w < args.workers; w++) {

@@ -55,9 +55,15 @@ export async function diffFromOracle(expected: string, actual: string): Promise<
   return all.filter((d) => !(d.field === 'mtime' && typeof d.expected === 'number' && d.expected >= suiteStart));
 }
 
-/** Every entry below root, with everything that can change (inode, ctime excluded: mtime, mode, size, content, target). */
-export async function treeState(root: string, withInodes = false): Promise<Map<string, string>> {
+/**
+ * Root and every entry below it, with everything that can change: mtime, mode, owner, size,
+ * content, target; with `withInodes` the inode, with `withCtimes` the ctime too (any write,
+ * chmod, chown, utimes, xattr or link count change moves it: equal ctimes mean nothing was written).
+ */
+export async function treeState(root: string, withInodes = false, withCtimes = false): Promise<Map<string, string>> {
   const out = new Map<string, string>();
+  const rootSt = await lstat(root, { bigint: true });
+  out.set('.', `${rootSt.mode.toString(8)} ${rootSt.uid}:${rootSt.gid} ${rootSt.mtimeNs}${withCtimes ? ` ctime=${rootSt.ctimeNs}` : ''}`);
   const walk = async (dir: string, rel: string): Promise<void> => {
     for (const name of (await readdir(dir)).sort()) {
       const p = join(dir, name);
@@ -65,6 +71,7 @@ export async function treeState(root: string, withInodes = false): Promise<Map<s
       const st = await lstat(p, { bigint: true });
       let what = `${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.mtimeNs}`;
       if (withInodes) what += ` ino=${st.ino}`;
+      if (withCtimes) what += ` ctime=${st.ctimeNs}`;
       if (st.isFile()) what += ` ${st.size} ${createHash('sha256').update(await readFile(p)).digest('hex')}`;
       if (st.isSymbolicLink()) what += ` -> ${await readlink(p)}`;
       out.set(r, what);
