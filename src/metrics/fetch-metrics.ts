@@ -5,7 +5,23 @@
 // background jobs. Everything else — the CLI summaries, `--json`, STARGZ_GET_STATS_FILE, the
 // progress bars, `mount --metrics-addr`, `sync --metrics-file` — reads these, never a counter
 // of its own.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type * as PromClient from 'prom-client';
+import { leanRequire } from '../util/lean-require.js';
+
+// The four classes used, not prom-client's index (its default metrics load OpenTelemetry:
+// 35 ms of every command's start-up).
+const { Counter, Gauge, Histogram, Registry } = leanRequire<typeof PromClient, typeof PromClient>(
+  'prom-client',
+  (req) => {
+    const lib = (name: string): unknown => req(`prom-client/lib/${name}.js`);
+    return { Counter: lib('counter'), Gauge: lib('gauge'), Histogram: lib('histogram'), Registry: lib('registry') } as typeof PromClient;
+  },
+  (index) => index,
+);
+type Counter<T extends string = string> = PromClient.Counter<T>;
+type Gauge<T extends string = string> = PromClient.Gauge<T>;
+type Histogram<T extends string = string> = PromClient.Histogram<T>;
+type Registry = PromClient.Registry;
 
 /** Where a chunk a reader got came from. */
 export type ChunkSource = 'memory' | 'disk' | 'network';

@@ -2,7 +2,7 @@
 // limit, deadlines and a minimum transfer rate per request, one abort signal for all of them,
 // TLS settings and forward proxy per origin, and redirects followed by hand so Authorization
 // never leaves the origin it was meant for (undici redirect-handler does the same).
-import { createRequire } from 'node:module';
+import { leanRequire } from '../util/lean-require.js';
 import type { Agent as UndiciAgent, ProxyAgent as UndiciProxyAgent, Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { ErrorCodes, StargzError } from '../errors.js';
@@ -98,33 +98,30 @@ interface Route {
   tls: ReturnType<typeof tlsConnectOptions>;
 }
 
-// undici's index loads all of undici (fetch, WebSocket, caches, mocks: 110 modules, the
-// largest part of every command's start-up, issue 13). Only its Agent, its request API and, when
-// a proxy is set, its ProxyAgent are loaded: the modules its index would load for them, with the
-// request API (and for CONNECT the connect API) attached to Dispatcher as its index attaches them.
-// Those are undici's internal paths: if a release moves them, its index is loaded instead.
-const requireFromHere = createRequire(import.meta.url);
-type Lean = { dispatcher: { prototype: Record<string, unknown> } };
-function leanPart<T>(attach: [string, string] | undefined, path: string, whole: (u: typeof import('undici')) => T): T {
-  try {
-    if (attach) {
-      const d = requireFromHere('undici/lib/dispatcher/dispatcher.js') as Lean['dispatcher'];
-      d.prototype[attach[0]] ??= requireFromHere(attach[1]);
-    }
-    return requireFromHere(path) as T;
-  } catch {
-    return whole(requireFromHere('undici') as typeof import('undici'));
-  }
+// Only undici's Agent, its request API and, when a proxy is set, its ProxyAgent are loaded
+// (util/lean-require.ts), with the request API (and for CONNECT the connect API) attached to
+// Dispatcher as undici's index attaches them.
+type Undici = typeof import('undici');
+function leanPart<T>(api: 'request' | 'connect', path: string, whole: (u: Undici) => T): T {
+  return leanRequire(
+    'undici',
+    (req) => {
+      const dispatcher = req('undici/lib/dispatcher/dispatcher.js') as { prototype: Record<string, unknown> };
+      dispatcher.prototype[api] ??= req(`undici/lib/api/api-${api}.js`);
+      return req(path) as T;
+    },
+    whole,
+  );
 }
 let agentClass: typeof UndiciAgent | undefined;
 let proxyAgentClass: typeof UndiciProxyAgent | undefined;
 function undiciAgent(): typeof UndiciAgent {
-  return (agentClass ??= leanPart(['request', 'undici/lib/api/api-request.js'], 'undici/lib/dispatcher/agent.js', (u) => u.Agent));
+  return (agentClass ??= leanPart('request', 'undici/lib/dispatcher/agent.js', (u) => u.Agent));
 }
 function undiciProxyAgent(): typeof UndiciProxyAgent {
   undiciAgent();
   // CONNECT tunnels go through the connect API.
-  return (proxyAgentClass ??= leanPart(['connect', 'undici/lib/api/api-connect.js'], 'undici/lib/dispatcher/proxy-agent.js', (u) => u.ProxyAgent));
+  return (proxyAgentClass ??= leanPart('connect', 'undici/lib/dispatcher/proxy-agent.js', (u) => u.ProxyAgent));
 }
 
 export class Transport {
