@@ -24,7 +24,8 @@ const run = promisify(execFile);
 const root = resolve(new URL('../..', import.meta.url).pathname);
 // The reference converter, the image builder and the link emulator are the project's own copies.
 const tools = join(root, 'scripts', 'tools');
-const cli = join(root, 'bin', 'stargz-get');
+// BENCH_CLI=path/to/bin/stargz-get times another build (a baseline commit) with this script.
+const cli = process.env.BENCH_CLI ?? join(root, 'bin', 'stargz-get');
 const argv = process.argv.slice(2);
 const only = argv.includes('--only') ? new Set(argv[argv.indexOf('--only') + 1]!.split(',')) : undefined;
 /** Runs per timed row: the median is reported, with min and max. */
