@@ -102,6 +102,10 @@ export const COMMAND_DEFAULTS = {
     // memory too would only grow the process.
     memoryCacheBytes: 16 * 1024 ** 2,
   },
+  cat: {
+    // cat streams each chunk once, as sync does.
+    memoryCacheBytes: 16 * 1024 ** 2,
+  },
 } as const satisfies Record<string, Partial<Options>>;
 
 /** How a mount fetches ahead of its readers (fuse/read-ahead.ts, fuse/walk-ahead.ts, prefetch/). */

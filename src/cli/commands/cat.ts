@@ -42,8 +42,7 @@ export async function catCommand(sources: string[], flags: CatFlags, io: CliIo):
       let image = images.get(key);
       if (!image) {
         const options = await openOptionsFrom(flags, ref, notice, io.signal);
-        // cat reads each chunk once, as sync does: holding chunks in memory would only grow the process.
-        options.memoryCacheBytes ??= COMMAND_DEFAULTS.sync.memoryCacheBytes;
+        options.memoryCacheBytes ??= COMMAND_DEFAULTS.cat.memoryCacheBytes;
         image = await openImage(ref, options);
         images.set(key, image);
       }
