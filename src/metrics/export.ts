@@ -1,13 +1,12 @@
 // Getting the metrics out: `mount --metrics-addr HOST:PORT` serves them over HTTP at /metrics
 // for as long as the mount lives; `sync --metrics-file FILE` writes them once at the end, in
 // node_exporter's textfile format (the same Prometheus text), atomically.
-import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
-import * as fsp from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { ErrorCodes, StargzError } from '../errors.js';
 import type { FetchMetrics } from './fetch-metrics.js';
+import { writeFileAtomically } from '../util/atomic-file.js';
 
 export const METRICS_PATH = '/metrics';
 
@@ -82,12 +81,9 @@ export function formatAddr(addr: MetricsAddress): string {
  */
 export async function writeMetricsFile(metrics: FetchMetrics, file: string): Promise<void> {
   const target = resolve(file);
-  const tmp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    await fsp.writeFile(tmp, await metrics.text(), { flag: 'wx', mode: 0o644 });
-    await fsp.rename(tmp, target);
+    await writeFileAtomically(target, await metrics.text(), { mode: 0o644 });
   } catch (err) {
-    await fsp.unlink(tmp).catch(() => undefined);
     throw new StargzError(ErrorCodes.IO, `cannot write the metrics file ${target}: ${(err as Error).message}`, { cause: err });
   }
 }

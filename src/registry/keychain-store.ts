@@ -3,11 +3,11 @@
 // (credHelpers, then credsStore) when there is one, else as `auths[server].auth`. The file is
 // replaced atomically (a temporary in the same directory, mode 0600, renamed) and every key
 // we do not own is kept as it was.
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { dirname, join, basename } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { ErrorCodes, StargzError, registerCredentials } from '../errors.js';
 import { readConfigFile, type ConfigFile } from './keychain-config.js';
+import { writeFileAtomically } from '../util/atomic-file.js';
 import { dockerConfigPath, type KeychainEnv } from './keychain-files.js';
 import { DEFAULT_HELPER_TIMEOUT_MS, helperErase, helperStore, type HelperOptions } from './keychain-helper.js';
 import { findEntry, isRegistryKey, serverUrlFor } from './keychain-keys.js';
@@ -35,21 +35,9 @@ function helperFor(config: ConfigFile, registry: string): string | undefined {
 /** Writes `config` to `path` all at once: readers see the old file or the new one, never half of one. */
 export async function writeConfigAtomically(path: string, config: ConfigFile): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
   try {
-    await fh.writeFile(JSON.stringify(config, null, '\t') + '\n');
-    await fh.sync();
+    await writeFileAtomically(path, JSON.stringify(config, null, '\t') + '\n', { mode: 0o600 });
   } catch (err) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
     throw new StargzError(ErrorCodes.IO, `cannot replace ${path}: ${(err as Error).message}`, { cause: err });
   }
 }

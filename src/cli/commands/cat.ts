@@ -3,10 +3,8 @@
 // Every path is resolved before a byte is written: a missing path, a directory or a device
 // fails the command with nothing printed. --output writes a temporary file beside FILE,
 // fsyncs it and renames it over FILE: FILE is either the complete bytes or untouched.
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import * as fsp from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { COMMAND_DEFAULTS } from '../../config.js';
 import { ErrorCodes, StargzError, toStargzError } from '../../errors.js';
@@ -17,6 +15,7 @@ import type { VNode } from '../../vfs/node.js';
 import { openOptionsFrom, type CommonFlags } from '../common.js';
 import type { CliIo } from '../io.js';
 import { TransferProgress } from '../progress.js';
+import { writeFileAtomically } from '../../util/atomic-file.js';
 import { loadConfigFile } from '../../config-file.js';
 
 export interface CatFlags extends CommonFlags {
@@ -114,34 +113,16 @@ async function writeStdout(streams: AsyncGenerator<Readable>): Promise<void> {
   if (failed && (failed as NodeJS.ErrnoException).code !== 'EPIPE') throw toStargzError(failed);
 }
 
+/** The files' bytes to FILE: complete under that name, or not there at all (util/atomic-file.ts). */
 async function writeAtomically(target: string, streams: AsyncGenerator<Readable>): Promise<void> {
-  const dir = dirname(target);
-  const tmp = join(dir, `.${basename(target)}.stargz-get-${randomBytes(6).toString('hex')}.tmp`);
-  let fh: fsp.FileHandle;
-  try {
-    fh = await fsp.open(tmp, 'wx', 0o666);
-  } catch (err) {
-    throw new StargzError(ErrorCodes.IO, `cannot create ${tmp}: ${(err as Error).message}`, { cause: err });
+  async function* bytes(): AsyncGenerator<Buffer> {
+    for await (const stream of streams) for await (const chunk of stream) yield chunk as Buffer;
   }
-  let done = false;
   try {
-    for await (const stream of streams) {
-      for await (const chunk of stream) {
-        const buf = chunk as Buffer;
-        for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
-      }
-    }
-    await fh.sync();
-    await fh.close();
-    await fsp.rename(tmp, target);
-    done = true;
-    // The rename itself durable too.
-    const dh = await fsp.open(dir, 'r');
-    await dh.sync().finally(() => dh.close());
-  } finally {
-    if (!done) {
-      await fh.close().catch(() => undefined);
-      await fsp.unlink(tmp).catch(() => undefined);
-    }
+    await writeFileAtomically(target, bytes(), { syncDirectory: true });
+  } catch (err) {
+    // A read's own error (a digest that does not match) says more than the file it was going to.
+    if (err instanceof StargzError) throw err;
+    throw new StargzError(ErrorCodes.IO, `cannot write ${target}: ${(err as Error).message}`, { cause: err });
   }
 }
