@@ -119,6 +119,26 @@ export const MOUNT_AHEAD_DEFAULTS = {
   readDeadlineMs: 20_000,
 } as const;
 
+/** How `copy` moves blobs from one registry to another (src/copy/, src/registry/push.ts). */
+export const COPY_DEFAULTS = {
+  /**
+   * Bytes of one upload PATCH. A blob is read as a stream and sent in chunks of this size,
+   * each held in memory until the target acknowledges it (and one more fills meanwhile), so
+   * memory is bounded by parallelBlobs x 2 chunks whatever the blob size; a broken PATCH
+   * resends at most one chunk. 8 MiB: a few round trips' worth on a fast link, and the 1 GB
+   * benchmark image copies within its 150 MB RSS target.
+   */
+  chunkBytes: 8 * 1024 ** 2,
+  /** Blobs copied at once (skopeo copies up to 6 layers in parallel; memory is per blob). */
+  parallelBlobs: 3,
+  /**
+   * Times a blob starts over from byte 0 after its upload session was lost (the target
+   * forgot it, or can no longer say how much it has); resuming within a session is the
+   * client's retries.
+   */
+  uploadRestarts: 2,
+} as const;
+
 /** The registry client's settings that are not Options (the CLI's --retries sets `retries`). */
 export const CLIENT_DEFAULTS = {
   /** Retries of a failed request after the first attempt. */

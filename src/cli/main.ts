@@ -22,6 +22,7 @@ import type { LoginFlags } from './commands/login.js';
 import type { DiffFlags } from './commands/diff.js';
 import { PREFETCH_MODES } from '../prefetch/prefetch.js';
 import { COMPLETION_SHELLS, completionScript, type CompletionShell } from './completion.js';
+import { addCopyCommand } from './commands/copy.js';
 
 function version(): string {
   try {
@@ -150,6 +151,8 @@ export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }, j
     const { mountCommand } = await import('./commands/mount.js');
     await mountCommand(ref, mountpoint, flags, io);
   });
+
+  addCopyCommand(program, io);
 
   program
     .command('umount')

@@ -44,10 +44,14 @@ export interface TransportOptions {
 
 export interface HttpRequest {
   url: URL;
-  method?: 'GET' | 'HEAD' | 'POST';
+  method?: 'GET' | 'HEAD' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
   headers?: Record<string, string>;
-  /** A small request body (the OAuth2 token form). */
-  body?: string;
+  /**
+   * A request body: the OAuth2 token form, a manifest, an upload chunk. A body of n bytes adds
+   * n / minTransferRate seconds to the deadline, so a slow upload link is held to the same
+   * minimum rate as a download, not to the deadline of a small answer.
+   */
+  body?: string | Buffer;
   signal?: AbortSignal;
   /**
    * 'document' (default): manifests, tokens, pings — the whole answer within requestTimeoutMs.
@@ -207,14 +211,16 @@ export class Transport {
       s.addEventListener('abort', onOuter, { once: true });
     }
     const kind = req.kind ?? 'document';
-    deadline(timeoutMs, kind === 'document' ? `no complete answer within ${timeoutMs} ms` : `no response headers within ${timeoutMs} ms`);
+    const sendMs = uploadAllowanceMs(req.body, this.opts.minTransferRate ?? 0);
+    const firstMs = timeoutMs + sendMs;
+    deadline(firstMs, kind === 'document' ? `no complete answer within ${firstMs} ms` : `no response headers within ${firstMs} ms`);
     this.opts.onRequest?.(req.url);
     const failure = (err: unknown): StargzError =>
       describeProxyFailure(err, route.proxy, what) ?? describeTlsFailure(err, what, req.url.host, route.clientCert) ?? networkError(err, what);
     const log = this.opts.log;
     const started = log?.enabled('info') ? performance.now() : 0;
     const took = (): string => `${Math.round(performance.now() - started)} ms`;
-    const range = headers.range ?? headers.Range;
+    const range = headers.range ?? headers.Range ?? headers['content-range'];
     const requestLine = `${req.method ?? 'GET'} ${req.url.host} ${req.url.pathname}${range ? ` ${range}` : ''}`;
     let res;
     try {
@@ -304,6 +310,12 @@ export class Transport {
     if (this.opts.signal?.aborted) await Promise.all(all.map((d) => d.destroy()));
     else await Promise.all(all.map((d) => d.close()));
   }
+}
+
+/** The time a request body may take to leave at the minimum transfer rate (0: no body, or no minimum). */
+function uploadAllowanceMs(body: string | Buffer | undefined, minRate: number): number {
+  if (body === undefined || minRate <= 0) return 0;
+  return Math.ceil((Buffer.byteLength(body) / minRate) * 1000);
 }
 
 /** How a body ended, for the request's log line: read to its end, hung up on, or failed. */
