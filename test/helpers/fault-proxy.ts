@@ -23,6 +23,7 @@ export interface FaultRule {
     pathIncludes?: string; // substring of the request path+query (CDN paths start with /cdn/, token fetches with /token)
     hasRange?: boolean;
     multiRange?: boolean; // Range header lists more than one range
+    minContentLength?: number; // request bodies of at least this many bytes (upload chunks, not a config blob's)
   };
   action: 'status' | 'reset' | 'truncate' | 'ignore-range' | 'redirect' | 'delay' | 'serve-file' | 'drop-request' | 'rewrite';
   status?: number; // 'status' (default 503)
@@ -98,6 +99,7 @@ function ruleMatches(rule: FaultRule, req: IncomingMessage, cdn: boolean, blobGe
   if (m.pathIncludes !== undefined && !(req.url ?? '').includes(m.pathIncludes)) return false;
   if (m.hasRange !== undefined && m.hasRange !== (range !== undefined)) return false;
   if (m.multiRange !== undefined && m.multiRange !== (range !== undefined && range.includes(','))) return false;
+  if (m.minContentLength !== undefined && !(Number(req.headers['content-length'] ?? 0) >= m.minContentLength)) return false;
   if (rule.after !== undefined && rule.after > 0) {
     rule.after--;
     return false;
