@@ -1,15 +1,18 @@
-// A source blob read in order into fixed-size buffers, hashed as it passes. The body is one
-// streaming GET; when it breaks midway it is opened again from the byte it broke at (a Range
-// GET), so a reset costs one request, not the blob. The caller owns the buffers: nothing
-// here holds more than the stream's own small buffers.
+// A source blob handed out as byte ranges in order, each streamed as it arrives (an upload
+// PATCH sends it on at once: nothing here holds more than one piece of the body), hashed once
+// per byte. The body is one streaming GET: a range that starts where the last one stopped
+// continues it; one that starts elsewhere (an upload resuming from what the target
+// acknowledged) opens the body again there (a Range GET), as does a body that breaks midway.
 import { createHash, type Hash } from 'node:crypto';
 import { ErrorCodes, StargzError, toStargzError } from '../errors.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { Descriptor } from '../registry/manifest.js';
 
 export class BlobReader {
-  /** Bytes handed out so far. */
-  read = 0;
+  /** Bytes [0, hashed) went into the digest, each once. */
+  private hashed = 0;
+  /** The offset the open body (or the next one opened) yields next. */
+  private position = 0;
   private readonly hash: Hash = createHash('sha256');
   private iterator: AsyncIterator<Buffer> | undefined;
   private stream: NodeJS.ReadableStream | undefined;
@@ -22,30 +25,47 @@ export class BlobReader {
     private readonly blob: Descriptor,
     /** Times a broken body is opened again from where it broke (the client's --retries). */
     private readonly maxReopens: number,
+    private readonly batchBytes: number,
     private readonly signal?: AbortSignal,
   ) {}
 
-  /** Fills `into` from the blob; returns the filled part (shorter only at the blob's end, empty after it). */
-  async fill(into: Buffer): Promise<Buffer> {
-    let n = 0;
-    while (n < into.length && this.read < this.blob.size) {
-      const piece = this.pending ?? (await this.nextPiece());
-      const take = Math.min(piece.length, into.length - n);
-      piece.copy(into, n, 0, take);
-      this.pending = take < piece.length ? piece.subarray(take) : undefined;
-      this.hash.update(piece.subarray(0, take));
-      n += take;
-      this.read += take;
+  /**
+   * Bytes [offset, offset+length) of the blob, in pieces of about `batchBytes`: the body's own
+   * pieces (16-64 KiB) gathered, so an upload makes few large writes rather than many small ones.
+   */
+  async *range(offset: number, length: number): AsyncGenerator<Buffer> {
+    if (offset < 0 || length < 0 || offset + length > this.blob.size || offset > this.hashed) throw new RangeError(`blob range ${offset}+${length} out of order`);
+    if (offset !== this.position) {
+      this.close();
+      this.position = offset;
     }
-    if (this.read === this.blob.size && this.pending === undefined) this.close();
-    return into.subarray(0, n);
+    const batch: Buffer[] = [];
+    let batched = 0;
+    for (let left = length; left > 0; ) {
+      const piece = await this.nextPiece(left);
+      // Bytes sent again after a resume are in the digest already.
+      const fresh = this.position + piece.length - this.hashed;
+      if (fresh > 0) {
+        this.hash.update(piece.subarray(piece.length - fresh));
+        this.hashed += fresh;
+      }
+      this.position += piece.length;
+      left -= piece.length;
+      batch.push(piece);
+      batched += piece.length;
+      if (batched >= this.batchBytes || left === 0) {
+        yield batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
+        batch.length = 0;
+        batched = 0;
+      }
+    }
   }
 
-  /** After the last fill: the bytes must be the descriptor's (size is bounded by the client already). */
+  /** After the last range: the bytes must be the descriptor's. */
   verify(): void {
     const got = `sha256:${this.hash.digest('hex')}`;
-    if (this.read !== this.blob.size || got !== this.blob.digest) {
-      throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `blob ${this.repository}@${this.blob.digest}: the source sent ${this.read} bytes that hash to ${got}`);
+    if (this.hashed !== this.blob.size || got !== this.blob.digest) {
+      throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `blob ${this.repository}@${this.blob.digest}: the source sent ${this.hashed} bytes that hash to ${got}`);
     }
   }
 
@@ -54,15 +74,19 @@ export class BlobReader {
     s?.destroy?.();
     this.stream = undefined;
     this.iterator = undefined;
+    this.pending = undefined;
   }
 
-  private async nextPiece(): Promise<Buffer> {
-    for (;;) {
+  /** At most `max` bytes from `position` on. */
+  private async nextPiece(max: number): Promise<Buffer> {
+    let piece = this.pending;
+    this.pending = undefined;
+    while (piece === undefined) {
       try {
         this.iterator ??= await this.open();
         const { value, done } = await this.iterator.next();
-        if (!done) return value;
-        throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `blob ${this.repository}@${this.blob.digest}: the body ended after ${this.read} of ${this.blob.size} bytes`, { retryable: true });
+        if (done) throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `blob ${this.repository}@${this.blob.digest}: the body ended at byte ${this.position} of ${this.blob.size}`, { retryable: true });
+        piece = value;
       } catch (e) {
         const err = toStargzError(e);
         this.close();
@@ -70,10 +94,15 @@ export class BlobReader {
         this.reopened++;
       }
     }
+    if (piece.length > max) {
+      this.pending = piece.subarray(max);
+      return piece.subarray(0, max);
+    }
+    return piece;
   }
 
   private async open(): Promise<AsyncIterator<Buffer>> {
-    this.stream = await this.client.openBlobStream(this.repository, this.blob.digest, this.signal, this.blob.size, this.read);
+    this.stream = await this.client.openBlobStream(this.repository, this.blob.digest, this.signal, this.blob.size, this.position);
     return (this.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }
 }

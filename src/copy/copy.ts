@@ -1,9 +1,9 @@
 // `copy`: an image (one platform's manifest, or the whole index) from one registry to another,
 // digests kept byte for byte. Each blob is skipped when the target has it, mounted when it is
-// on the same registry, else streamed: read in chunks of COPY_DEFAULTS.chunkBytes and sent as
-// upload PATCHes, one chunk in flight while the next fills, so memory stays at
-// parallelBlobs x 2 chunks whatever the blob size. Manifests go last, children before their
-// index, so the target never names a blob or manifest it lacks.
+// on the same registry, else streamed: its GET body goes straight into upload PATCHes of
+// COPY_DEFAULTS.chunkBytes each, so memory holds a piece of a body per blob in flight, not the
+// blob nor a chunk, whatever the size. Manifests go last, children before their index, so the
+// target never names a blob or manifest it lacks.
 import { COPY_DEFAULTS } from '../config.js';
 import { ErrorCodes, StargzError } from '../errors.js';
 import { formatReference, type ImageReference } from '../reference/reference.js';
@@ -88,30 +88,22 @@ export async function copyImage(o: CopyOptions): Promise<CopySummary> {
     return { digest: m.digest, mediaType: m.mediaType, bytes: m.bytes };
   };
 
-  /** Streams the blob into `upload` from byte 0 and completes it. */
+  /** Streams the blob into `upload` from byte 0, one PATCH per chunk, and completes it. */
   const transfer = async (blob: Descriptor, upload: Upload): Promise<void> => {
-    const reader = new BlobReader(o.source, o.from.repository, blob, o.sourceReopens ?? 0, signal);
-    const size = Math.min(chunkBytes, Math.max(1, blob.size));
-    const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
-    let sending: Promise<void> | undefined;
+    const reader = new BlobReader(o.source, o.from.repository, blob, o.sourceReopens ?? 0, COPY_DEFAULTS.writeBytes, signal);
     try {
-      for (let i = 0; ; i++) {
-        // The next chunk fills while the last one is sent: that one's buffer is the other.
-        const chunk = await reader.fill(buffers[i % 2]!);
-        if (sending) await sending;
-        sending = undefined;
-        if (chunk.length === 0) break;
+      while (upload.offset < blob.size) {
         const start = upload.offset;
-        sending = upload.append(chunk, signal).then(() => observer?.uploaded?.(blob, upload.offset - start));
-        sending.catch(() => undefined); // awaited above; a failure while the next chunk fills is not unhandled
+        await upload.append(Math.min(chunkBytes, blob.size - start), (from, n) => reader.range(from, n), signal);
+        observer?.uploaded?.(blob, upload.offset - start);
       }
       reader.verify();
       await upload.complete(signal);
     } catch (err) {
-      await sending?.catch(() => undefined); // nothing of ours in flight when we give up
-      reader.close();
       if (!(err instanceof UploadLostError)) await upload.cancel();
       throw err;
+    } finally {
+      reader.close();
     }
   };
 

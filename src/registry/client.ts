@@ -351,8 +351,10 @@ export class RegistryClient {
 
   /**
    * One request with the Authorization `scope` needs; a 401 gets one more try with fresh or
-   * other credentials. A URL on another origin than the host's (an upload Location elsewhere)
-   * is sent without credentials, as a redirect would be.
+   * other credentials — sent again here, or for a streamed body, which cannot be replayed, by
+   * the caller's retry (a retryable REGISTRY_AUTH; the fresh token is cached by then). A URL on
+   * another origin than the host's (an upload Location elsewhere) is sent without credentials,
+   * as a redirect would be.
    */
   private async authorized(ep: Endpoint, req: HttpRequest, scope: string, what: string): Promise<HttpResponse> {
     const base = new URL(await this.baseUrl(ep));
@@ -364,6 +366,9 @@ export class RegistryClient {
     const text = await readBoundedText(res.body);
     const next = await ep.auth.retryAuthorization(scope, parseWwwAuthenticate(res.headers['www-authenticate']), used, signal);
     if (next === undefined) throw this.errorFor(ep, res, text, what);
+    if (req.body !== undefined && typeof req.body !== 'string' && !Buffer.isBuffer(req.body)) {
+      throw new StargzError(ErrorCodes.REGISTRY_AUTH, `${what}: authorization renewed; the body is sent again`, { retryable: true, status: 401 });
+    }
     return ep.transport.request({ ...req, headers: { ...req.headers, authorization: next } });
   }
 

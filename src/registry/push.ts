@@ -7,7 +7,7 @@ import { ErrorCodes, StargzError, type ErrorCode } from '../errors.js';
 import { sha256Digest } from '../util/digest.js';
 import { pushScope, pullScope } from './auth.js';
 import type { RegistryClient } from './client.js';
-import { discard, header, type HttpResponse } from './transport.js';
+import { header, type HttpResponse } from './transport.js';
 
 /**
  * The target no longer has the upload session, or cannot say how much of it it has (404
@@ -19,6 +19,11 @@ export class UploadLostError extends StargzError {
     super(ErrorCodes.REGISTRY_PROTOCOL, message);
     this.name = 'UploadLostError';
   }
+}
+
+/** Reads an answer's small body to its end, so its connection is reused (destroying it would close the connection). */
+function drain(res: HttpResponse): void {
+  res.body.dump().catch(() => undefined);
 }
 
 /** Answers that mean the request itself was refused, not that the registry failed or wants credentials. */
@@ -75,11 +80,11 @@ export class PushTarget {
     return this.client.retry(async () => {
       const res = await this.client.pushRequest({ path: `${this.repository}/blobs/${digest}` }, { method: 'HEAD', ...(signal ? { signal } : {}) }, this.scope, what);
       if (res.status === 200) {
-        discard(res.body);
+        drain(res);
         return true;
       }
       if (res.status === 404) {
-        discard(res.body);
+        drain(res);
         return false;
       }
       throw await this.client.responseError(res, what);
@@ -97,11 +102,11 @@ export class PushTarget {
     return this.client.retry(async () => {
       const res = await this.client.pushRequest({ path }, { method: 'POST', headers: { 'content-length': '0' }, ...(signal ? { signal } : {}) }, `${this.scope} ${pullScope(fromRepository)}`, what);
       if (res.status === 201) {
-        discard(res.body);
+        drain(res);
         return { mounted: true };
       }
       if (res.status === 202) {
-        discard(res.body);
+        drain(res);
         return { mounted: false, upload: new Upload(this, uploadLocation(res, what), digest) };
       }
       throw await answerError(this.client, res, what, ErrorCodes.BLOB_REFUSED);
@@ -114,7 +119,7 @@ export class PushTarget {
     return this.client.retry(async () => {
       const res = await this.client.pushRequest({ path: `${this.repository}/blobs/uploads/` }, { method: 'POST', headers: { 'content-length': '0' }, ...(signal ? { signal } : {}) }, this.scope, what);
       if (res.status !== 202) throw await answerError(this.client, res, what, ErrorCodes.BLOB_REFUSED);
-      discard(res.body);
+      drain(res);
       return new Upload(this, uploadLocation(res, what), digest);
     }, signal);
   }
@@ -140,7 +145,7 @@ export class PushTarget {
         what,
       );
       if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await answerError(this.client, res, what, ErrorCodes.MANIFEST_REFUSED);
-      discard(res.body);
+      drain(res);
       const stored = header(res.headers, 'docker-content-digest');
       if (stored !== undefined && stored !== digest) {
         throw new StargzError(ErrorCodes.MANIFEST_REFUSED, `${what}: the registry stored it as ${stored}, not as ${digest} (it rewrote the manifest)`);
@@ -152,9 +157,10 @@ export class PushTarget {
 
 /**
  * One upload session of one blob, fed in order by append(). Each PATCH carries
- * `Content-Range: START-END`; after a failure the registry is asked how much it has (GET of the
- * session's Location) and the chunk is sent again from there, so a broken connection costs at
- * most the part of one chunk that was in flight.
+ * `Content-Range: START-END` and streams its bytes as the caller reads them; after a failure
+ * the registry is asked how much it has (GET of the session's Location) and the bytes are
+ * asked for again from there, so a broken connection costs at most the part of one chunk
+ * that was in flight.
  */
 export class Upload {
   /** Bytes the registry has acknowledged. */
@@ -180,13 +186,17 @@ export class Upload {
     return `upload of ${this.digest} to ${this.target.repository}`;
   }
 
-  /** Sends `chunk`, the blob's bytes from `offset` on, until the registry has all of it. */
-  async append(chunk: Buffer, signal?: AbortSignal): Promise<void> {
+  /**
+   * Sends the blob's next `length` bytes (from `offset` on), streamed from `bytes(from, n)`,
+   * until the registry has all of them. `bytes` is asked again from the acknowledged offset
+   * after a failure.
+   */
+  async append(length: number, bytes: (from: number, n: number) => AsyncIterable<Buffer>, signal?: AbortSignal): Promise<void> {
     const start = this.offset;
-    const end = start + chunk.length;
+    const end = start + length;
     await this.target.client.retry(async (attempt) => {
       if (attempt > 0) await this.resync(start, end, signal);
-      while (this.offset < end) await this.patch(chunk.subarray(this.offset - start), signal);
+      while (this.offset < end) await this.patch(end - this.offset, bytes(this.offset, end - this.offset), signal);
     }, signal);
   }
 
@@ -202,34 +212,34 @@ export class Upload {
     }
   }
 
-  /** One PATCH of `bytes` at `offset`; moves offset to what the registry acknowledged. */
-  private async patch(bytes: Buffer, signal?: AbortSignal): Promise<void> {
+  /** One PATCH of `length` bytes at `offset`; moves offset to what the registry acknowledged. */
+  private async patch(length: number, body: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<void> {
     const first = this.offset;
-    const last = first + bytes.length - 1;
+    const last = first + length - 1;
     const what = `${this.what} bytes ${first}-${last}`;
     const res = await this.target.request(
       this.location,
       {
         method: 'PATCH',
-        headers: { 'content-type': 'application/octet-stream', 'content-range': `${first}-${last}`, 'content-length': String(bytes.length) },
-        body: bytes,
-        kind: 'document',
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${first}-${last}`, 'content-length': String(length) },
+        body,
+        bodyBytes: length,
         ...(signal ? { signal } : {}),
       },
       what,
     );
     if (res.status === 416) {
       // The registry has another offset than we think: ask it, then send from there.
-      discard(res.body);
+      drain(res);
       throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: the registry is at another offset (416)`, { retryable: true, status: 416 });
     }
     if (res.status === 404) throw new UploadLostError(`${what}: the registry no longer knows the upload (404)`);
     if (res.status !== 202 && res.status !== 204) throw await answerError(this.target.client, res, what, ErrorCodes.BLOB_REFUSED);
-    discard(res.body);
+    drain(res);
     this.location = uploadLocation(res, what);
-    const acked = uploadedBytes(header(res.headers, 'range')) ?? first + bytes.length;
-    if (acked <= first || acked > first + bytes.length) {
-      throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: the registry acknowledged ${acked} bytes, outside ${first + 1}-${first + bytes.length}`, { retryable: true });
+    const acked = uploadedBytes(header(res.headers, 'range')) ?? first + length;
+    if (acked <= first || acked > first + length) {
+      throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: the registry acknowledged ${acked} bytes, outside ${first + 1}-${first + length}`, { retryable: true });
     }
     this.offset = acked;
   }
@@ -243,7 +253,7 @@ export class Upload {
       throw new UploadLostError(`${err.message}; starting the blob again`);
     }
     if (res.status !== 204 && res.status !== 200) throw await this.target.client.responseError(res, what);
-    discard(res.body);
+    drain(res);
     this.location = header(res.headers, 'location') ?? this.location;
     const have = start === 0 && header(res.headers, 'range') === undefined ? 0 : uploadedBytes(header(res.headers, 'range'));
     if (have === undefined || have < start || have > end) {
@@ -258,14 +268,14 @@ export class Upload {
     await this.target.client.retry(async (attempt) => {
       const res = await this.target.request(withQuery(this.location, 'digest', this.digest), { method: 'PUT', headers: { 'content-length': '0' }, ...(signal ? { signal } : {}) }, what);
       if (res.status === 201 || res.status === 204) {
-        discard(res.body);
+        drain(res);
         const stored = header(res.headers, 'docker-content-digest');
         if (stored !== undefined && stored !== this.digest) throw new StargzError(ErrorCodes.BLOB_REFUSED, `${what}: the registry stored the blob as ${stored}`);
         return;
       }
       // A retried PUT whose first try went through finds the session closed: the blob is there.
       if (attempt > 0 && res.status === 404 && (await this.target.hasBlob(this.digest, signal))) {
-        discard(res.body);
+        drain(res);
         return;
       }
       throw await answerError(this.target.client, res, what, ErrorCodes.BLOB_REFUSED);
@@ -276,7 +286,7 @@ export class Upload {
   async cancel(): Promise<void> {
     try {
       const res = await this.target.request(this.location, { method: 'DELETE' }, `cancel of the ${this.what}`);
-      discard(res.body);
+      drain(res);
     } catch {
       // Best effort: the registry purges abandoned uploads anyway.
     }
