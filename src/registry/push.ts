@@ -169,18 +169,9 @@ export class Upload {
   constructor(
     private readonly target: PushTarget,
     /** The session's latest Location: every answer may move it (distribution keeps state in it). */
-    private location_: string,
+    private location: string,
     private readonly digest: string,
   ) {}
-
-  /** The session's latest Location. */
-  get location(): string {
-    return this.location_;
-  }
-
-  private set location(value: string) {
-    this.location_ = value;
-  }
 
   private get what(): string {
     return `upload of ${this.digest} to ${this.target.repository}`;
