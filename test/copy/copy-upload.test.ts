@@ -72,6 +72,20 @@ describe('copy uploads', () => {
     assert.equal(sha256Digest(Buffer.from(await res.arrayBuffer())), layer.digest);
   });
 
+  test('a PATCH cut after part of it reached the registry (which then refuses the session) starts the blob over and completes', async () => {
+    // distribution keeps the partial write and answers BLOB_UPLOAD_INVALID from then on: only a new session helps.
+    proxy.rules = [{ match: { method: 'PATCH', minContentLength: MiB }, after: 1, times: 1, action: 'cut-request', cutAfterRequestBytes: 3 * MiB }];
+    proxy.resetStats();
+    const r = await runCli(['copy', `${src.host}/big/mid:v1`, `${proxy.host}/big/cut:v1`]);
+    proxy.rules = [];
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`${layer.digest}: .*starting the blob again`));
+    assert.equal(proxy.stats.log.filter((e) => e.method === 'POST').length, 3, 'the layer got a second session');
+    const res = await registryFetch(dst.url, `/v2/big/cut/blobs/${layer.digest}`);
+    assert.equal(res.status, 200);
+    assert.equal(sha256Digest(Buffer.from(await res.arrayBuffer())), layer.digest);
+  });
+
   test('peak RSS copying a 200 MiB blob stays within a few write pieces and slack of copying a small image', async (t) => {
     await pushLayout(src, 'edge', 'fixtures/edge:v1');
     await pushRandomImage(src, join(work, 'big'), 'big/200m:v1', 200 * MiB);

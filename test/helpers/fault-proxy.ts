@@ -25,7 +25,7 @@ export interface FaultRule {
     multiRange?: boolean; // Range header lists more than one range
     minContentLength?: number; // request bodies of at least this many bytes (upload chunks, not a config blob's)
   };
-  action: 'status' | 'reset' | 'truncate' | 'ignore-range' | 'redirect' | 'delay' | 'serve-file' | 'drop-request' | 'rewrite';
+  action: 'status' | 'reset' | 'truncate' | 'ignore-range' | 'redirect' | 'delay' | 'serve-file' | 'drop-request' | 'cut-request' | 'rewrite';
   status?: number; // 'status' (default 503)
   retryAfter?: number; // 'status': Retry-After seconds
   body?: string; // 'status'
@@ -39,6 +39,8 @@ export interface FaultRule {
    * forwarding any of it (an upload broken on its way; the registry never sees the request).
    */
   dropAfterRequestBytes?: number;
+  /** 'cut-request': forward this many bytes of the request body, then cut both connections (the registry got part of it). */
+  cutAfterRequestBytes?: number;
   /** 'rewrite': forward the request with this path+query instead (a registry that ignores a parameter). */
   rewritePath?: (path: string) => string;
   /** How often the rule may still apply (decremented in place); unlimited when absent. */
@@ -186,6 +188,8 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
     path?: string;
     /** Counts request body bytes forwarded upstream. */
     sent?: (n: number) => void;
+    /** Cut both connections once this many request body bytes went upstream. */
+    cutAfter?: number;
   }
   type Counter = (n: number) => void;
 
@@ -217,8 +221,27 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
     res.on('close', () => {
       if (!done) up.destroy();
     });
-    req.on('data', (c: Buffer) => o.sent?.(c.length));
-    req.pipe(up);
+    let forwarded = 0;
+    const cutAfter = o.cutAfter;
+    if (cutAfter === undefined) {
+      req.on('data', (c: Buffer) => o.sent?.(c.length));
+      req.pipe(up);
+      return;
+    }
+    req.on('data', (c: Buffer) => {
+      if (forwarded >= cutAfter) return;
+      const part = c.subarray(0, cutAfter - forwarded);
+      forwarded += part.length;
+      o.sent?.(part.length);
+      up.write(part);
+      if (forwarded >= cutAfter) {
+        // Let the bytes reach the registry, then hang up on both sides.
+        setTimeout(() => {
+          up.destroy();
+          req.socket.destroy();
+        }, 200);
+      }
+    });
   }
 
   /** The CDN: blobs straight from registry storage, single Range supported. */
@@ -357,6 +380,8 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
           });
           return;
         }
+        case 'cut-request':
+          return serve({ cutAfter: rule.cutAfterRequestBytes ?? 0 });
         case 'rewrite':
           return serve({ path: rule.rewritePath ? rule.rewritePath(path) : path });
         case 'delay': {
