@@ -129,11 +129,6 @@ export const COPY_DEFAULTS = {
    * state): 32 MiB keeps that under a few percent of the transfer on a fast link.
    */
   chunkBytes: 32 * 1024 ** 2,
-  /**
-   * Bytes of one write into a PATCH: the source body's pieces (16-64 KiB) are gathered up to
-   * this, so an upload makes few large writes; per blob in flight, the memory a copy holds.
-   */
-  writeBytes: 1024 ** 2,
   /** Blobs copied at once (skopeo copies up to 6 layers in parallel). */
   parallelBlobs: 3,
   /**

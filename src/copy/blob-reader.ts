@@ -25,22 +25,16 @@ export class BlobReader {
     private readonly blob: Descriptor,
     /** Times a broken body is opened again from where it broke (the client's --retries). */
     private readonly maxReopens: number,
-    private readonly batchBytes: number,
     private readonly signal?: AbortSignal,
   ) {}
 
-  /**
-   * Bytes [offset, offset+length) of the blob, in pieces of about `batchBytes`: the body's own
-   * pieces (16-64 KiB) gathered, so an upload makes few large writes rather than many small ones.
-   */
+  /** Bytes [offset, offset+length) of the blob, in the body's own pieces (16-64 KiB). */
   async *range(offset: number, length: number): AsyncGenerator<Buffer> {
     if (offset < 0 || length < 0 || offset + length > this.blob.size || offset > this.hashed) throw new RangeError(`blob range ${offset}+${length} out of order`);
     if (offset !== this.position) {
       this.close();
       this.position = offset;
     }
-    const batch: Buffer[] = [];
-    let batched = 0;
     for (let left = length; left > 0; ) {
       const piece = await this.nextPiece(left);
       // Bytes sent again after a resume are in the digest already.
@@ -51,13 +45,7 @@ export class BlobReader {
       }
       this.position += piece.length;
       left -= piece.length;
-      batch.push(piece);
-      batched += piece.length;
-      if (batched >= this.batchBytes || left === 0) {
-        yield batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
-        batch.length = 0;
-        batched = 0;
-      }
+      yield piece;
     }
   }
 

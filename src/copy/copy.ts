@@ -90,7 +90,7 @@ export async function copyImage(o: CopyOptions): Promise<CopySummary> {
 
   /** Streams the blob into `upload` from byte 0, one PATCH per chunk, and completes it. */
   const transfer = async (blob: Descriptor, upload: Upload): Promise<void> => {
-    const reader = new BlobReader(o.source, o.from.repository, blob, o.sourceReopens ?? 0, COPY_DEFAULTS.writeBytes, signal);
+    const reader = new BlobReader(o.source, o.from.repository, blob, o.sourceReopens ?? 0, signal);
     try {
       while (upload.offset < blob.size) {
         const start = upload.offset;
