@@ -2,13 +2,13 @@
 // renamed over it: util/atomic-file.ts) or to stdout ('-'), or a directory (an OCI layout: built
 // under a temporary name beside DIR and renamed to DIR once complete). A failure — a blob
 // whose digest does not match, an abort — leaves nothing under the final name.
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ErrorCodes, StargzError } from '../errors.js';
 import { writeFileAtomically } from '../util/atomic-file.js';
+import { writeToStdout } from '../util/stdout.js';
 import { addTarEntry, createTarPack, type TarPack } from './tar-writer.js';
 
 /** What the archive formats write into: named files, small ones from memory, blobs streamed. */
@@ -28,23 +28,11 @@ function ioError(err: unknown, target: string): StargzError {
 }
 
 async function toStdout(pack: TarPack): Promise<void> {
-  const out = process.stdout;
-  let failed: Error | undefined;
-  const onError = (err: Error): void => {
-    failed = err;
-  };
-  out.on('error', onError);
   try {
-    for await (const chunk of pack as AsyncIterable<Buffer>) {
-      if (!out.write(chunk)) await Promise.race([once(out, 'drain'), once(out, 'error')]).catch(() => undefined);
-      if (failed) break;
-    }
-  } finally {
-    out.off('error', onError);
-  }
-  if (failed) {
-    pack.destroy(failed);
-    throw new StargzError(ErrorCodes.IO, `cannot write to stdout: ${failed.message}`, { cause: failed });
+    await writeToStdout(pack as AsyncIterable<Buffer>);
+  } catch (err) {
+    if (err instanceof StargzError) throw err; // the tar's own failure (a blob that did not verify)
+    throw new StargzError(ErrorCodes.IO, `cannot write to stdout: ${(err as Error).message}`, { cause: err });
   }
 }
 
