@@ -129,6 +129,8 @@ async function writeAll(sink: EntrySink, data: AsyncIterable<Buffer>, signal?: A
     signal?.throwIfAborted();
     n += chunk.length;
     if (!sink.write(chunk)) await Promise.race([once(sink as never, 'drain'), once(sink as never, 'close')]);
+    // The pack was destroyed (its consumer failed: disk full, a closed pipe): stop reading the body.
+    if ((sink as unknown as { destroying: boolean }).destroying) throw new StargzError(ErrorCodes.ABORTED, 'the tar was abandoned');
   }
   return n;
 }

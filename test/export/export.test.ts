@@ -180,6 +180,13 @@ describe('export', () => {
     assert.deepEqual(await readFile(piped), await readFile(file));
   });
 
+  test('a docker-archive to a pipe that closes early fails with ERR_IO, exit 8 (an incomplete archive is a failure)', async () => {
+    const cli = (await import('../helpers/paths.js')).cliPath;
+    const { stdout } = await run('bash', ['-c', `"$0" "$1" export --plain-http --quiet --cache-dir "$2" "$3" - 2>"$4" | head -c 1000 >/dev/null; echo "\${PIPESTATUS[0]}"`, process.execPath, cli, join(work, `cache-${n++}`), ref('edge'), join(work, 'pipe.err')]);
+    assert.equal(stdout.trim(), '8', await readFile(join(work, 'pipe.err'), 'utf8'));
+    assert.match(await readFile(join(work, 'pipe.err'), 'utf8'), /ERR_IO: cannot write to stdout/);
+  });
+
   test('a blob whose bytes do not match its digest fails with ERR_DIGEST_MISMATCH and leaves no file', async () => {
     const victim = [...layout.edge!.layers].sort((a, b) => b.size - a.size)[0]!;
     const bytes = await readFile(join(layoutPath('edge'), 'blobs', 'sha256', victim.digest.slice(7)));
