@@ -208,6 +208,17 @@ describe('export', () => {
     }
   });
 
+  test('--platform picks the image of an index; index.json records that platform', async () => {
+    await pushLayout(reg, 'multi', 'fixtures/multi:v1');
+    const dir = join(work, 'multi-arm64');
+    const r = await exportCli(['--platform', 'linux/arm64/v8', `${proxy.host}/fixtures/multi:v1`, dir]);
+    assert.equal(r.code, 0, r.stderr);
+    const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; platform: unknown }> };
+    assert.equal(index.manifests[0]!.digest, 'sha256:239f2a3aef5266788372e372b0cde1360ce2b9223baba08a6d92a26c5b6b456a');
+    assert.deepEqual(index.manifests[0]!.platform, { architecture: 'arm64', os: 'linux', variant: 'v8' });
+    assert.equal((await skopeoInspect(`oci:${dir}:v1`)).Digest, index.manifests[0]!.digest);
+  });
+
   test('usage errors: a path without --rootfs, --json with stdout, a non-empty OCI directory', async () => {
     let r = await exportCli([ref('edge', '/etc'), join(work, 'x.tar')]);
     assert.equal(r.code, 2, r.stderr);
