@@ -289,9 +289,6 @@ function decodeBody(r: Reader): CachedIndex {
   let linkAt = 0;
   let deviceAt = 0;
   let chunkAt = 0;
-  let last: Entry<ChunkRef> | undefined;
-  let lastUser = 0;
-  let lastGroup = 0;
   for (let i = 0; i < count; i++) {
     const t = i * ENTRY_U32;
     const bits = table[t]!;
@@ -314,19 +311,12 @@ function decodeBody(r: Reader): CachedIndex {
     }
     const f = i * ENTRY_F64;
     const reg = type === 'reg';
-    const e = new Entry<ChunkRef>(path, type, mode, nums[f]!, nums[f + 1]!, nums[f + 2]!, reg ? nums[f + 3]! : 0, linkName, NO_CHUNKS);
     const user = table[t + 1]!;
     const group = table[t + 2]!;
     if (user > nNames || group > nNames) throw corrupt('a name out of range');
-    // Entries come in runs of one owner: the previous one's shared owner object, without a lookup.
-    if (last && last.uid === e.uid && last.gid === e.gid && lastUser === user && lastGroup === group) e.sameOwnerAs(last);
-    else {
-      if (user > 0) e.userName = names[user - 1];
-      if (group > 0) e.groupName = names[group - 1];
-      last = e;
-      lastUser = user;
-      lastGroup = group;
-    }
+    // The names go to the constructor: entries come in runs of one owner, and the owner lookup
+    // (model.ts ownerOf) answers a run from the owner it gave last, without building a key.
+    const e = new Entry<ChunkRef>(path, type, mode, nums[f]!, nums[f + 1]!, nums[f + 2]!, reg ? nums[f + 3]! : 0, linkName, NO_CHUNKS, user > 0 ? names[user - 1] : undefined, group > 0 ? names[group - 1] : undefined);
     if (ef & ENTRY_DEVICE) {
       if ((type !== 'char' && type !== 'block') || deviceAt + 2 > devices.length) throw corrupt('device numbers out of place');
       e.devMajor = devices[deviceAt++]!;
