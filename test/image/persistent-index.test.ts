@@ -16,7 +16,7 @@ import { runCli } from '../helpers/cli.js';
 import { Mounts, run, sha256Tree } from '../fuse/mount-helpers.js';
 import { decodeLayerIndex, INDEX_CODEC_VERSION } from '../../src/layer/index-codec.js';
 
-type Kind = 'toc' | 'toc-index';
+type Kind = 'toc' | 'toc-index' | 'merged-tree';
 
 /** The records of one kind in a cache directory's index, by key (the CLI is not running). */
 function records(cache: string, kind: Kind): Map<string, Buffer> {
@@ -157,7 +157,7 @@ describe('the persistent layer index', () => {
     });
   }
 
-  test('a mount on the stored index fetches no blob byte to mount, and serves the same bytes and metadata', async () => {
+  test('a mount on the stored index and merged tree fetches no blob byte to mount, and serves the same bytes and metadata', async () => {
     const image = `${proxy.host}/fixtures/edge:v1`;
     const cache = await fresh('cache');
     const listing = (mnt: string) => run('sh', ['-c', 'cd "$1" && find . -printf "%p %y %m %U %G %s %T@ %l %n\\n" | sort', 'sh', mnt]);
@@ -170,6 +170,7 @@ describe('the persistent layer index', () => {
     assert.ok(treeA.size > 0);
 
     rewrite(cache, 'toc', () => undefined);
+    assert.equal(records(cache, 'merged-tree').size, 1, 'the first mount stored its merged tree for the second');
     const b = await fresh('mnt');
     proxy.resetStats();
     await mounts.detached(image, b, cache, ['--prefetch', 'none']);
