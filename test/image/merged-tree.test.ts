@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { startRegistry, pushLayout, type TestRegistry } from '../helpers/registry.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
+import { withVersion } from '../helpers/cache-records.js';
 import { MERGED_TREE_VERSION } from '../../src/vfs/merged-tree-codec.js';
 
 function trees(cache: string): Map<string, Buffer> {
@@ -49,12 +50,7 @@ const damages: Array<[string, (data: Buffer) => Buffer]> = [
   ['a truncated record', (d) => Buffer.from(d.subarray(0, Math.floor(d.length / 2)))],
   [
     'another version (checksum valid)',
-    (d) => {
-      const out = Buffer.from(d);
-      out.writeUInt32LE(MERGED_TREE_VERSION + 1, 4);
-      out.writeUInt32LE(crc32(out.subarray(16)), 12);
-      return out;
-    },
+    (d) => withVersion(d, MERGED_TREE_VERSION + 1),
   ],
   // A plain file with no other name (/etc/hostname): only the check that each entry exists tells.
   ['a file renamed to what no layer has (checksum valid)', (d) => reseal(d, (body) => body.indexOf('\0hostname\0') + 1)],

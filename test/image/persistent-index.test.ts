@@ -7,12 +7,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { startRegistry, pushLayout, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
+import { withVersion } from '../helpers/cache-records.js';
 import { Mounts, run, sha256Tree } from '../fuse/mount-helpers.js';
 import { decodeLayerIndex, INDEX_CODEC_VERSION } from '../../src/layer/index-codec.js';
 
@@ -70,12 +70,7 @@ const damages: Array<[string, (data: Buffer) => Buffer]> = [
   ['a truncated record', (d) => Buffer.from(d.subarray(0, Math.floor(d.length / 2)))],
   [
     'another codec version (checksum valid)',
-    (d) => {
-      const out = Buffer.from(d);
-      out.writeUInt32LE(INDEX_CODEC_VERSION + 1, 4);
-      out.writeUInt32LE(crc32(out.subarray(16)), 12);
-      return out;
-    },
+    (d) => withVersion(d, INDEX_CODEC_VERSION + 1),
   ],
 ];
 
