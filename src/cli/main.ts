@@ -21,8 +21,8 @@ import type { ConfigFlags } from './commands/config.js';
 import type { LoginFlags } from './commands/login.js';
 import type { DiffFlags } from './commands/diff.js';
 import type { ExportFlags } from './commands/export.js';
-import { EXPORT_FORMATS } from '../export/image-archive.js';
-import { PREFETCH_MODES } from '../prefetch/prefetch.js';
+import { EXPORT_FORMATS } from '../export/formats.js';
+import { PREFETCH_MODES } from '../prefetch/modes.js';
 import { COMPLETION_SHELLS, completionScript, type CompletionShell } from './completion.js';
 
 function version(): string {

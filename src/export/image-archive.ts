@@ -16,8 +16,7 @@ import type { Descriptor, Platform } from '../registry/manifest.js';
 import type { FetchMetrics } from '../metrics/fetch-metrics.js';
 import type { ArchiveWriter } from './output.js';
 
-export const EXPORT_FORMATS = ['docker-archive', 'oci'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+import type { ExportFormat } from './formats.js';
 
 /** OCI annotation that names a manifest in an index.json (skopeo's and umoci's `DIR:TAG`). */
 const REF_NAME = 'org.opencontainers.image.ref.name';

@@ -8,7 +8,8 @@ import { openImage, registryClientFor } from '../../image/open-image.js';
 import { FetchMetrics } from '../../metrics/fetch-metrics.js';
 import { formatReference, parseReferenceWithPath, type ImageReference } from '../../reference/reference.js';
 import { defaultPlatform, parsePlatform } from '../../registry/manifest.js';
-import { EXPORT_FORMATS, writeImageArchive, type ExportFormat, type ImageArchiveSummary } from '../../export/image-archive.js';
+import { writeImageArchive, type ImageArchiveSummary } from '../../export/image-archive.js';
+import type { ExportFormat } from '../../export/formats.js';
 import { STDOUT, tarArchive, writeDirectory, writeTar } from '../../export/output.js';
 import { writeRootfs, type RootfsSummary } from '../../export/rootfs.js';
 import { loadConfigFile } from '../../config-file.js';
@@ -22,8 +23,6 @@ export interface ExportFlags extends CommonFlags {
   rootfs?: boolean;
   json?: boolean;
 }
-
-export { EXPORT_FORMATS };
 
 function usage(message: string): StargzError {
   return new StargzError(ErrorCodes.USAGE, message);
