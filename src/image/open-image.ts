@@ -49,6 +49,19 @@ export interface OpenedImage {
   close(): Promise<void>;
 }
 
+/** The registry client an image is read through (also `export`'s, which needs no layer opened). */
+export function registryClientFor(ref: ImageReference, options: OpenImageOptions, metrics: FetchMetrics): RegistryClient {
+  const opts = resolveOptions(options);
+  return new RegistryClient(ref.registry, {
+    requestTimeoutMs: opts.requestTimeoutMs,
+    minTransferRate: opts.minTransferRate,
+    rateWindowMs: opts.rateWindowMs,
+    ...options.registry,
+    maxConnectionsPerHost: Math.max(opts.concurrency, options.registry?.maxConnectionsPerHost ?? 0),
+    metrics,
+  });
+}
+
 export async function openImage(ref: ImageReference, options: OpenImageOptions = {}): Promise<OpenedImage> {
   const opts = resolveOptions(options);
   const notice = options.notice ?? (() => undefined);
@@ -57,14 +70,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
   const inflater = new InflatePool();
   if (options.warmInflater) inflater.warm();
   const metrics = new FetchMetrics();
-  const client = new RegistryClient(ref.registry, {
-    requestTimeoutMs: opts.requestTimeoutMs,
-    minTransferRate: opts.minTransferRate,
-    rateWindowMs: opts.rateWindowMs,
-    ...options.registry,
-    maxConnectionsPerHost: Math.max(opts.concurrency, options.registry?.maxConnectionsPerHost ?? 0),
-    metrics,
-  });
+  const client = registryClientFor(ref, options, metrics);
   try {
     const resolutionKey = `${formatReference(ref)}|${formatPlatform(platform)}`;
     let manifestDigest: string;
