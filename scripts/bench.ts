@@ -7,7 +7,7 @@
 // load) and prints the tables; scripts/bench-table.mjs puts them into the README. Everything
 // it starts (registry, link proxy, mounts) is stopped on exit.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
@@ -472,9 +472,39 @@ async function main(): Promise<void> {
 
   if (want('syncreuse')) await syncReuseCases(reg.host, wan);
 
+  if (want('export')) await exportCases(reg.host);
+
   if (want('copy')) await copyCases(reg.host);
 
   printTable();
+}
+
+// ---------- issue 14: export of the 1 GB image as a docker-archive ----------
+// Kept in one function with its own rows, apart from the other cases, so that edits to those merge cleanly.
+
+async function exportCases(host: string): Promise<void> {
+  const out = join(work, 'out-export');
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  const ref = `${host}/bench/debian:v1`;
+  const sizeOf = (file: string): number => statSync(file).size;
+  // Paired, run for run: stargz-get, then skopeo (which unpacks each layer into the archive:
+  // its docker-archive destination wants uncompressed layers; ours keeps the registry's blobs).
+  const runs = await repeat(async () => {
+    const ours = join(out, 'stargz-get.tar');
+    const theirs = join(out, 'skopeo.tar');
+    const a = await sh(`node ${cli} export -q --plain-http --cache-dir ${join(out, 'cache')} ${ref} ${ours}`);
+    const aBytes = sizeOf(ours);
+    rmSync(ours, { force: true });
+    const b = await sh(`skopeo copy -q --src-tls-verify=false docker://${ref} docker-archive:${theirs}:bench/debian:v1`);
+    const bBytes = sizeOf(theirs);
+    rmSync(theirs, { force: true });
+    return { a, aBytes, b, bBytes };
+  });
+  const a = timedRow({ case: 'export docker-archive (1 GB image)', link: 'loopback', subject: 'stargz-get export' }, runs, (r) => r.a.seconds, { bytes: (r) => r.aBytes, rssMB: (r) => r.a.rssMB });
+  const b = timedRow({ case: 'export docker-archive (1 GB image)', link: 'loopback', subject: 'skopeo copy docker-archive:' }, runs, (r) => r.b.seconds, { bytes: (r) => r.bBytes, rssMB: (r) => r.b.rssMB });
+  check('peak RSS of export of the 1 GB image ≤ 150 MB', `${fmt(a.rssMB!, 0)} MB (skopeo ${fmt(b.rssMB!, 0)} MB); ${fmt(a.seconds / b.seconds)}× skopeo's time`, a.rssMB! <= 150);
+  rmSync(out, { recursive: true, force: true });
 }
 
 // ---------- issue 14: copy the 1 GB image to a second registry process ----------

@@ -106,7 +106,18 @@ export const COMMAND_DEFAULTS = {
     // cat streams each chunk once, as sync does.
     memoryCacheBytes: 16 * 1024 ** 2,
   },
+  export: {
+    // export --rootfs streams each chunk once into the tar, as cat does.
+    memoryCacheBytes: 16 * 1024 ** 2,
+  },
 } as const satisfies Record<string, Partial<Options>>;
+
+/** export --rootfs (export/rootfs.ts). */
+export const EXPORT_DEFAULTS = {
+  // The next files' chunks queued ahead of the tar writer: small files share range requests
+  // instead of waiting a round trip each; below the export memory cache, so they stay in memory.
+  rootfsAheadBytes: 8 * 1024 ** 2,
+} as const;
 
 /** How a mount fetches ahead of its readers (fuse/read-ahead.ts, fuse/walk-ahead.ts, prefetch/). */
 export const MOUNT_AHEAD_DEFAULTS = {

@@ -20,7 +20,9 @@ import type { MountFlags } from './commands/mount.js';
 import type { ConfigFlags } from './commands/config.js';
 import type { LoginFlags } from './commands/login.js';
 import type { DiffFlags } from './commands/diff.js';
-import { PREFETCH_MODES } from '../prefetch/prefetch.js';
+import type { ExportFlags } from './commands/export.js';
+import { EXPORT_FORMATS } from '../export/formats.js';
+import { PREFETCH_MODES } from '../prefetch/modes.js';
 import { COMPLETION_SHELLS, completionScript, type CompletionShell } from './completion.js';
 import { addCopyCommand } from './commands/copy.js';
 
@@ -131,6 +133,17 @@ export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }, j
   ).action(async (refA: string, refB: string, path: string | undefined, flags: DiffFlags) => {
     result.status = await (await import('./commands/diff.js')).diffCommand(refA, refB, path, flags, io);
   });
+
+  addImageOptions(
+    program
+      .command('export')
+      .description('write the image as a docker-archive tar or an OCI layout (blobs streamed and verified), or with --rootfs REF[/PATH] as one flattened tar of its files')
+      .argument('<source>', 'image reference (with --rootfs, an optional path in it)')
+      .argument('<output>', "a file (docker-archive, or an OCI layout as tar, when it ends in .tar), a directory (an OCI layout), or - for stdout")
+      .addOption(new Option('--format <format>', 'docker-archive (default for a .tar file or -) or oci (default for a directory)').choices(EXPORT_FORMATS))
+      .option('--rootfs', 'one tar of the merged files below PATH (whiteouts applied, hardlinks, xattrs), fetching only their chunks')
+      .option('--json', 'print the summary as one JSON document on stdout'),
+  ).action(async (source: string, output: string, flags: ExportFlags) => (await import('./commands/export.js')).exportCommand(source, output, flags, io));
 
   addImageOptions(
     program

@@ -4,10 +4,11 @@
 // and memory bounded on a 200 MiB file streamed to /dev/null.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { startRegistry, pushLayout, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
@@ -86,6 +87,12 @@ describe('cat', () => {
     assert.equal(tool.stdout.length, 300_000);
     const expected = Buffer.concat([Buffer.from('stargz-edge\n'), Buffer.from('root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n'), tool.stdout]);
     assert.ok(r.stdout.equals(expected));
+  });
+
+  test('a reader that goes away (| head) ends cat quietly, exit 0, as cat(1)', async () => {
+    const { stdout } = await promisify(execFile)('bash', ['-c', `"$0" "$1" cat --plain-http --cache-dir "$2" "$3" 2>"$4" | head -c 10 >/dev/null; echo "\${PIPESTATUS[0]}"`, process.execPath, cliPath, cache(), `${edge}/bin/big2`, join(work, 'head.err')]);
+    assert.equal(stdout.trim(), '0');
+    assert.equal(await readFile(join(work, 'head.err'), 'utf8'), '');
   });
 
   test('a directory, a fifo, a missing path: coded errors, exit 3, nothing printed', async () => {

@@ -41,5 +41,5 @@ test('--help states the defaults config.ts states', async () => {
   assert.equal(r.code, 0, r.stderr);
   const help = r.stdout.replace(/\s+/g, ' ');
   assert.ok(help.includes(`(default ${DEFAULT_OPTIONS.concurrency}; mount: ${COMMAND_DEFAULTS.mount.concurrency})`), help);
-  assert.ok(help.includes(`(default ${formatSize(DEFAULT_OPTIONS.memoryCacheBytes)}; sync: ${formatSize(COMMAND_DEFAULTS.sync.memoryCacheBytes)}; cat: ${formatSize(COMMAND_DEFAULTS.cat.memoryCacheBytes)})`), help);
+  assert.ok(help.includes(`(default ${formatSize(DEFAULT_OPTIONS.memoryCacheBytes)}; sync: ${formatSize(COMMAND_DEFAULTS.sync.memoryCacheBytes)}; cat: ${formatSize(COMMAND_DEFAULTS.cat.memoryCacheBytes)}; export: ${formatSize(COMMAND_DEFAULTS.export.memoryCacheBytes)})`), help);
 });

@@ -3,7 +3,6 @@
 // Every path is resolved before a byte is written: a missing path, a directory or a device
 // fails the command with nothing printed. --output writes a temporary file beside FILE,
 // fsyncs it and renames it over FILE: FILE is either the complete bytes or untouched.
-import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { COMMAND_DEFAULTS } from '../../config.js';
@@ -16,6 +15,7 @@ import { openOptionsFrom, type CommonFlags } from '../common.js';
 import type { CliIo } from '../io.js';
 import { TransferProgress } from '../progress.js';
 import { writeFileAtomically } from '../../util/atomic-file.js';
+import { writeToStdout } from '../../util/stdout.js';
 import { loadConfigFile } from '../../config-file.js';
 
 export interface CatFlags extends CommonFlags {
@@ -88,29 +88,15 @@ async function* counted(streams: AsyncGenerator<Readable>, written: { done: numb
 }
 
 async function writeStdout(streams: AsyncGenerator<Readable>): Promise<void> {
-  const out = process.stdout;
-  let failed: Error | undefined;
-  const onError = (err: Error): void => {
-    failed = err;
-  };
-  out.on('error', onError);
-  try {
-    for await (const stream of streams) {
-      for await (const chunk of stream) {
-        if (failed) break;
-        if (!out.write(chunk as Buffer)) await Promise.race([once(out, 'drain'), once(out, 'error')]).catch(() => undefined);
-        if (failed) break;
-      }
-      if (failed) {
-        stream.destroy();
-        break;
-      }
-    }
-  } finally {
-    out.off('error', onError);
+  async function* bytes(): AsyncGenerator<Buffer> {
+    for await (const stream of streams) for await (const chunk of stream) yield chunk as Buffer;
   }
-  // A reader that went away (`| head`) is not our failure, as for cat(1) under SIGPIPE.
-  if (failed && (failed as NodeJS.ErrnoException).code !== 'EPIPE') throw toStargzError(failed);
+  try {
+    await writeToStdout(bytes());
+  } catch (err) {
+    // A reader that went away (`| head`) is not our failure, as for cat(1) under SIGPIPE.
+    if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw toStargzError(err);
+  }
 }
 
 /** The files' bytes to FILE: complete under that name, or not there at all (util/atomic-file.ts). */
