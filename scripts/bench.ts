@@ -184,9 +184,10 @@ async function ensureTools(): Promise<void> {
   }
 }
 
-async function startRegistry(): Promise<{ host: string; port: number }> {
+/** A registry process on a free port with its storage in BENCH_DIR/`name`; `stop` ends it (the storage stays). */
+async function startRegistry(name = 'registry'): Promise<{ host: string; port: number; dir: string; stop: () => Promise<void> }> {
   const port = await freePort();
-  const dir = join(work, 'registry');
+  const dir = join(work, name);
   mkdirSync(join(dir, 'storage'), { recursive: true });
   writeFileSync(
     join(dir, 'config.yml'),
@@ -195,7 +196,12 @@ async function startRegistry(): Promise<{ host: string; port: number }> {
   const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
   children.push(child);
   await waitHttp(`http://127.0.0.1:${port}/v2/`);
-  return { host: `127.0.0.1:${port}`, port };
+  const stop = async (): Promise<void> => {
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await gone;
+  };
+  return { host: `127.0.0.1:${port}`, port, dir, stop };
 }
 
 interface Link {
@@ -468,6 +474,8 @@ async function main(): Promise<void> {
 
   if (want('export')) await exportCases(reg.host);
 
+  if (want('copy')) await copyCases(reg.host);
+
   printTable();
 }
 
@@ -497,6 +505,40 @@ async function exportCases(host: string): Promise<void> {
   const b = timedRow({ case: 'export docker-archive (1 GB image)', link: 'loopback', subject: 'skopeo copy docker-archive:' }, runs, (r) => r.b.seconds, { bytes: (r) => r.bBytes, rssMB: (r) => r.b.rssMB });
   check('peak RSS of export of the 1 GB image ≤ 150 MB', `${fmt(a.rssMB!, 0)} MB (skopeo ${fmt(b.rssMB!, 0)} MB); ${fmt(a.seconds / b.seconds)}× skopeo's time`, a.rssMB! <= 150);
   rmSync(out, { recursive: true, force: true });
+}
+
+// ---------- issue 14: copy the 1 GB image to a second registry process ----------
+
+/** An empty registry of its own, removed with its storage by `stop`. */
+async function startTargetRegistry(name: string): Promise<{ host: string; stop: () => Promise<void> }> {
+  rmSync(join(work, name), { recursive: true, force: true });
+  const reg = await startRegistry(name);
+  return {
+    host: reg.host,
+    stop: async () => {
+      await reg.stop();
+      rmSync(reg.dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function copyCases(host: string): Promise<void> {
+  const ref = `${host}/bench/debian:v1`;
+  // Each run copies into a fresh, empty registry: nothing to skip or mount, and skopeo's blob
+  // cache cannot mount from an earlier run's repository (another port, another registry).
+  const runs = await repeat(async (n) => {
+    const ours = await startTargetRegistry(`copy-target-ours-${n}`);
+    const s = await sh(`node ${cli} copy -q ${ref} ${ours.host}/bench/debian:v1`);
+    await ours.stop();
+    const theirs = await startTargetRegistry(`copy-target-skopeo-${n}`);
+    const k = await sh(`skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --preserve-digests docker://${ref} docker://${theirs.host}/bench/debian:v1`);
+    await theirs.stop();
+    return { s, k };
+  });
+  const s = timedRow({ case: 'copy 1 GB image to another registry', link: 'loopback', subject: 'stargz-get copy' }, runs, (r) => r.s.seconds, { rssMB: (r) => r.s.rssMB });
+  const k = timedRow({ case: 'copy 1 GB image to another registry', link: 'loopback', subject: 'skopeo copy' }, runs, (r) => r.k.seconds, { rssMB: (r) => r.k.rssMB });
+  check('copy peak RSS ≤ 150 MB', `${fmt(s.rssMB!, 0)} MB (skopeo ${fmt(k.rssMB!, 0)} MB)`, s.rssMB! <= 150);
+  check('copy time vs skopeo copy', `${fmt(s.seconds, 1)} s vs ${fmt(k.seconds, 1)} s (${fmt(s.seconds / k.seconds, 2)}×)`, null);
 }
 
 // ---------- issue 11: sync over an existing DEST (delta, identical re-sync, resume) ----------

@@ -130,6 +130,26 @@ export const MOUNT_AHEAD_DEFAULTS = {
   readDeadlineMs: 20_000,
 } as const;
 
+/** How `copy` moves blobs from one registry to another (src/copy/, src/registry/push.ts). */
+export const COPY_DEFAULTS = {
+  /**
+   * Bytes of one upload PATCH. A blob's GET body is streamed into PATCHes of this size, none
+   * held in memory (a copy's memory does not grow with it); after a broken PATCH the source is
+   * read again from what the target acknowledged, at most one chunk back. Each PATCH costs a
+   * round trip and the registry's work of resuming the session (distribution reloads its hash
+   * state): 32 MiB keeps that under a few percent of the transfer on a fast link.
+   */
+  chunkBytes: 32 * 1024 ** 2,
+  /** Blobs copied at once (skopeo copies up to 6 layers in parallel). */
+  parallelBlobs: 3,
+  /**
+   * Times a blob starts over from byte 0 after its upload session was lost (the target
+   * forgot it, or can no longer say how much it has); resuming within a session is the
+   * client's retries.
+   */
+  uploadRestarts: 2,
+} as const;
+
 /** The registry client's settings that are not Options (the CLI's --retries sets `retries`). */
 export const CLIENT_DEFAULTS = {
   /** Retries of a failed request after the first attempt. */

@@ -29,6 +29,10 @@ export const ErrorCodes = {
   REGISTRY_PROTOCOL: 'ERR_REGISTRY_PROTOCOL',
   /** A request took longer than its deadline. */
   TIMEOUT: 'ERR_TIMEOUT',
+  /** A registry we push to refused a blob: too large (413), digest invalid, quota, a bad upload request. */
+  BLOB_REFUSED: 'ERR_BLOB_REFUSED',
+  /** A registry we push to refused a manifest: invalid, a media type it does not take, blobs it does not know. */
+  MANIFEST_REFUSED: 'ERR_MANIFEST_REFUSED',
   /** A manifest media type or layer media type we cannot read. */
   MANIFEST_UNSUPPORTED: 'ERR_MANIFEST_UNSUPPORTED',
   /** An image index has no manifest for the requested platform. */

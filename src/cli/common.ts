@@ -5,7 +5,8 @@ import { CLIENT_DEFAULTS, COMMAND_DEFAULTS, DEFAULT_OPTIONS as D, LOG_DEFAULTS, 
 import type { OpenImageOptions } from '../image/open-image.js';
 import { keychainFromFlags, type CredentialFlags } from './credentials.js';
 import type { ImageReference } from '../reference/reference.js';
-import { loadConfigFile, registrySettingsFor } from '../config-file.js';
+import { loadConfigFile, registrySettingsFor, type ConfigFile } from '../config-file.js';
+import type { RegistryClientOptions } from '../registry/client.js';
 import { defaultHostsDir, registryHosts } from '../registry/hosts.js';
 import { certDirSettings } from '../registry/tls.js';
 import { formatDuration, formatSize } from './format.js';
@@ -100,14 +101,7 @@ function int(text: string | undefined, name: string): number | undefined {
 export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, sink: (m: string) => void, signal: AbortSignal): Promise<OpenImageOptions> {
   // Notices are the logger's warnings: --log-level error silences them too.
   const log = loggerFrom(flags, sink);
-  const notice = (m: string): void => log.warn(m);
   const file = loadConfigFile(flags.config);
-  const settings = registrySettingsFor(file, ref.registry);
-  // The file's paths are relative to the file (a detached mount's server runs elsewhere).
-  const fromFile = (p: string | undefined): string | undefined => (p === undefined || file.path === undefined ? p : resolve(dirname(file.path), p));
-  const authfile = flags.authfile ?? fromFile(settings.authfile);
-  const keychain = await keychainFromFlags({ ...flags, ...(authfile !== undefined ? { authfile } : {}) }, notice);
-  const certDir = flags.certDir ?? fromFile(settings.certDir);
   const fromFlags: Partial<Options> = {
     concurrency: int(flags.concurrency, '--concurrency'),
     cacheDir: flags.cacheDir,
@@ -125,24 +119,43 @@ export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, s
   // Flags beat the file, the file beats config.ts defaults (filled by resolveOptions).
   const options: Partial<Options> = { ...file.options };
   for (const [k, v] of Object.entries(fromFlags)) if (v !== undefined) (options as Record<string, unknown>)[k] = v;
+  const registry = await registryOptionsFrom(flags, ref.registry, file, log, signal);
+  return { ...options, notice: registry.notice!, log, registry };
+}
+
+/**
+ * How to reach one registry, from the flags, the configuration file's settings for it and the
+ * shared files: credentials (the keychain), plain HTTP, TLS verification and certificates,
+ * mirrors, retries. Commands with two registries (copy) build one per side.
+ */
+export async function registryOptionsFrom(
+  flags: Pick<CommonFlags, keyof CredentialFlags | 'plainHttp' | 'insecure' | 'certDir' | 'retries' | 'mirror' | 'hostsDir'>,
+  registry: string,
+  file: ConfigFile,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<RegistryClientOptions> {
+  const notice = (m: string): void => log.warn(m);
+  const settings = registrySettingsFor(file, registry);
+  // The file's paths are relative to the file (a detached mount's server runs elsewhere).
+  const fromFile = (p: string | undefined): string | undefined => (p === undefined || file.path === undefined ? p : resolve(dirname(file.path), p));
+  const authfile = flags.authfile ?? fromFile(settings.authfile);
+  const keychain = await keychainFromFlags({ ...flags, ...(authfile !== undefined ? { authfile } : {}) }, notice);
+  const certDir = flags.certDir ?? fromFile(settings.certDir);
+  const retries = int(flags.retries, '--retries') ?? file.cli.retries;
   return {
-    ...options,
+    keychain,
+    plainHttp: flags.plainHttp ?? settings.plainHttp ?? file.cli.plainHttp ?? false,
+    insecure: flags.insecure ?? settings.insecure ?? file.cli.insecure ?? false,
+    ...(certDir !== undefined ? { tls: certDirSettings(certDir) } : {}),
+    ...(retries !== undefined ? { retries } : {}),
+    settings,
+    hosts: registryHosts(registry, {
+      mirrors: [...(flags.mirror ?? []), ...(settings.mirrors ?? [])],
+      hostsDir: flags.hostsDir ?? file.cli.hostsDir ?? defaultHostsDir(),
+    }),
     notice,
     log,
-    registry: {
-      keychain,
-      plainHttp: flags.plainHttp ?? settings.plainHttp ?? file.cli.plainHttp ?? false,
-      insecure: flags.insecure ?? settings.insecure ?? file.cli.insecure ?? false,
-      ...(certDir !== undefined ? { tls: certDirSettings(certDir) } : {}),
-      retries: int(flags.retries, '--retries') ?? file.cli.retries,
-      settings,
-      hosts: registryHosts(ref.registry, {
-        mirrors: [...(flags.mirror ?? []), ...(settings.mirrors ?? [])],
-        hostsDir: flags.hostsDir ?? file.cli.hostsDir ?? defaultHostsDir(),
-      }),
-      notice,
-      log,
-      signal,
-    },
+    signal,
   };
 }

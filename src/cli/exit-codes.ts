@@ -23,6 +23,8 @@ const TABLE: Record<ErrorCode, { status: number; hint?: string }> = {
   [ErrorCodes.REGISTRY_RATE_LIMITED]: { status: 5, hint: 'the registry is rate limiting; try again later or lower --concurrency' },
   [ErrorCodes.REGISTRY_SERVER]: { status: 5 },
   [ErrorCodes.REGISTRY_PROTOCOL]: { status: 5 },
+  [ErrorCodes.BLOB_REFUSED]: { status: 5, hint: 'the target registry refused the blob: check its size limits and quota (the message has its answer)' },
+  [ErrorCodes.MANIFEST_REFUSED]: { status: 5, hint: 'the target registry does not take this manifest (its media type or content); the message has its answer' },
   [ErrorCodes.DIGEST_MISMATCH]: { status: 6, hint: 'the registry served bytes that do not match their digest; nothing wrong was written' },
   [ErrorCodes.NOT_ESTARGZ]: { status: 6 },
   [ErrorCodes.TOC_INVALID]: { status: 6, hint: 'the layer table of contents is malformed or hostile; nothing was written from it' },

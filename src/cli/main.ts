@@ -24,6 +24,7 @@ import type { ExportFlags } from './commands/export.js';
 import { EXPORT_FORMATS } from '../export/formats.js';
 import { PREFETCH_MODES } from '../prefetch/modes.js';
 import { COMPLETION_SHELLS, completionScript, type CompletionShell } from './completion.js';
+import { addCopyCommand } from './commands/copy.js';
 
 function version(): string {
   try {
@@ -163,6 +164,8 @@ export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }, j
     const { mountCommand } = await import('./commands/mount.js');
     await mountCommand(ref, mountpoint, flags, io);
   });
+
+  addCopyCommand(program, io);
 
   program
     .command('umount')

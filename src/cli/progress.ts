@@ -14,6 +14,8 @@ export interface ProgressImage {
   metrics: FetchMetrics;
   /** The image's layer digests in manifest order (a bar's label is its position). */
   layers: readonly string[];
+  /** What a bar is of (default 'layer'; copy's are blobs). */
+  noun?: string;
 }
 
 export interface TransferProgressOptions {
@@ -108,7 +110,7 @@ export class TransferProgress {
         image.layers.forEach((digest, i) => {
           const c = counts[n]!.get(digest);
           if (!c || c.readRequestedBytes === 0) return; // not read from (yet): no bar
-          this.layerBar(`${n}:${digest}`, `layer ${i + 1}/${image.layers.length} ${digest.replace(/^sha256:/, '').slice(0, 8)}`, c, now);
+          this.layerBar(`${n}:${digest}`, `${image.noun ?? 'layer'} ${i + 1}/${image.layers.length} ${digest.replace(/^sha256:/, '').slice(0, 8)}`, c, now);
         });
       });
       const t = this.options.total();

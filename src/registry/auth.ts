@@ -34,6 +34,11 @@ export function pullScope(repository: string): string {
   return `repository:${repository}:pull`;
 }
 
+/** The scope of pushing to one repository (a push reads too: HEAD of blobs, mounts). */
+export function pushScope(repository: string): string {
+  return `repository:${repository}:pull,push`;
+}
+
 /** The repository a scope is about ('' for none): the keychain looks credentials up by it. */
 export function repositoryOfScope(scope: string): string {
   const m = /^repository:(.+):[^:]*$/.exec(scope.split(' ')[0] ?? '');

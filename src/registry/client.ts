@@ -24,7 +24,7 @@ import { ping, type PingResult } from './ping.js';
 import { proxyFromEnv, type ProxySettings } from './proxy.js';
 import { withRetry, type RetryOptions } from './retry.js';
 import { hostTlsLookup, type LoadedTls, type TlsSettings } from './tls.js';
-import { Transport, discard, header, type HttpResponse } from './transport.js';
+import { Transport, discard, header, type HttpRequest, type HttpResponse } from './transport.js';
 import type { RegistrySettings } from './settings.js';
 import { registryHosts, type RegistryHost } from './hosts.js';
 import type { Logger } from '../util/log.js';
@@ -346,14 +346,60 @@ export class RegistryClient {
   ): Promise<HttpResponse> {
     const url = await this.urlFor(ep, repository, path);
     for (const [name, values] of Object.entries(ep.host.headers)) headers = { [name]: values.join(', '), ...headers };
-    const scope = pullScope(repository);
+    return this.authorized(ep, { url, kind, headers, ...(signal ? { signal } : {}) }, pullScope(repository), what);
+  }
+
+  /**
+   * One request with the Authorization `scope` needs; a 401 gets one more try with fresh or
+   * other credentials — sent again here, or for a streamed body, which cannot be replayed, by
+   * the caller's retry (a retryable REGISTRY_AUTH; the fresh token is cached by then). A URL on
+   * another origin than the host's (an upload Location elsewhere) is sent without credentials,
+   * as a redirect would be.
+   */
+  private async authorized(ep: Endpoint, req: HttpRequest, scope: string, what: string): Promise<HttpResponse> {
+    const base = new URL(await this.baseUrl(ep));
+    if (req.url.origin !== base.origin) return ep.transport.request(req);
+    const { signal } = req;
     const used = await ep.auth.authorization(scope, signal);
-    const res = await ep.transport.request({ url, kind, headers: used ? { ...headers, authorization: used } : headers, ...(signal ? { signal } : {}) });
+    const res = await ep.transport.request(used ? { ...req, headers: { ...req.headers, authorization: used } } : req);
     if (res.status !== 401 || res.crossOrigin) return res;
     const text = await readBoundedText(res.body);
     const next = await ep.auth.retryAuthorization(scope, parseWwwAuthenticate(res.headers['www-authenticate']), used, signal);
     if (next === undefined) throw this.errorFor(ep, res, text, what);
-    return ep.transport.request({ url, kind, headers: { ...headers, authorization: next }, ...(signal ? { signal } : {}) });
+    if (req.body !== undefined && typeof req.body !== 'string' && !Buffer.isBuffer(req.body)) {
+      throw new StargzError(ErrorCodes.REGISTRY_AUTH, `${what}: authorization renewed; the body is sent again`, { retryable: true, status: 401 });
+    }
+    return ep.transport.request({ ...req, headers: { ...req.headers, authorization: next } });
+  }
+
+  /** The registry itself: the last host of the list (mirrors only serve pulls), the only one the keychain's credentials go to. */
+  private get upstream(): Endpoint {
+    return this.endpoints[this.endpoints.length - 1]!;
+  }
+
+  /**
+   * A request for pushing (registry/push.ts) to the registry itself, never a mirror, with the
+   * Authorization `scope` needs (`repository:NAME:pull,push`, plus the mount source's pull).
+   * `target` is `/v2/`-relative (`NAME/blobs/uploads/`) or a Location the registry answered,
+   * resolved against its API root. Throws REGISTRY_AUTH when credentials are refused; any
+   * other status is the caller's to read (see responseError).
+   */
+  async pushRequest(
+    target: { path: string } | { location: string },
+    init: Omit<HttpRequest, 'url'> & { method: NonNullable<HttpRequest['method']> },
+    scope: string,
+    what: string,
+  ): Promise<HttpResponse> {
+    const ep = this.upstream;
+    const base = await this.baseUrl(ep);
+    const url = 'path' in target ? new URL(`${ep.host.path}/${target.path}`, base) : new URL(target.location, new URL(`${ep.host.path}/`, base));
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: the registry answered a Location with scheme ${url.protocol}`);
+    return this.authorized(ep, { ...init, url }, scope, what);
+  }
+
+  /** The error an unwanted answer to pushRequest stands for, with the (bounded) error body in its message. */
+  responseError(res: HttpResponse, what: string): Promise<StargzError> {
+    return this.statusError(this.upstream, res, what);
   }
 
   /** Turns an unwanted status into its error, with the (bounded) error body in the message. */
@@ -433,8 +479,7 @@ export class RegistryClient {
 
   /** GET /v2/ with the keychain's credentials through the registry's challenge: `login` checks them with this. */
   async checkCredentials(signal?: AbortSignal): Promise<void> {
-    // The upstream: the last host of the list, the only one the keychain's credentials go to.
-    const ep = this.endpoints[this.endpoints.length - 1]!;
+    const ep = this.upstream;
     const url = new URL(`${ep.host.path}/`, await this.baseUrl(ep));
     const used = await ep.auth.authorization('', signal);
     const res = await ep.transport.request({ url, headers: used ? { authorization: used } : {}, ...(signal ? { signal } : {}) });
@@ -629,37 +674,58 @@ export class RegistryClient {
   }
 
   /**
-   * Streaming GET of a whole blob (plain layers): the caller verifies the digest. Retries
-   * before the first byte only. With `size` (the descriptor's), a body that is longer fails
-   * with REGISTRY_PROTOCOL as soon as it is.
+   * Streaming GET of a whole blob (plain layers), or of its bytes from `offset` on (a copy
+   * resuming after a broken body): the caller verifies the digest. Retries before the first
+   * byte only. With `size` (the descriptor's), a body that is longer fails with
+   * REGISTRY_PROTOCOL as soon as it is.
    */
-  async openBlobStream(repository: string, digest: string, signal?: AbortSignal, size?: number): Promise<NodeJS.ReadableStream> {
+  async openBlobStream(repository: string, digest: string, signal?: AbortSignal, size?: number, offset = 0): Promise<NodeJS.ReadableStream> {
     checkDigest(digest);
-    return this.tryHosts('pull', `blob ${repository}@${digest}`, signal, (ep, retries) => this.streamFrom(ep, retries, repository, digest, signal, size));
+    if (!Number.isSafeInteger(offset) || offset < 0 || (offset > 0 && (size === undefined || offset > size))) throw new RangeError(`invalid stream offset ${offset}`);
+    return this.tryHosts('pull', `blob ${repository}@${digest}`, signal, (ep, retries) => this.streamFrom(ep, retries, repository, digest, signal, size, offset));
   }
 
   /** openBlobStream from one host. */
-  private async streamFrom(ep: Endpoint, retries: number, repository: string, digest: string, signal?: AbortSignal, size?: number): Promise<NodeJS.ReadableStream> {
-    const what = `blob ${repository}@${digest}`;
+  private async streamFrom(ep: Endpoint, retries: number, repository: string, digest: string, signal?: AbortSignal, size?: number, offset = 0): Promise<NodeJS.ReadableStream> {
+    const what = offset > 0 ? `blob ${repository}@${digest} from byte ${offset}` : `blob ${repository}@${digest}`;
+    let skip = 0; // bytes before `offset` in the answer
     const res = await withRetry(async () => {
-      const r = await this.blobGet(ep, repository, digest, {}, signal);
-      if (r.status !== 200) throw await this.statusError(ep, r, what);
+      const r = await this.blobGet(ep, repository, digest, offset > 0 ? { range: `bytes=${offset}-` } : {}, signal);
       const declared = Number(header(r.headers, 'content-length'));
+      if (r.status === 206 && offset > 0) {
+        const cr = parseContentRange(header(r.headers, 'content-range'));
+        if (!cr || cr.start !== offset || cr.end !== size! - 1 || (cr.total !== undefined && cr.total !== size)) {
+          discard(r.body);
+          throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: bad Content-Range ${JSON.stringify(header(r.headers, 'content-range') ?? null)}`);
+        }
+        skip = 0;
+        return r;
+      }
+      if (r.status !== 200) throw await this.statusError(ep, r, what);
       if (size !== undefined && Number.isFinite(declared) && declared !== size) {
         discard(r.body);
         throw new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what} is ${declared} bytes, the manifest says ${size}`);
       }
+      // Quirk: a server that ignores Range sends the whole blob; what precedes offset is dropped.
+      skip = offset;
+      if (offset > 0) this.range = 'ignored';
       return r;
     }, this.retryOptions(signal, retries));
     const body = res.body;
     if (size !== undefined) {
-      body.limit(size, () => new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: the server sent more than the ${size} bytes the manifest gives the blob`));
+      body.limit(size - offset + skip, () => new StargzError(ErrorCodes.REGISTRY_PROTOCOL, `${what}: the server sent more than the ${size} bytes the manifest gives the blob`));
     }
     const count = (n: number): void => this.count(n, digest);
     const out = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         count(chunk.length);
-        cb(null, chunk);
+        if (skip >= chunk.length) {
+          skip -= chunk.length;
+          return cb();
+        }
+        const c = skip > 0 ? chunk.subarray(skip) : chunk;
+        skip = 0;
+        cb(null, c);
       },
     });
     body.on('error', (err) => out.destroy(networkError(err, what)));
@@ -668,5 +734,10 @@ export class RegistryClient {
     });
     body.pipe(out);
     return out;
+  }
+
+  /** Runs `fn` with this client's retries (count, backoff, signal, -v log lines): push.ts's retry loop. */
+  retry<T>(fn: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetry(fn, this.retryOptions(signal));
   }
 }

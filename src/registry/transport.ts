@@ -5,6 +5,7 @@
 import { leanRequire } from '../util/lean-require.js';
 import type { Agent as UndiciAgent, ProxyAgent as UndiciProxyAgent, Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import { ErrorCodes, StargzError } from '../errors.js';
 import { DEFAULT_OPTIONS } from '../config.js';
 import { errnoCode } from '../util/errno-code.js';
@@ -44,10 +45,17 @@ export interface TransportOptions {
 
 export interface HttpRequest {
   url: URL;
-  method?: 'GET' | 'HEAD' | 'POST';
+  method?: 'GET' | 'HEAD' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
   headers?: Record<string, string>;
-  /** A small request body (the OAuth2 token form). */
-  body?: string;
+  /**
+   * A request body: the OAuth2 token form, a manifest, or an upload chunk streamed as it is
+   * read (an iterable, sent once: it cannot be replayed). A body of n bytes adds
+   * n / minTransferRate seconds to the deadline, so a slow upload link is held to the same
+   * minimum rate as a download, not to the deadline of a small answer.
+   */
+  body?: string | Buffer | AsyncIterable<Buffer>;
+  /** Length of an iterable body (its Content-Length). */
+  bodyBytes?: number;
   signal?: AbortSignal;
   /**
    * 'document' (default): manifests, tokens, pings — the whole answer within requestTimeoutMs.
@@ -207,14 +215,16 @@ export class Transport {
       s.addEventListener('abort', onOuter, { once: true });
     }
     const kind = req.kind ?? 'document';
-    deadline(timeoutMs, kind === 'document' ? `no complete answer within ${timeoutMs} ms` : `no response headers within ${timeoutMs} ms`);
+    const sendMs = uploadAllowanceMs(typeof req.body === 'string' || Buffer.isBuffer(req.body) ? Buffer.byteLength(req.body) : (req.bodyBytes ?? 0), this.opts.minTransferRate ?? 0);
+    const firstMs = timeoutMs + sendMs;
+    deadline(firstMs, kind === 'document' ? `no complete answer within ${firstMs} ms` : `no response headers within ${firstMs} ms`);
     this.opts.onRequest?.(req.url);
     const failure = (err: unknown): StargzError =>
       describeProxyFailure(err, route.proxy, what) ?? describeTlsFailure(err, what, req.url.host, route.clientCert) ?? networkError(err, what);
     const log = this.opts.log;
     const started = log?.enabled('info') ? performance.now() : 0;
     const took = (): string => `${Math.round(performance.now() - started)} ms`;
-    const range = headers.range ?? headers.Range;
+    const range = headers.range ?? headers.Range ?? headers['content-range'];
     const requestLine = `${req.method ?? 'GET'} ${req.url.host} ${req.url.pathname}${range ? ` ${range}` : ''}`;
     let res;
     try {
@@ -223,7 +233,8 @@ export class Transport {
         path: req.url.pathname + req.url.search,
         method: req.method ?? 'GET',
         headers,
-        ...(req.body !== undefined ? { body: req.body } : {}),
+        // undici sends an iterable as it yields (its types list Readable, which it wraps the same way).
+        ...(req.body !== undefined ? { body: req.body as string | Buffer | Readable } : {}),
         signal: ctl.signal,
       });
     } catch (err) {
@@ -304,6 +315,11 @@ export class Transport {
     if (this.opts.signal?.aborted) await Promise.all(all.map((d) => d.destroy()));
     else await Promise.all(all.map((d) => d.close()));
   }
+}
+
+/** The time a request body may take to leave at the minimum transfer rate (0: no body, or no minimum). */
+function uploadAllowanceMs(bodyBytes: number, minRate: number): number {
+  return minRate > 0 ? Math.ceil((bodyBytes / minRate) * 1000) : 0;
 }
 
 /** How a body ended, for the request's log line: read to its end, hung up on, or failed. */

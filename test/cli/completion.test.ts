@@ -37,7 +37,7 @@ describe('shell completion', () => {
   };
 
   test('bash: commands, subcommands, flags, flag values and path arguments', async () => {
-    assert.deepEqual(await bash(''), ['sync', 'ls', 'cat', 'info', 'diff', 'export', 'mount', 'umount', 'unmount', 'config', 'login', 'logout', 'completion', 'cache']);
+    assert.deepEqual(await bash(''), ['sync', 'ls', 'cat', 'info', 'diff', 'export', 'mount', 'copy', 'umount', 'unmount', 'config', 'login', 'logout', 'completion', 'cache']);
     assert.deepEqual(await bash('cache', ''), ['info', 'prune', 'clear']);
     assert.deepEqual(await bash('mount', '--pre'), ['--prefetch']);
     assert.deepEqual(await bash('mount', '--prefetch', ''), ['none', 'landmark', 'all']);

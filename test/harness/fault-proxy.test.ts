@@ -49,7 +49,7 @@ describe('fault proxy over a plain registry', () => {
     assert.equal(proxy.stats.rangeRequests, 1);
     assert.equal(proxy.stats.blobBytesToClient, 100);
     assert.ok(proxy.stats.bytesToClient > 100);
-    assert.deepEqual(proxy.stats.log[1], { method: 'GET', path: blobPath, range: 'bytes=10-109', status: 206, bytes: 100 });
+    assert.deepEqual(proxy.stats.log[1], { method: 'GET', path: blobPath, range: 'bytes=10-109', status: 206, bytes: 100, requestBytes: 0 });
   });
 
   test("'status' answers the given status with Retry-After, `times` limits it", async () => {
@@ -84,6 +84,30 @@ describe('fault proxy over a plain registry', () => {
     assert.equal(ok.status, 200);
     await ok.arrayBuffer();
     assert.equal(proxy.stats.log[0]!.status, 0);
+  });
+
+  test("uploads: request bytes forwarded are counted; 'drop-request' (after N matches, big bodies only) forwards none; 'rewrite' changes the path", async () => {
+    reset();
+    const start = async (): Promise<string> => {
+      const r = await fetch(`${proxy.url}/v2/fixtures/up/blobs/uploads/`, { method: 'POST' });
+      assert.equal(r.status, 202);
+      return r.headers.get('location')!;
+    };
+    const patch = (location: string, body: Buffer): Promise<Response> =>
+      fetch(new URL(location, proxy.url), { method: 'PATCH', headers: { 'content-type': 'application/octet-stream' }, body });
+    proxy.rules.push({ match: { method: 'PATCH', minContentLength: 1000 }, after: 1, times: 1, action: 'drop-request', dropAfterRequestBytes: 500 });
+    const small = await patch(await start(), Buffer.alloc(10)); // too small to match
+    assert.equal(small.status, 202);
+    const first = await patch(await start(), Buffer.alloc(2000)); // the one let through
+    assert.equal(first.status, 202);
+    await assert.rejects(patch(await start(), Buffer.alloc(2000))); // dropped, never forwarded
+    const patches = proxy.stats.log.filter((e) => e.method === 'PATCH');
+    assert.deepEqual(patches.map((e) => [e.requestBytes, e.rule ?? null]), [[10, null], [2000, null], [0, 'drop-request']]);
+    assert.equal(proxy.stats.requestBytesToUpstream, 2010);
+    proxy.rules.push({ match: { pathIncludes: '/manifests/nope' }, action: 'rewrite', rewritePath: (p) => p.replace('nope', 'v1') });
+    const m = await fetch(`${proxy.url}/v2/fixtures/edge/manifests/nope`, { headers: { accept: OCI_ACCEPT } });
+    assert.equal(m.status, 200);
+    assert.equal(sha256Digest(new Uint8Array(await m.arrayBuffer())), manifestDigest);
   });
 
   test("'truncate' sends headers and N bytes, then drops the connection", async () => {

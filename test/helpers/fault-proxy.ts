@@ -23,8 +23,9 @@ export interface FaultRule {
     pathIncludes?: string; // substring of the request path+query (CDN paths start with /cdn/, token fetches with /token)
     hasRange?: boolean;
     multiRange?: boolean; // Range header lists more than one range
+    minContentLength?: number; // request bodies of at least this many bytes (upload chunks, not a config blob's)
   };
-  action: 'status' | 'reset' | 'truncate' | 'ignore-range' | 'redirect' | 'delay' | 'serve-file';
+  action: 'status' | 'reset' | 'truncate' | 'ignore-range' | 'redirect' | 'delay' | 'serve-file' | 'drop-request' | 'cut-request' | 'rewrite';
   status?: number; // 'status' (default 503)
   retryAfter?: number; // 'status': Retry-After seconds
   body?: string; // 'status'
@@ -33,8 +34,19 @@ export interface FaultRule {
   /** 'serve-file': answer with this file's bytes instead (single Range honoured): a registry swapping a blob or manifest. */
   file?: string;
   contentType?: string; // 'serve-file' (default application/octet-stream)
+  /**
+   * 'drop-request': read this many bytes of the request body, then reset the connection without
+   * forwarding any of it (an upload broken on its way; the registry never sees the request).
+   */
+  dropAfterRequestBytes?: number;
+  /** 'cut-request': forward this many bytes of the request body, then cut both connections (the registry got part of it). */
+  cutAfterRequestBytes?: number;
+  /** 'rewrite': forward the request with this path+query instead (a registry that ignores a parameter). */
+  rewritePath?: (path: string) => string;
   /** How often the rule may still apply (decremented in place); unlimited when absent. */
   times?: number;
+  /** Matching requests let through before the rule applies (decremented in place): the 2nd PATCH of an upload, say. */
+  after?: number;
 }
 
 export interface FaultLogEntry {
@@ -43,6 +55,7 @@ export interface FaultLogEntry {
   range?: string;
   status: number; // 0 when the connection was reset before a status was sent
   bytes: number; // body bytes sent to the client
+  requestBytes: number; // request body bytes forwarded to the registry
   cdn?: boolean; // served by the CDN listener
   rule?: FaultRule['action'];
 }
@@ -54,6 +67,7 @@ export interface FaultStats {
   cdnRequests: number; // requests to the CDN listener
   bytesToClient: number; // body bytes sent by either listener
   blobBytesToClient: number; // of which blob GET bodies (registry or CDN)
+  requestBytesToUpstream: number; // request body bytes forwarded to the registry (uploads)
   authHeadersSeenOnCdn: number; // CDN requests that carried an Authorization header (a client bug)
   log: FaultLogEntry[];
 }
@@ -87,6 +101,11 @@ function ruleMatches(rule: FaultRule, req: IncomingMessage, cdn: boolean, blobGe
   if (m.pathIncludes !== undefined && !(req.url ?? '').includes(m.pathIncludes)) return false;
   if (m.hasRange !== undefined && m.hasRange !== (range !== undefined)) return false;
   if (m.multiRange !== undefined && m.multiRange !== (range !== undefined && range.includes(','))) return false;
+  if (m.minContentLength !== undefined && !(Number(req.headers['content-length'] ?? 0) >= m.minContentLength)) return false;
+  if (rule.after !== undefined && rule.after > 0) {
+    rule.after--;
+    return false;
+  }
   return true;
 }
 
@@ -159,13 +178,18 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
   const upstreamUrl = new URL(upstream.url);
   const tokenUrl = upstream.tokenServer ? new URL(upstream.tokenServer.url) : undefined;
   const freshStats = (): FaultStats => ({
-    requests: 0, blobRequests: 0, rangeRequests: 0, cdnRequests: 0, bytesToClient: 0, blobBytesToClient: 0, authHeadersSeenOnCdn: 0, log: [],
+    requests: 0, blobRequests: 0, rangeRequests: 0, cdnRequests: 0, bytesToClient: 0, blobBytesToClient: 0, requestBytesToUpstream: 0, authHeadersSeenOnCdn: 0, log: [],
   });
   const servers: Server[] = [];
 
   interface Serve {
     stripRange?: boolean;
     limit?: number;
+    path?: string;
+    /** Counts request body bytes forwarded upstream. */
+    sent?: (n: number) => void;
+    /** Cut both connections once this many request body bytes went upstream. */
+    cutAfter?: number;
   }
   type Counter = (n: number) => void;
 
@@ -176,7 +200,7 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
       delete headers.range;
       delete headers['if-range'];
     }
-    const path = req.url ?? '/';
+    const path = o.path ?? req.url ?? '/';
     const toToken = tokenUrl !== undefined && /^\/token(\?|$)/.test(path);
     const target = toToken ? tokenUrl : upstreamUrl;
     let done = false;
@@ -197,7 +221,27 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
     res.on('close', () => {
       if (!done) up.destroy();
     });
-    req.pipe(up);
+    let forwarded = 0;
+    const cutAfter = o.cutAfter;
+    if (cutAfter === undefined) {
+      req.on('data', (c: Buffer) => o.sent?.(c.length));
+      req.pipe(up);
+      return;
+    }
+    req.on('data', (c: Buffer) => {
+      if (forwarded >= cutAfter) return;
+      const part = c.subarray(0, cutAfter - forwarded);
+      forwarded += part.length;
+      o.sent?.(part.length);
+      up.write(part);
+      if (forwarded >= cutAfter) {
+        // Let the bytes reach the registry, then hang up on both sides.
+        setTimeout(() => {
+          up.destroy();
+          req.socket.destroy();
+        }, 200);
+      }
+    });
   }
 
   /** The CDN: blobs straight from registry storage, single Range supported. */
@@ -269,7 +313,7 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
       }
       const rule = proxy.rules.find((r) => ruleMatches(r, req, cdn, blobGet));
       if (rule?.times !== undefined) rule.times--;
-      const entry: FaultLogEntry = { method: req.method ?? '', path, status: 0, bytes: 0 };
+      const entry: FaultLogEntry = { method: req.method ?? '', path, status: 0, bytes: 0, requestBytes: 0 };
       if (range !== undefined) entry.range = range;
       if (cdn) entry.cdn = true;
       if (rule) entry.rule = rule.action;
@@ -282,9 +326,13 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
         proxy.stats.bytesToClient += n;
         if (blobGet) proxy.stats.blobBytesToClient += n;
       };
+      const sent = (n: number): void => {
+        entry.requestBytes += n;
+        proxy.stats.requestBytesToUpstream += n;
+      };
       const serve = (o: Serve): void => {
         if (cdn) void serveCdn(req, res, o, count).catch(() => res.destroy());
-        else forward(req, res, o, count);
+        else forward(req, res, { ...o, sent }, count);
       };
       switch (rule?.action) {
         case 'status': {
@@ -317,6 +365,25 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
           req.resume();
           void serveFile(req, res, rule.file, {}, count, rule.contentType).catch(() => res.destroy());
           return;
+        case 'drop-request': {
+          let got = 0;
+          const limit = rule.dropAfterRequestBytes ?? 0;
+          const drop = (): void => {
+            const sock = req.socket as typeof req.socket & { resetAndDestroy?: () => void };
+            if (typeof sock.resetAndDestroy === 'function') sock.resetAndDestroy();
+            else sock.destroy();
+          };
+          if (limit <= 0) return drop();
+          req.on('data', (c: Buffer) => {
+            got += c.length;
+            if (got >= limit) drop();
+          });
+          return;
+        }
+        case 'cut-request':
+          return serve({ cutAfter: rule.cutAfterRequestBytes ?? 0 });
+        case 'rewrite':
+          return serve({ path: rule.rewritePath ? rule.rewritePath(path) : path });
         case 'delay': {
           const t = setTimeout(() => serve({}), rule.delayMs ?? 1000);
           res.on('close', () => clearTimeout(t));
