@@ -66,10 +66,10 @@ export class ChunkCache {
     return undefined;
   }
 
-  /** Stores a verified chunk in both tiers. */
-  async put(digest: string, data: Buffer): Promise<void> {
+  /** Stores a verified chunk in memory and, unless `tiers` is 'memory', on disk. */
+  async put(digest: string, data: Buffer, tiers: 'both' | 'memory' = 'both'): Promise<void> {
     this.memory.set(digest, data);
-    if (!this.disk || !isChunkDigest(digest)) return;
+    if (tiers === 'memory' || !this.disk || !isChunkDigest(digest)) return;
     try {
       await this.disk.writeChunk(digest, data);
     } catch (err) {

@@ -61,7 +61,7 @@ export function addImageOptions(cmd: Command): Command {
     .option('--cache-dir <dir>', 'on-disk chunk cache (default $XDG_CACHE_HOME/stargz-get)')
     .option('--cache-size <size>', `bound of the on-disk cache, e.g. 10G (default ${formatSize(D.cacheMaxBytes)})`)
     .option('--memory-cache <size>', `bound of the in-memory chunk cache, e.g. 256M (default ${formatSize(D.memoryCacheBytes)}; sync: ${formatSize(COMMAND_DEFAULTS.sync.memoryCacheBytes)}; cat: ${formatSize(COMMAND_DEFAULTS.cat.memoryCacheBytes)}; export: ${formatSize(COMMAND_DEFAULTS.export.memoryCacheBytes)})`)
-    .option('--memory-budget <size>', `bound of chunk data and TOC in flight, on top of --memory-cache (default ${formatSize(D.memoryBudgetBytes)})`)
+    .option('--memory-budget <size>', `bound of chunk data and TOC in flight, on top of --memory-cache (default ${formatSize(D.memoryBudgetBytes)}; sync: ${formatSize(COMMAND_DEFAULTS.sync.memoryBudgetBytes)})`)
     .option('--offline', 'use only the cache: the last resolution of the tag, cached TOCs and chunks')
     .option('--insecure-skip-toc-verify', 'read layers without a TOC-digest annotation lazily, trusting the registry (unsafe)')
     .option('--hosts-dir <dir>', "containerd hosts.toml directories: mirrors per registry (default /etc/containerd/certs.d when it exists)")

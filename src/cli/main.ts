@@ -89,6 +89,7 @@ export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }, j
       .option('--quick', "reuse a file DEST has when size and mtime match (rsync's quick check) instead of when its sha256 matches the TOC")
       .option('-n, --dry-run', 'print what would be fetched, written and deleted; change nothing')
       .option('--json', 'print the summary (or the dry run) as one JSON document on stdout; progress and notices stay on stderr')
+      .option('--no-cache', 'do not write fetched chunks to the disk cache (a one-off sync: each chunk is written once, to DEST); chunks already cached are still used')
       .option('--metrics-file <file>', "write the fetch metrics to FILE at the end, atomically, in Prometheus text (node_exporter's textfile format: name it *.prom)"),
   ).action(async (source: string, dest: string, flags: SyncFlags) => (await import('./commands/sync.js')).syncCommand(source, dest, flags, io));
 

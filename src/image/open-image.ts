@@ -30,6 +30,8 @@ export interface OpenImageOptions extends Partial<Options> {
   probePlainLayers?: boolean;
   /** Start the inflate workers while the manifest and TOCs are fetched (sync, mount). */
   warmInflater?: boolean;
+  /** false: chunks fetched by range are not written to the disk cache (sync --no-cache; see LayerContext). */
+  cacheFetchedChunks?: boolean;
 }
 
 export interface OpenedImage {
@@ -105,6 +107,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       inflater,
       offline: opts.offline,
       insecureSkipTocVerify: opts.insecureSkipTocVerify,
+      cacheFetchedChunks: options.cacheFetchedChunks ?? true,
       notice,
     };
     const layers = await Promise.all(

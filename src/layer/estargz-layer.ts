@@ -489,7 +489,7 @@ export class EstargzLayer implements Layer {
             // Readers first; the cache write after (still awaited: it bounds memory).
             settle(item.key, data);
             await deliver(item, data);
-            if (cacheable(item.refs[0]!)) await this.ctx.cache.put(item.key, data);
+            if (cacheable(item.refs[0]!)) await this.ctx.cache.put(item.key, data, this.ctx.cacheFetchedChunks === false ? 'memory' : 'both');
           });
         }, options.priority),
       ),

@@ -87,6 +87,13 @@ export interface LayerContext {
   offline: boolean;
   /** --insecure-skip-toc-verify: see layerRule in trust.ts. */
   insecureSkipTocVerify?: boolean;
+  /**
+   * false (sync --no-cache): chunks fetched by range go to their reader and the memory cache
+   * only, not a second time to the disk cache; cached chunks are still read. What is served from
+   * the disk cache alone is still written there: a plain layer's pieces, chunks too large for
+   * memory (huge-chunk.ts), digest-less chunks verified by their file. Default true.
+   */
+  cacheFetchedChunks?: boolean;
   notice(message: string): void;
 }
 

@@ -25,7 +25,7 @@ test("stargz-get config shows each command's own defaults, unless the file sets 
   assert.match(r.stdout, /^hosts-dir = "\/etc\/containerd\/certs\.d"$/m, 'containerd\'s hosts directory is a default too');
   const mount = `concurrency = ${COMMAND_DEFAULTS.mount.concurrency}, timeout = "${formatDuration(COMMAND_DEFAULTS.mount.requestTimeoutMs)}"`;
   assert.ok(r.stdout.includes(`# mount uses its own defaults for what this file does not set: ${mount}`), r.stdout);
-  assert.ok(r.stdout.includes(`# sync uses its own defaults for what this file does not set: memory-cache = "${formatSize(COMMAND_DEFAULTS.sync.memoryCacheBytes)}"`), r.stdout);
+  assert.ok(r.stdout.includes(`# sync uses its own defaults for what this file does not set: memory-cache = "${formatSize(COMMAND_DEFAULTS.sync.memoryCacheBytes)}", memory-budget = "${formatSize(COMMAND_DEFAULTS.sync.memoryBudgetBytes)}"`), r.stdout);
 
   const file = join(work, 'c.toml');
   await writeFile(file, 'concurrency = 4\n');

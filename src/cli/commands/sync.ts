@@ -25,6 +25,8 @@ export interface SyncFlags extends CommonFlags {
   json?: boolean;
   /** Write the metrics here once at the end (node_exporter textfile format). */
   metricsFile?: string;
+  /** false with --no-cache: fetched chunks are not written to the disk cache. */
+  cache?: boolean;
 }
 
 /** What `sync --json` prints (README, "sync"): SyncSummary's fields plus what was fetched. */
@@ -50,13 +52,14 @@ export async function syncCommand(source: string, dest: string, flags: SyncFlags
     if (!progress?.notice(m)) io.notice(m);
   };
   const options = await openOptionsFrom(flags, ref, notice, io.signal);
-  // A user's --memory-cache (or the file's) wins over sync's own default.
+  // A user's --memory-cache and --memory-budget (or the file's) win over sync's own defaults.
   options.memoryCacheBytes ??= COMMAND_DEFAULTS.sync.memoryCacheBytes;
+  options.memoryBudgetBytes ??= COMMAND_DEFAULTS.sync.memoryBudgetBytes;
   // The inflate workers take ~50 ms of CPU each to start: for a new DEST they start alongside
   // the TOC fetch; over an existing one only once the pre-pass left something to fetch (an
   // identical re-sync inflates nothing, and on a busy machine their start-up cost it 10% of its CPU).
   const destExists = await stat(resolvePath(dest)).then(() => true, () => false);
-  const image = await openImage(ref, { ...options, warmInflater: !destExists });
+  const image = await openImage(ref, { ...options, warmInflater: !destExists, cacheFetchedChunks: flags.cache !== false });
   const written = { done: 0, total: 0, note: '' };
   progress = new TransferProgress({ quiet, images: [{ metrics: image.metrics, layers: image.manifest.layers.map((l) => l.digest) }], total: () => written }, io.errStream);
   try {
