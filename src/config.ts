@@ -119,6 +119,12 @@ export const MOUNT_AHEAD_DEFAULTS = {
   readDeadlineMs: 20_000,
 } as const;
 
+/** Which FUSE binding serves a mount (fuse/backend.ts); STARGZ_GET_FUSE_BACKEND=NAME overrides it. */
+export type FuseBackendName = 'libfuse3' | 'fuse-native';
+export const FUSE_DEFAULTS: { backend: FuseBackendName } = {
+  backend: 'fuse-native',
+};
+
 /** The registry client's settings that are not Options (the CLI's --retries sets `retries`). */
 export const CLIENT_DEFAULTS = {
   /** Retries of a failed request after the first attempt. */
