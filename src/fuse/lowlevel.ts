@@ -160,10 +160,11 @@ function encodeListings(fs: MergedFs, dir: VNode, byIno: Map<number, VNode>, lis
   const queue: VNode[] = [dir];
   for (let i = 0; i < queue.length && (i === 0 || entries < LISTING_BUDGET); i++) {
     const d = queue[i]!;
-    if (listed.has(d.inode.ino)) continue;
-    listed.add(d.inode.ino);
+    // The directory asked for is always sent: C asks only for what it does not have.
+    if (i > 0 && listed.has(d.inode.ino)) continue;
     const kids = fs.readdir(d);
     if (i > 0 && entries + kids.length > LISTING_BUDGET) break;
+    listed.add(d.inode.ino);
     const section = encodeListing(fs, d.inode.ino, kids, byIno, log);
     parts.push(section);
     entries += kids.length;
