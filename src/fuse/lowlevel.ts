@@ -14,7 +14,9 @@ export interface OpStats {
   count: number;
   ns: number;
 }
-export type SessionStats = Record<'lookup' | 'getattr' | 'readdir' | 'readdirplus' | 'opendir' | 'read' | 'xattr' | 'other' | 'dirLoads', OpStats>;
+type NativeStats = Record<'lookup' | 'getattr' | 'readdir' | 'readdirplus' | 'opendir' | 'read' | 'xattr' | 'other' | 'dirLoads', OpStats>;
+/** What C answered, and (listingJs) the directories JS encoded for it and the time that took. */
+export type SessionStats = NativeStats & { listingJs: OpStats };
 
 declare const sessionBrand: unique symbol;
 type Session = { readonly [sessionBrand]: true };
@@ -37,7 +39,7 @@ interface FuseLowLevel {
   replyRead(s: Session, id: number, buf: Buffer | null, result: number): void;
   /** True when the loop had ended (everything freed). */
   close(s: Session): boolean;
-  stats(s: Session): SessionStats;
+  stats(s: Session): NativeStats;
 }
 
 let addon: FuseLowLevel | null | undefined;
@@ -93,11 +95,14 @@ export function mountLowLevel(fs: MergedFs, options: LowLevelOptions): LowLevelM
   const listed = new Set<number>();
   let session: Session | undefined;
   let closed = false;
+  /** Time spent listing directories for C (in SessionStats as listingJs). */
+  let listingNs = 0;
   let resolveEnded!: () => void;
   const ended = new Promise<void>((r) => (resolveEnded = r));
 
   const onDir = (ino: number): void => {
     if (closed) return;
+    const t0 = process.hrtime.bigint();
     try {
       const dir = byIno.get(ino);
       if (!dir?.children) throw new StargzError(ErrorCodes.PATH_NOT_FOUND, `inode ${ino} is not a listed directory`);
@@ -105,6 +110,7 @@ export function mountLowLevel(fs: MergedFs, options: LowLevelOptions): LowLevelM
     } catch (err) {
       native.failDir(session!, ino, -fail('readdir', `inode ${ino}`, err));
     }
+    listingNs += Number(process.hrtime.bigint() - t0);
   };
 
   const onRead = (id: number, ino: number, size: number, offset: number): void => {
@@ -139,7 +145,7 @@ export function mountLowLevel(fs: MergedFs, options: LowLevelOptions): LowLevelM
   return {
     ended,
     activeWalks: () => reader.activeWalks(),
-    stats: () => (closed ? undefined : native.stats(session!)),
+    stats: () => (closed ? undefined : { ...native.stats(session!), listingJs: { count: listed.size, ns: listingNs } }),
     close: () => {
       if (closed) return;
       closed = true;
