@@ -6,6 +6,7 @@ import { ErrorCodes, StargzError } from '../errors.js';
 import { loadAddon } from '../util/native.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import type { VNode } from '../vfs/node.js';
+import { NO_XATTRS } from '../file-index/model.js';
 import { Errno, failureMapper, negErrno } from './errno.js';
 import { createReader, type ReaderOptions } from './reader.js';
 
@@ -92,25 +93,21 @@ export function mountLowLevel(fs: MergedFs, options: LowLevelOptions): LowLevelM
   const fail = failureMapper(options.log);
   const reader = createReader(fs, { ...options, fail });
   const byIno = new Map<number, VNode>([[1, fs.root]]);
-  const listed = new Set<number>();
+  const listings = new Listings(fs, byIno, options.log);
   let session: Session | undefined;
   let closed = false;
-  /** Time spent listing directories for C (in SessionStats as listingJs). */
-  let listingNs = 0;
   let resolveEnded!: () => void;
   const ended = new Promise<void>((r) => (resolveEnded = r));
 
   const onDir = (ino: number): void => {
     if (closed) return;
-    const t0 = process.hrtime.bigint();
     try {
       const dir = byIno.get(ino);
       if (!dir?.children) throw new StargzError(ErrorCodes.PATH_NOT_FOUND, `inode ${ino} is not a listed directory`);
-      native.provideDirs(session!, encodeListings(fs, dir, byIno, listed, options.log));
+      native.provideDirs(session!, listings.encodeFor(dir));
     } catch (err) {
       native.failDir(session!, ino, -fail('readdir', `inode ${ino}`, err));
     }
-    listingNs += Number(process.hrtime.bigint() - t0);
   };
 
   const onRead = (id: number, ino: number, size: number, offset: number): void => {
@@ -128,14 +125,13 @@ export function mountLowLevel(fs: MergedFs, options: LowLevelOptions): LowLevelM
     }
   };
 
-  const rootEntry = encodeListing(fs, 0, [fs.root], byIno, options.log);
   session = native.mount({
     mountpoint: options.mountpoint,
     options: options.options.join(','),
     debug: options.debug,
     maxIno: Math.max(1, fs.totals.inodes),
     timeout: options.cacheSeconds,
-    root: rootEntry.subarray(SECTION_HEADER),
+    root: listings.rootEntry(),
     statfs: { blocks: Math.ceil(fs.totals.bytes / BLOCK), files: fs.totals.inodes, namemax: NAME_MAX },
     onDir,
     onRead,
@@ -145,7 +141,7 @@ export function mountLowLevel(fs: MergedFs, options: LowLevelOptions): LowLevelM
   return {
     ended,
     activeWalks: () => reader.activeWalks(),
-    stats: () => (closed ? undefined : { ...native.stats(session!), listingJs: { count: listed.size, ns: listingNs } }),
+    stats: () => (closed ? undefined : { ...native.stats(session!), listingJs: { count: listings.count, ns: listings.ns } }),
     close: () => {
       if (closed) return;
       closed = true;
@@ -156,80 +152,158 @@ export function mountLowLevel(fs: MergedFs, options: LowLevelOptions): LowLevelM
 }
 
 /**
- * The listing of `dir` and, breadth first, of its subdirectories not yet listed, up to
- * LISTING_BUDGET entries: sections in an order where each directory was an entry of an
- * earlier one (C creates a directory's node from its parent's section).
+ * What C is sent: the directory it asks for, then (up to LISTING_BUDGET entries) the
+ * directories below it breadth first, then any other directory C knows of but has no listing
+ * for, in the order they became known. Sections come in an order where each directory was an
+ * entry of an earlier one (C creates a directory's node from its parent's section).
  */
-function encodeListings(fs: MergedFs, dir: VNode, byIno: Map<number, VNode>, listed: Set<number>, log: (l: string) => void): Buffer {
-  const parts: Buffer[] = [];
-  let entries = 0;
-  const queue: VNode[] = [dir];
-  for (let i = 0; i < queue.length && (i === 0 || entries < LISTING_BUDGET); i++) {
-    const d = queue[i]!;
-    // The directory asked for is always sent: C asks only for what it does not have.
-    if (i > 0 && listed.has(d.inode.ino)) continue;
-    const kids = fs.readdir(d);
-    if (i > 0 && entries + kids.length > LISTING_BUDGET) break;
-    listed.add(d.inode.ino);
-    const section = encodeListing(fs, d.inode.ino, kids, byIno, log);
-    parts.push(section);
-    entries += kids.length;
-    for (const k of kids) if (k.children && !listed.has(k.inode.ino)) queue.push(k);
+export class Listings {
+  private readonly listed = new Set<number>();
+  /** Directories C has nodes for but no listing, oldest first (some may have been listed since). */
+  private frontier: VNode[] = [];
+  private frontierAt = 0;
+  /** Nanoseconds spent encoding, for SessionStats. */
+  ns = 0;
+
+  private readonly writer: SectionWriter;
+
+  constructor(
+    private readonly fs: MergedFs,
+    byIno: Map<number, VNode>,
+    log: (line: string) => void,
+  ) {
+    this.writer = new SectionWriter(fs, byIno, log);
   }
-  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+
+  /** The root's own entry (the one C starts from), as parse_entry reads it. */
+  rootEntry(): Buffer {
+    this.writer.reset();
+    this.writer.entry(this.fs.root);
+    return Buffer.from(this.writer.take());
+  }
+
+  get count(): number {
+    return this.listed.size;
+  }
+
+  encodeFor(dir: VNode): Buffer {
+    const t0 = process.hrtime.bigint();
+    this.writer.reset();
+    let entries = 0;
+    const below: VNode[] = [dir];
+    let at = 0;
+    while (entries < LISTING_BUDGET) {
+      const d = at < below.length ? below[at++] : this.frontierAt < this.frontier.length ? this.frontier[this.frontierAt++] : undefined;
+      if (!d) break;
+      if (d !== dir && this.listed.has(d.inode.ino)) continue;
+      const kids = this.fs.readdir(d);
+      // Too big to come along: left to be asked for (the one asked for is always sent).
+      if (d !== dir && entries + kids.length > LISTING_BUDGET) continue;
+      this.listed.add(d.inode.ino);
+      this.writer.section(d.inode.ino, kids);
+      entries += kids.length;
+      for (const k of kids) if (k.children) below.push(k);
+    }
+    // What is below but did not fit waits in the frontier.
+    if (this.frontierAt > 4096 && this.frontierAt * 2 > this.frontier.length) {
+      this.frontier = this.frontier.slice(this.frontierAt);
+      this.frontierAt = 0;
+    }
+    for (; at < below.length; at++) this.frontier.push(below[at]!);
+    this.ns += Number(process.hrtime.bigint() - t0);
+    return this.writer.take();
+  }
 }
 
-/** One section: the entries (names the kernel cannot take are left out, and said once). */
-function encodeListing(fs: MergedFs, dirIno: number, kids: readonly VNode[], byIno: Map<number, VNode>, log: (l: string) => void): Buffer {
-  const rows: Array<{ node: VNode; name: Buffer; link: Buffer; xattrs: Array<[Buffer, Buffer]> }> = [];
-  let bytes = SECTION_HEADER;
-  for (const node of kids) {
-    const name = Buffer.from(node.name);
-    if (node.path !== '/' && (name.length === 0 || name.length > NAME_MAX)) {
-      log(`${node.path}: left out of the mount (a name of ${name.length} bytes; the kernel takes 1 to ${NAME_MAX})`);
-      continue;
+/**
+ * Sections written one after another into one buffer, reused from call to call (C copies
+ * what it keeps before provideDirs returns). Names the kernel cannot take are left out, and said.
+ */
+class SectionWriter {
+  private buf = Buffer.allocUnsafe(1 << 20);
+  private at = 0;
+
+  constructor(
+    private readonly fs: MergedFs,
+    private readonly byIno: Map<number, VNode>,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Starts over; what `take` returned before is overwritten. */
+  reset(): void {
+    this.at = 0;
+  }
+
+  /** The bytes written since reset. */
+  take(): Buffer {
+    return this.buf.subarray(0, this.at);
+  }
+
+  section(dirIno: number, kids: readonly VNode[]): void {
+    this.room(SECTION_HEADER);
+    const head = this.at;
+    this.at += SECTION_HEADER;
+    let count = 0;
+    for (const node of kids) if (this.entry(node)) count++;
+    this.buf.fill(0, head, head + SECTION_HEADER);
+    writeIno(this.buf, head, dirIno);
+    this.buf.writeUInt32LE(count, head + 8);
+  }
+
+  /** One entry; false when it was left out. */
+  entry(node: VNode): boolean {
+    const { fs } = this;
+    const nameBytes = Buffer.byteLength(node.name);
+    if (node.path !== '/' && (nameBytes === 0 || nameBytes > NAME_MAX)) {
+      this.log(`${node.path}: left out of the mount (a name of ${nameBytes} bytes; the kernel takes 1 to ${NAME_MAX})`);
+      return false;
     }
     const entry = node.inode.entry;
-    const link = entry.type === 'symlink' ? Buffer.from(entry.linkName) : EMPTY;
-    const xattrs = Object.entries(fs.xattrs(node)).map(([k, v]) => [Buffer.from(k), v] as [Buffer, Buffer]);
-    bytes += ENTRY_HEADER + name.length + link.length;
-    for (const [k, v] of xattrs) bytes += 6 + k.length + v.length;
-    rows.push({ node, name, link, xattrs });
-  }
-  const buf = Buffer.alloc(bytes);
-  writeIno(buf, 0, dirIno);
-  buf.writeUInt32LE(rows.length, 8);
-  let at = SECTION_HEADER;
-  for (const { node, name, link, xattrs } of rows) {
+    const link = entry.type === 'symlink' ? entry.linkName : '';
+    const linkBytes = link ? Buffer.byteLength(link) : 0;
+    const xattrs = entry.xattrs === NO_XATTRS ? undefined : Object.entries(fs.xattrs(node));
+    let bytes = ENTRY_HEADER + nameBytes + linkBytes;
+    for (const [k, v] of xattrs ?? []) bytes += 6 + Buffer.byteLength(k) + v.length;
+    this.room(bytes);
     const st = fs.stat(node);
-    writeIno(buf, at, st.ino);
-    buf.writeUInt32LE(st.mode, at + 8);
-    buf.writeUInt32LE(st.nlink || 1, at + 12);
-    buf.writeUInt32LE(st.uid >>> 0, at + 16);
-    buf.writeUInt32LE(st.gid >>> 0, at + 20);
-    buf.writeUInt32LE(st.rdev >>> 0, at + 24);
-    buf.writeDoubleLE(st.size, at + 32);
-    buf.writeDoubleLE(st.blocks, at + 40);
-    buf.writeDoubleLE(st.mtimeMs, at + 48);
-    buf.writeUInt16LE(name.length, at + 56);
-    buf.writeUInt16LE(xattrs.length, at + 58);
-    buf.writeUInt32LE(link.length, at + 60);
+    const b = this.buf;
+    let at = this.at;
+    writeIno(b, at, st.ino);
+    b.writeUInt32LE(st.mode, at + 8);
+    b.writeUInt32LE(st.nlink || 1, at + 12);
+    b.writeUInt32LE(st.uid >>> 0, at + 16);
+    b.writeUInt32LE(st.gid >>> 0, at + 20);
+    b.writeUInt32LE(st.rdev >>> 0, at + 24);
+    b.writeUInt32LE(0, at + 28);
+    b.writeDoubleLE(st.size, at + 32);
+    b.writeDoubleLE(st.blocks, at + 40);
+    b.writeDoubleLE(st.mtimeMs, at + 48);
+    b.writeUInt16LE(nameBytes, at + 56);
+    b.writeUInt16LE(xattrs?.length ?? 0, at + 58);
+    b.writeUInt32LE(linkBytes, at + 60);
     at += ENTRY_HEADER;
-    at += name.copy(buf, at);
-    at += link.copy(buf, at);
-    for (const [k, v] of xattrs) {
-      buf.writeUInt16LE(k.length, at);
-      buf.writeUInt32LE(v.length, at + 2);
+    at += b.write(node.name, at);
+    if (linkBytes) at += b.write(link, at);
+    for (const [k, v] of xattrs ?? []) {
+      const kb = Buffer.byteLength(k);
+      b.writeUInt16LE(kb, at);
+      b.writeUInt32LE(v.length, at + 2);
       at += 6;
-      at += k.copy(buf, at);
-      at += v.copy(buf, at);
+      at += b.write(k, at);
+      at += v.copy(b, at);
     }
-    if (!byIno.has(st.ino)) byIno.set(st.ino, node);
+    this.at = at;
+    if (!this.byIno.has(st.ino)) this.byIno.set(st.ino, node);
+    return true;
   }
-  return buf;
-}
 
-const EMPTY = Buffer.alloc(0);
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+    this.buf.copy(next, 0, 0, this.at);
+    this.buf = next;
+  }
+}
 
 function writeIno(buf: Buffer, at: number, ino: number): void {
   buf.writeUInt32LE(ino % 2 ** 32, at);
