@@ -122,7 +122,7 @@ export const MOUNT_AHEAD_DEFAULTS = {
 /** Which FUSE binding serves a mount (fuse/backend.ts); STARGZ_GET_FUSE_BACKEND=NAME overrides it. */
 export type FuseBackendName = 'libfuse3' | 'fuse-native';
 export const FUSE_DEFAULTS: { backend: FuseBackendName } = {
-  backend: 'fuse-native',
+  backend: 'libfuse3',
 };
 
 /** The registry client's settings that are not Options (the CLI's --retries sets `retries`). */

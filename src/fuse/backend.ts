@@ -25,6 +25,8 @@ export interface FuseMountOptions extends Omit<ReaderOptions, 'fail'> {
   debug: boolean;
   /** Seconds the kernel keeps names, attributes and failed lookups. */
   cacheSeconds: number;
+  /** libfuse3: list directories into C ahead of the kernel's requests (default true). */
+  listAhead?: boolean;
   log: (line: string) => void;
   /** Detaches whatever is mounted at a path (mount/unmount.ts); resolves once nothing is. */
   unmountPath: (mountpoint: string) => Promise<void>;

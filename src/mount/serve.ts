@@ -25,6 +25,8 @@ export interface ServeOptions {
   readAhead?: ReadAheadOptions | false;
   /** Read-ahead across the files of a directory walk; false turns it off. */
   walkAhead?: WalkAheadOptions | false;
+  /** libfuse3 backend: list directories into its table ahead of the kernel's requests; false: only when asked. */
+  listAhead?: boolean;
   /** Ask fusermount to unmount if this process dies (falls back to plain mounting). */
   autoUnmount?: boolean;
   /** libfuse debug output on stderr. */
@@ -63,6 +65,7 @@ export async function serveImage(image: { fs: MergedFs }, options: ServeOptions)
     autoUnmount: options.autoUnmount ?? true,
     debug: options.debug ?? false,
     cacheSeconds: CACHE_SECONDS,
+    ...(options.listAhead !== undefined ? { listAhead: options.listAhead } : {}),
     readDeadlineMs: options.readDeadlineMs ?? DEFAULT_READ_DEADLINE_MS,
     readAhead: options.readAhead,
     walkAhead: options.walkAhead,
