@@ -18,7 +18,7 @@
 #include <time.h>
 #include "errors.h"
 
-#define ENTRY_HEADER 64    // see encodeDirs in src/fuse/lowlevel.ts
+#define ENTRY_HEADER 64    // see SectionWriter in src/fuse/lowlevel.ts (little-endian, 8-aligned)
 #define SECTION_HEADER 16
 #define MAX_NAME 255       // NAME_MAX: what the kernel accepts in a dentry
 #define MAX_READ_SLOTS (1u << 20)
@@ -506,7 +506,7 @@ static const struct fuse_lowlevel_ops OPS = {
 // ---- the table, from JS's encoding (ours, but bound-checked all the same) ----
 
 typedef struct {
-  const uint8_t* p;
+  const uint8_t *base, *p;
   size_t left;
 } cursor;
 
@@ -551,6 +551,11 @@ static int parse_entry(session* s, cursor* c, uint64_t parent, char* blob, size_
     xbytes += nl + 5u + vl;
     xlist += nl + 1u;
   }
+  // Entries start 8-aligned (the padding is zeros, and may be missing after the last).
+  size_t pad = (8 - (size_t)(c->p - c->base) % 8) % 8;
+  if (pad > c->left) pad = c->left;
+  c->p += pad;
+  c->left -= pad;
   if (ref) {
     memcpy(blob + *blob_at, name, name_len);
     blob[*blob_at + name_len] = '\0';
@@ -642,7 +647,7 @@ typedef struct answered {
  * directory already listed is skipped; every directory named must already be in the table.
  */
 static int parse_sections(session* s, const uint8_t* data, size_t len, answered** done) {
-  cursor c = {data, len};
+  cursor c = {data, data, len};
   // Names of every entry, NUL-terminated: never more bytes than the buffer itself.
   char* blob = malloc(len + 1);
   if (!blob || keep_blob(s, blob)) {
@@ -864,7 +869,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     free_session(s);
     return throw_msg(env, "EINVAL", "root must be a Buffer");
   }
-  cursor c = {root_data, root_len};
+  cursor c = {root_data, root_data, root_len};
   if (parse_entry(s, &c, 1, NULL, NULL, NULL) || !s->nodes[1] || !S_ISDIR(s->nodes[1]->mode)) {
     free_session(s);
     return throw_msg(env, "EINVAL", "bad root entry (inode 1, a directory)");

@@ -51,10 +51,13 @@ export function fuseLowLevel(): FuseLowLevel | null {
   return addon;
 }
 
-// Layout of one entry (native/fuse_ll.c parse_entry): u32 ino lo, hi, mode, nlink, uid, gid,
-// rdev, reserved; f64 size, blocks, mtimeMs; u16 name bytes, u16 xattrs, u32 link bytes; then
-// the name, the link target, and per xattr u16 name bytes, u32 value bytes, name, value.
+// Layout of one entry (native/fuse_ll.c parse_entry), little-endian, starting 8-aligned: u32 ino
+// lo, hi, mode, nlink, uid, gid, rdev, reserved; f64 size, blocks, mtimeMs; u16 name bytes, u16
+// xattrs, u32 link bytes; then the name, the link target, and per xattr u16 name bytes, u32
+// value bytes, name, value; then zeros up to the next multiple of 8.
 const ENTRY_HEADER = 64;
+// The headers are written through typed arrays, in the host's byte order.
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('the libfuse 3 backend needs a little-endian host');
 // A section: u32 directory ino lo, hi, entry count, reserved; then its entries.
 const SECTION_HEADER = 16;
 const NAME_MAX = 255;
@@ -250,17 +253,24 @@ export class Listings {
 
 /**
  * Sections written one after another into one buffer, reused from call to call (C copies
- * what it keeps before provideDirs returns). Names the kernel cannot take are left out, and said.
+ * what it keeps before provideDirs returns). Every entry starts 8-aligned, so its header is
+ * written through typed-array views in the platform's byte order, as C reads it. Names the
+ * kernel cannot take are left out, and said.
  */
 class SectionWriter {
-  private buf = Buffer.allocUnsafe(1 << 20);
+  private buf!: Buffer;
+  private u16!: Uint16Array;
+  private u32!: Uint32Array;
+  private f64!: Float64Array;
   private at = 0;
 
   constructor(
     private readonly fs: MergedFs,
     private readonly byIno: Map<number, VNode>,
     private readonly log: (line: string) => void,
-  ) {}
+  ) {
+    this.grow(1 << 20);
+  }
 
   /** Starts over; what `take` returned before is overwritten. */
   reset(): void {
@@ -278,67 +288,76 @@ class SectionWriter {
     this.at += SECTION_HEADER;
     let count = 0;
     for (const node of kids) if (this.entry(node)) count++;
-    this.buf.fill(0, head, head + SECTION_HEADER);
-    writeIno(this.buf, head, dirIno);
-    this.buf.writeUInt32LE(count, head + 8);
+    const w = head / 4;
+    this.u32[w] = dirIno % 2 ** 32;
+    this.u32[w + 1] = Math.floor(dirIno / 2 ** 32);
+    this.u32[w + 2] = count;
+    this.u32[w + 3] = 0;
   }
 
   /** One entry; false when it was left out. */
   entry(node: VNode): boolean {
     const { fs } = this;
-    const nameBytes = Buffer.byteLength(node.name);
-    if (node.path !== '/' && (nameBytes === 0 || nameBytes > NAME_MAX)) {
-      this.log(`${node.path}: left out of the mount (a name of ${nameBytes} bytes; the kernel takes 1 to ${NAME_MAX})`);
-      return false;
-    }
     const entry = node.inode.entry;
     const link = entry.type === 'symlink' ? entry.linkName : '';
-    const linkBytes = link ? Buffer.byteLength(link) : 0;
     const xattrs = entry.xattrs === NO_XATTRS ? undefined : Object.entries(fs.xattrs(node));
-    let bytes = ENTRY_HEADER + nameBytes + linkBytes;
-    for (const [k, v] of xattrs ?? []) bytes += 6 + Buffer.byteLength(k) + v.length;
-    this.room(bytes);
-    const st = fs.stat(node);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: room first, exact lengths once written.
+    let most = ENTRY_HEADER + 3 * (node.name.length + link.length) + 8;
+    for (const [k, v] of xattrs ?? []) most += 8 + 3 * k.length + v.length;
+    this.room(most);
     const b = this.buf;
-    let at = this.at;
-    writeIno(b, at, st.ino);
-    b.writeUInt32LE(st.mode, at + 8);
-    b.writeUInt32LE(st.nlink || 1, at + 12);
-    b.writeUInt32LE(st.uid >>> 0, at + 16);
-    b.writeUInt32LE(st.gid >>> 0, at + 20);
-    b.writeUInt32LE(st.rdev >>> 0, at + 24);
-    b.writeUInt32LE(0, at + 28);
-    b.writeDoubleLE(st.size, at + 32);
-    b.writeDoubleLE(st.blocks, at + 40);
-    b.writeDoubleLE(st.mtimeMs, at + 48);
-    b.writeUInt16LE(nameBytes, at + 56);
-    b.writeUInt16LE(xattrs?.length ?? 0, at + 58);
-    b.writeUInt32LE(linkBytes, at + 60);
-    at += ENTRY_HEADER;
-    at += b.write(node.name, at);
-    if (linkBytes) at += b.write(link, at);
+    const start = this.at;
+    let at = start + ENTRY_HEADER;
+    const nameBytes = b.write(node.name, at);
+    if (node.path !== '/' && (nameBytes === 0 || nameBytes > NAME_MAX || Buffer.byteLength(node.name) !== nameBytes)) {
+      this.log(`${node.path}: left out of the mount (a name of ${Buffer.byteLength(node.name)} bytes; the kernel takes 1 to ${NAME_MAX})`);
+      return false;
+    }
+    at += nameBytes;
+    const linkBytes = link ? b.write(link, at) : 0;
+    at += linkBytes;
     for (const [k, v] of xattrs ?? []) {
-      const kb = Buffer.byteLength(k);
+      const kb = b.write(k, at + 6);
       b.writeUInt16LE(kb, at);
       b.writeUInt32LE(v.length, at + 2);
-      at += 6;
-      at += b.write(k, at);
+      at += 6 + kb;
       at += v.copy(b, at);
     }
-    this.at = at;
+    const st = fs.stat(node);
+    const w = start / 4;
+    const u32 = this.u32;
+    u32[w] = st.ino % 2 ** 32;
+    u32[w + 1] = Math.floor(st.ino / 2 ** 32);
+    u32[w + 2] = st.mode;
+    u32[w + 3] = st.nlink || 1;
+    u32[w + 4] = st.uid;
+    u32[w + 5] = st.gid;
+    u32[w + 6] = st.rdev;
+    u32[w + 7] = 0;
+    const d = start / 8;
+    this.f64[d + 4] = st.size;
+    this.f64[d + 5] = st.blocks;
+    this.f64[d + 6] = st.mtimeMs;
+    this.u16[start / 2 + 28] = nameBytes;
+    this.u16[start / 2 + 29] = xattrs?.length ?? 0;
+    u32[w + 15] = linkBytes;
+    this.at = (at + 7) & ~7;
     if (!this.byIno.has(st.ino)) this.byIno.set(st.ino, node);
     return true;
   }
 
   private room(n: number): void {
-    if (this.at + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
-    this.buf.copy(next, 0, 0, this.at);
+    if (this.at + n > this.buf.length) this.grow(Math.max(this.buf.length * 2, this.at + n));
+  }
+
+  private grow(bytes: number): void {
+    const ab = new ArrayBuffer((bytes + 7) & ~7);
+    const next = Buffer.from(ab);
+    this.buf?.copy(next, 0, 0, this.at);
     this.buf = next;
+    this.u16 = new Uint16Array(ab);
+    this.u32 = new Uint32Array(ab);
+    this.f64 = new Float64Array(ab);
   }
 }
 
-function writeIno(buf: Buffer, at: number, ino: number): void {
-  buf.writeUInt32LE(ino % 2 ** 32, at);
-  buf.writeUInt32LE(Math.floor(ino / 2 ** 32), at + 4);
-}
