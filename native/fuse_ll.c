@@ -506,7 +506,7 @@ static const struct fuse_lowlevel_ops OPS = {
 // ---- the table, from JS's encoding (ours, but bound-checked all the same) ----
 
 typedef struct {
-  const uint8_t *base, *p;
+  const uint8_t *base, *p;  // base: where entries' 8-alignment is counted from
   size_t left;
 } cursor;
 
@@ -528,7 +528,7 @@ static int to_u64(double d, uint64_t* out) {
   return 0;
 }
 
-/** One encoded entry into a node (created if new); its name is copied to *name_out (in blob). */
+/** One encoded entry into a node (created if new); with ref, its name is copied into blob and ref set. */
 static int parse_entry(session* s, cursor* c, uint64_t parent, char* blob, size_t* blob_at, dirent_ref* ref) {
   const uint8_t* h;
   if (take(c, ENTRY_HEADER, &h)) return -1;
@@ -714,6 +714,7 @@ static void answer_waiters(session* s, answered* done) {
   }
 }
 
+/** The directory's waiting requests get err (its listing cannot be had). Under lock. */
 static void fail_waiters(node* dir, int err) {
   for (waiter* w = dir->waiters; w;) {
     waiter* next = w->next;
@@ -816,6 +817,17 @@ static session* arg_session(napi_env env, napi_value v) {
   return p;
 }
 
+/** The call's first `want` arguments into argv, the first being a session; NULL (thrown) if not. */
+static session* session_call(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < want) {
+    throw_msg(env, "EINVAL", "missing arguments");
+    return NULL;
+  }
+  return arg_session(env, argv[0]);
+}
+
 static int get_prop(napi_env env, napi_value obj, const char* key, napi_value* out) {
   return napi_get_named_property(env, obj, key, out) == napi_ok ? 0 : -1;
 }
@@ -915,49 +927,35 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/** provideDirs(session, buffer): the listings of one or more directories (see parse_sections). */
+/**
+ * provideDirs(session, asked, buffer): the listings of one or more directories (see
+ * parse_sections); `asked` is the directory onDir asked for (0: none), whose waiting
+ * requests get EIO if the buffer did not list it, rather than wait for ever.
+ */
 static napi_value js_provide_dirs(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  session* s = argc >= 2 ? arg_session(env, argv[0]) : NULL;
+  napi_value argv[3];
+  session* s = session_call(env, info, 3, argv);
   if (!s) return NULL;
+  double asked = 0;
+  napi_get_value_double(env, argv[1], &asked);
   void* data;
   size_t len;
-  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) return throw_msg(env, "EINVAL", "listing must be a Buffer");
+  if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) return throw_msg(env, "EINVAL", "listing must be a Buffer");
   answered* done = NULL;
   pthread_mutex_lock(&s->lock);
   int bad = parse_sections(s, data, len, &done);
   answer_waiters(s, done);
+  node* dir = asked >= 1 && asked <= (double)s->max_ino ? get_node(s, (uint64_t)asked) : NULL;
+  if (dir && !dir->dir) fail_waiters(dir, EIO);
   pthread_mutex_unlock(&s->lock);
   if (bad) return throw_msg(env, "EINVAL", "malformed directory listing");
   return NULL;
 }
 
-/** failDir(session, ino, errno): the listing cannot be had; its waiting requests get errno. */
-static napi_value js_fail_dir(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  session* s = argc >= 3 ? arg_session(env, argv[0]) : NULL;
-  if (!s) return NULL;
-  double ino;
-  int32_t err;
-  napi_get_value_double(env, argv[1], &ino);
-  napi_get_value_int32(env, argv[2], &err);
-  pthread_mutex_lock(&s->lock);
-  node* dir = ino >= 1 && ino <= (double)s->max_ino ? get_node(s, (uint64_t)ino) : NULL;
-  if (dir) fail_waiters(dir, err > 0 ? err : EIO);
-  pthread_mutex_unlock(&s->lock);
-  return NULL;
-}
-
 /** replyRead(session, id, buffer, result): result ≥ 0 sends that many bytes of buffer, < 0 is -errno. Once per id. */
 static napi_value js_reply_read(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  session* s = argc >= 4 ? arg_session(env, argv[0]) : NULL;
+  session* s = session_call(env, info, 4, argv);
   if (!s) return NULL;
   double id_d, res_d;
   napi_get_value_double(env, argv[1], &id_d);
@@ -989,10 +987,8 @@ static napi_value js_reply_read(napi_env env, napi_callback_info info) {
  * has ended, else leaves that to process exit. Returns whether the loop had ended.
  */
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], out;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  session* s = argc >= 1 ? arg_session(env, argv[0]) : NULL;
+  session* s = session_call(env, info, 1, argv);
   if (!s) return NULL;
   pthread_mutex_lock(&s->lock);
   int was_closing = s->closing, ended = s->ended;
@@ -1017,10 +1013,8 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 
 /** stats(session): requests answered by kind, and nanoseconds spent in C on them. */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], out, v;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  session* s = argc >= 1 ? arg_session(env, argv[0]) : NULL;
+  session* s = session_call(env, info, 1, argv);
   if (!s) return NULL;
   napi_create_object(env, &out);
   pthread_mutex_lock(&s->lock);
@@ -1041,7 +1035,6 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL},
     {"provideDirs", NULL, js_provide_dirs, NULL, NULL, NULL, napi_default, NULL},
-    {"failDir", NULL, js_fail_dir, NULL, NULL, NULL, napi_default, NULL},
     {"replyRead", NULL, js_reply_read, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},

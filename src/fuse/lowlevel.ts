@@ -35,8 +35,8 @@ interface FuseLowLevel {
     onRead(id: number, ino: number, size: number, offset: number): void;
     onEnd(): void;
   }): Session;
-  provideDirs(s: Session, listing: Buffer): void;
-  failDir(s: Session, ino: number, errno: number): void;
+  /** `asked`: the directory onDir asked for (0 for listings ahead); its waiters get EIO if `listing` lacks it. */
+  provideDirs(s: Session, asked: number, listing: Buffer): void;
   replyRead(s: Session, id: number, buf: Buffer | null, result: number): void;
   /** True when the loop had ended (everything freed). */
   close(s: Session): boolean;
@@ -68,6 +68,7 @@ const BLOCK = 4096;
  * directories instead of once per directory, and `ls` of one directory costs little more.
  */
 const LISTING_BUDGET = 4096;
+const EMPTY = Buffer.alloc(0);
 /**
  * Entries sent to C ahead of any request, after mounting: whole trees of ordinary images (the
  * many-files bench image has 28 k), while a huge one costs C at most ~15 MB before it is walked.
@@ -114,9 +115,10 @@ export function mountLowLevel(fs: MergedFs, options: LowLevelOptions): LowLevelM
     try {
       const dir = byIno.get(ino);
       if (!dir?.children) throw new StargzError(ErrorCodes.PATH_NOT_FOUND, `inode ${ino} is not a listed directory`);
-      native.provideDirs(session!, listings.encodeFor(dir)!);
+      native.provideDirs(session!, ino, listings.encodeFor(dir)!);
     } catch (err) {
-      native.failDir(session!, ino, -fail('readdir', `inode ${ino}`, err));
+      fail('readdir', `inode ${ino}`, err);
+      native.provideDirs(session!, ino, EMPTY); // its waiting requests answer EIO
     }
   };
 
@@ -127,7 +129,7 @@ export function mountLowLevel(fs: MergedFs, options: LowLevelOptions): LowLevelM
     try {
       const listing = listings.encodeFor(listings.sent === 0 ? fs.root : undefined);
       if (!listing) return;
-      native.provideDirs(session!, listing);
+      native.provideDirs(session!, 0, listing);
     } catch (err) {
       fail('readdir', 'listing ahead', err);
       return;
