@@ -149,11 +149,13 @@ static void request_dir(session* s, node* n) {
   }
 }
 
+/** Queues req until n's listing arrives; 0, or the errno to answer now (closing: JS answers nothing more). */
 static int queue_waiter(session* s, node* n, fuse_req_t req, int plus, size_t size, off_t off, const char* name) {
+  if (s->closing) return EIO;
   waiter* w = calloc(1, sizeof *w);
   if (!w || (name && !(w->name = strdup(name)))) {
     free(w);
-    return -1;
+    return ENOMEM;
   }
   w->req = req;
   w->plus = plus;
@@ -241,11 +243,12 @@ static void op_init(void* userdata, struct fuse_conn_info* conn) {
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   session* s = of(req);
   uint64_t t0 = now_ns();
+  int err;
   pthread_mutex_lock(&s->lock);
   node* dir = get_node(s, parent);
   if (!dir || !S_ISDIR(dir->mode)) fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
   else if (dir->dir) answer_lookup(s, req, dir, name);
-  else if (queue_waiter(s, dir, req, 0, 0, 0, name) != 0) fuse_reply_err(req, ENOMEM);
+  else if ((err = queue_waiter(s, dir, req, 0, 0, 0, name)) != 0) fuse_reply_err(req, err);
   COUNTED(s, ST_LOOKUP, t0);
   pthread_mutex_unlock(&s->lock);
 }
@@ -267,11 +270,12 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi
 static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus) {
   session* s = of(req);
   uint64_t t0 = now_ns();
+  int err;
   pthread_mutex_lock(&s->lock);
   node* dir = get_node(s, ino);
   if (!dir || !S_ISDIR(dir->mode)) fuse_reply_err(req, dir ? ENOTDIR : ENOENT);
   else if (dir->dir) answer_readdir(s, req, dir, plus, size, off);
-  else if (queue_waiter(s, dir, req, plus, size, off, NULL) != 0) fuse_reply_err(req, ENOMEM);
+  else if ((err = queue_waiter(s, dir, req, plus, size, off, NULL)) != 0) fuse_reply_err(req, err);
   COUNTED(s, plus ? ST_READDIRPLUS : ST_READDIR, t0);
   pthread_mutex_unlock(&s->lock);
 }
