@@ -63,11 +63,14 @@ const SECTION_HEADER = 16;
 const NAME_MAX = 255;
 const BLOCK = 4096;
 /**
- * Entries one answer to onDir may carry: the directory asked for, then its subdirectories
- * breadth first until this many, so a walk (find, tar) crosses into JS once per few hundred
- * directories instead of once per directory, and `ls` of one directory costs little more.
+ * Entries one answer to C carries beyond the directory it asked for: that directory's
+ * subdirectories breadth first, then others C knows of, so a walk (find, tar) crosses into
+ * JS once per many directories. Kept small: a request waits while its answer is encoded
+ * (a few µs an entry), and the listings ahead (below) fill in the rest.
  */
-const LISTING_BUDGET = 4096;
+const LISTING_BUDGET = 512;
+/** Entries per turn of the event loop when listing ahead of requests (reads and requests go between). */
+const AHEAD_BUDGET = 1024;
 const EMPTY = Buffer.alloc(0);
 /**
  * Entries sent to C ahead of any request, after mounting: whole trees of ordinary images (the
@@ -127,7 +130,7 @@ export function mountLowLevel(fs: MergedFs, options: LowLevelOptions): LowLevelM
   const listAhead = (): void => {
     if (closed || listings.sent >= LISTINGS_AHEAD) return;
     try {
-      const listing = listings.encodeFor(listings.sent === 0 ? fs.root : undefined);
+      const listing = listings.encodeFor(listings.sent === 0 ? fs.root : undefined, AHEAD_BUDGET);
       if (!listing) return;
       native.provideDirs(session!, 0, listing);
     } catch (err) {
@@ -223,19 +226,19 @@ export class Listings {
   }
 
   /** Listings for C: of `dir` and what comes along with it; without `dir`, of the frontier (undefined when empty). */
-  encodeFor(dir?: VNode): Buffer | undefined {
+  encodeFor(dir?: VNode, budget = LISTING_BUDGET): Buffer | undefined {
     const t0 = process.hrtime.bigint();
     this.writer.reset();
     let entries = 0;
     const below: VNode[] = dir ? [dir] : [];
     let at = 0;
-    while (entries < LISTING_BUDGET) {
+    while (entries < budget) {
       const d = at < below.length ? below[at++] : this.frontierAt < this.frontier.length ? this.frontier[this.frontierAt++] : undefined;
       if (!d) break;
       if (d !== dir && this.listed.has(d.inode.ino)) continue;
       const kids = this.fs.readdir(d);
       // Too big to come along: left to be asked for (the one asked for is always sent).
-      if (d !== dir && entries + kids.length > LISTING_BUDGET) continue;
+      if (d !== dir && entries + kids.length > budget) continue;
       this.listed.add(d.inode.ino);
       this.writer.section(d.inode.ino, kids);
       entries += kids.length;
