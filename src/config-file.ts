@@ -10,8 +10,9 @@ import { parseDuration, parseSize, type Options } from './config.js';
 import type { RegistrySettings } from './registry/settings.js';
 import { isTable, parseToml } from './util/toml.js';
 import { errnoCode } from './util/errno-code.js';
+import { LOG_LEVELS, isLogLevel, type LogLevel } from './util/log.js';
 
-type Kind = 'int' | 'bool' | 'string' | 'size' | 'duration';
+type Kind = 'int' | 'bool' | 'string' | 'size' | 'duration' | 'log-level';
 
 /** Options key -> file key and value kind. Exhaustive over Options by its type. */
 export const FILE_KEYS: { [K in keyof Options]-?: { key: string; kind: Kind } } = {
@@ -37,6 +38,7 @@ export interface CliFileSettings {
   plainHttp?: boolean;
   insecure?: boolean;
   hostsDir?: string;
+  logLevel?: LogLevel;
 }
 const CLI_KEYS: { [K in keyof CliFileSettings]-?: { key: string; kind: Kind } } = {
   retries: { key: 'retries', kind: 'int' },
@@ -44,6 +46,7 @@ const CLI_KEYS: { [K in keyof CliFileSettings]-?: { key: string; kind: Kind } } 
   plainHttp: { key: 'plain-http', kind: 'bool' },
   insecure: { key: 'insecure', kind: 'bool' },
   hostsDir: { key: 'hosts-dir', kind: 'string' },
+  logLevel: { key: 'log-level', kind: 'log-level' },
 };
 /** Per-registry keys of `[registry."host:port"]`. */
 const REGISTRY_KEYS: { [K in keyof RegistrySettings]-?: { key: string; kind: Kind | 'string[]' } } = {
@@ -148,6 +151,8 @@ function convert(v: unknown, kind: Kind, fail: (why: string) => never): unknown 
       if (typeof v === 'number' && v > 0) return Math.round(v * 1000);
       if (typeof v === 'string') return parseOr(() => parseDuration(v), fail);
       return fail(`must be a duration like "30s" or a number of seconds, got ${describe(v)}`);
+    case 'log-level':
+      return typeof v === 'string' && isLogLevel(v) ? v : fail(`must be one of ${LOG_LEVELS.join(', ')}, got ${describe(v)}`);
   }
 }
 

@@ -21,3 +21,4 @@ export { DEFAULT_OPTIONS, resolveOptions, type Options } from './config.js';
 export { ErrorCodes, StargzError, isStargzError, type ErrorCode } from './errors.js';
 export { defaultKeychain, staticKeychain, type Keychain, type KeychainOptions, type RegistryCredential } from './registry/keychain.js';
 export type { RegistryClientOptions } from './registry/client.js';
+export { createLogger, LOG_LEVELS, type Logger, type LogLevel, type LogMessage } from './util/log.js';

@@ -15,6 +15,7 @@ import { syncPath, type SyncOptions, type SyncSummary } from '../sync/sync.js';
 import { diffTrees, type Change, type DiffOptions } from '../diff/diff.js';
 import type { VNode } from '../vfs/node.js';
 import type { FetchMetrics } from '../metrics/fetch-metrics.js';
+import type { Logger } from '../util/log.js';
 import { createFileReadStream, resolveRegularFile, type ReadStreamOptions } from './read-stream.js';
 
 export interface ImageOptions extends Partial<Options> {
@@ -40,6 +41,12 @@ export interface ImageOptions extends Partial<Options> {
   signal?: AbortSignal;
   /** Non-fatal notices (a layer that is not eStargz, a mirror passed over, a missing credential helper). */
   onNotice?: (message: string) => void;
+  /**
+   * Levelled diagnostics, as the CLI's --log-level: info is each registry request and retry, debug
+   * also each chunk looked up in the cache. Its warnings are the notices when `onNotice` is not given.
+   * Make one with `createLogger(level, write)`. Default: silent.
+   */
+  logger?: Logger;
   /** Anything else of the registry client (proxy, TLS settings, user agent); wins over the fields above. */
   registry?: RegistryClientOptions;
 }
@@ -237,13 +244,14 @@ export class Image {
  */
 export async function openImage(ref: string | ImageReference, options: ImageOptions = {}): Promise<Image> {
   const parsed = typeof ref === 'string' ? parseReference(ref) : ref;
-  const { credentials, keychain, authfile, plainHttp, insecure, certDir, mirrors, hostsDir, retries, signal, onNotice, registry, ...rest } = options;
-  const notice = onNotice ?? (() => undefined);
+  const { credentials, keychain, authfile, plainHttp, insecure, certDir, mirrors, hostsDir, retries, signal, onNotice, logger, registry, ...rest } = options;
+  const notice = onNotice ?? (logger ? (m: string): void => logger.warn(m) : () => undefined);
   const chain =
     keychain ?? (credentials ? staticKeychain(credentials.username, credentials.password) : defaultKeychain({ ...(authfile !== undefined ? { authFile: authfile } : {}), warn: notice }));
   const opened = await openImageLayers(parsed, {
     ...rest,
     notice,
+    ...(logger ? { log: logger } : {}),
     registry: {
       keychain: chain,
       plainHttp: plainHttp ?? false,
@@ -252,6 +260,7 @@ export async function openImage(ref: string | ImageReference, options: ImageOpti
       ...(retries !== undefined ? { retries } : {}),
       hosts: registryHosts(parsed.registry, { mirrors: mirrors ?? [], hostsDir: hostsDir ?? defaultHostsDir() }),
       notice,
+      ...(logger ? { log: logger } : {}),
       ...(signal !== undefined ? { signal } : {}),
       ...registry,
     },

@@ -376,6 +376,16 @@ export class DiskCache {
     this.put('toc-index', tocDigest, data, 'cannot store a layer index in the cache');
   }
 
+  /** An image's merged tree (vfs/merged-tree-codec.ts), by its manifest digest and how its layers were read. */
+  getMergedTree(key: string): Buffer | undefined {
+    this.assertOpen();
+    return this.sql('cannot read a merged tree from the cache', () => this.records.get('merged-tree', key))?.data;
+  }
+
+  putMergedTree(key: string, data: Buffer): void {
+    this.put('merged-tree', key, data, 'cannot store a merged tree in the cache');
+  }
+
   /** A whole-blob layer's index, stored only once the blob matched `layerDigest`. */
   getLayerIndex(layerDigest: string): Buffer | undefined {
     this.assertOpen();

@@ -1,9 +1,9 @@
-// TOCs, manifests, layer indexes (by layer digest, or by TOC digest: 'toc-index'), verified files' chunk digests and tag resolutions: keyed rows of the index's `records`
+// TOCs, manifests, layer indexes (by layer digest, or by TOC digest: 'toc-index'), merged trees (by manifest digest), verified files' chunk digests and tag resolutions: keyed rows of the index's `records`
 // table. Single-statement writes need no explicit transaction; the busy timeout covers
 // other writers.
 import type { Db } from './schema.js';
 
-export type RecordKind = 'toc' | 'toc-index' | 'manifest' | 'layer-index' | 'file-chunks' | 'tag';
+export type RecordKind = 'toc' | 'toc-index' | 'manifest' | 'layer-index' | 'merged-tree' | 'file-chunks' | 'tag';
 
 export class RecordStore {
   private readonly getStmt;

@@ -71,18 +71,21 @@ export function addImageOptions(cmd: Command): Command {
     .addOption(new Option('--log-level <level>', `what is printed on stderr besides errors (default ${LOG_DEFAULTS.level}: notices only)`).choices(LOG_LEVELS));
 }
 
-/** -v is info, -vv (or more) debug; --log-level names the level itself, so the two together contradict. */
-export function logLevelFrom(flags: Pick<CommonFlags, 'verbose' | 'logLevel'>): LogLevel {
+/**
+ * -v is info, -vv (or more) debug; --log-level names the level itself, so the two together
+ * contradict. Either beats the configuration file's `log-level`, which beats the default.
+ */
+export function logLevelFrom(flags: Pick<CommonFlags, 'verbose' | 'logLevel' | 'config'>): LogLevel {
   if (flags.verbose !== undefined && flags.logLevel !== undefined) {
     throw Object.assign(new Error('-v and --log-level contradict each other: give one'), { usage: true });
   }
   if (flags.logLevel !== undefined) return flags.logLevel;
-  if (flags.verbose === undefined) return LOG_DEFAULTS.level;
-  return flags.verbose >= 2 ? 'debug' : 'info';
+  if (flags.verbose !== undefined) return flags.verbose >= 2 ? 'debug' : 'info';
+  return loadConfigFile(flags.config).cli.logLevel ?? LOG_DEFAULTS.level;
 }
 
 /** The command's logger: its lines go where its notices go (stderr, or a detached mount's log). */
-export function loggerFrom(flags: Pick<CommonFlags, 'verbose' | 'logLevel'>, notice: (line: string) => void): Logger {
+export function loggerFrom(flags: Pick<CommonFlags, 'verbose' | 'logLevel' | 'config'>, notice: (line: string) => void): Logger {
   return createLogger(logLevelFrom(flags), notice);
 }
 

@@ -20,7 +20,7 @@ import type { MountFlags } from './commands/mount.js';
 import type { ConfigFlags } from './commands/config.js';
 import type { LoginFlags } from './commands/login.js';
 import type { DiffFlags } from './commands/diff.js';
-import { PREFETCH_MODES } from '../prefetch/prefetch.js';
+import { PREFETCH_MODES } from '../prefetch/modes.js';
 import { COMPLETION_SHELLS, completionScript, type CompletionShell } from './completion.js';
 
 function version(): string {

@@ -18,6 +18,7 @@ import { openLayer } from '../layer/open-layer.js';
 import { EstargzLayer } from '../layer/estargz-layer.js';
 import { InflatePool } from '../layer/inflate-pool.js';
 import { MergedFs } from '../vfs/merged-fs.js';
+import { INDEX_CODEC_VERSION } from '../layer/index-codec.js';
 import type { Logger } from '../util/log.js';
 
 export interface OpenImageOptions extends Partial<Options> {
@@ -107,10 +108,23 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
         }),
       ),
     );
+    // The merged tree is stored only where the layers are what they were the last time: each
+    // verified by digest (not probed, not on an unverified TOC) and read the same way.
+    const treeKey = options.probePlainLayers || opts.insecureSkipTocVerify ? undefined : mergedTreeKey(manifestDigest, layers);
+    const storedTree = treeKey === undefined ? undefined : disk.getMergedTree(treeKey);
+    const fs = new MergedFs(layers, { connections: opts.concurrency, metrics, ...(storedTree ? { storedTree } : {}) });
+    if (storedTree) options.log?.debug(fs.treeFromStore ? `merged tree of ${manifestDigest} from the cache` : `the cached merged tree of ${manifestDigest} does not fit its layers: merged again`);
+    let treeUnstored = treeKey !== undefined && !fs.treeFromStore;
     const storeIndexes = (): void => {
       for (const layer of layers) if (layer instanceof EstargzLayer) layer.storeIndex();
+      if (!treeUnstored || disk.readOnly) return;
+      treeUnstored = false;
+      try {
+        disk.putMergedTree(treeKey!, fs.encodeTree());
+      } catch (err) {
+        notice(`cannot store the merged tree of ${manifestDigest} in the cache: ${(err as Error).message}`);
+      }
     };
-    const fs = new MergedFs(layers, { connections: opts.concurrency, metrics });
     for (const w of fs.warnings) notice(w);
     return {
       ref,
@@ -137,4 +151,9 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
     disk.close();
     throw err;
   }
+}
+
+/** What a stored merged tree is filed under: the manifest, how each layer was read, and the layer-index codec it was merged from. */
+function mergedTreeKey(manifestDigest: string, layers: readonly Layer[]): string {
+  return `${manifestDigest}|${layers.map((l) => `${l.lazy ? 'lazy' : 'whole'}:${l.format}`).join(',')}|index-v${INDEX_CODEC_VERSION}`;
 }

@@ -1,16 +1,11 @@
 // A plain layer's file index from its tar headers (the one builder, file-index/builder.ts),
 // and the compact cache encoding of any layer's index.
-import { crc32 } from 'node:zlib';
-import { ErrorCodes, StargzError } from '../errors.js';
 import { MAX_NAME_BYTES, normalizeEntryName } from '../file-index/names.js';
 import { Entry, hasExtent, IndexBuilder, LazyChunk, NO_CHUNKS, NO_XATTRS, packDigest, Piece, type ChunkRef, type IndexEntry, type LayerIndex, type NodeType } from '../file-index/index.js';
 import { MAX_TOC_ENTRIES, MAX_XATTR_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_XATTRS_PER_ENTRY } from '../estargz/toc.js';
 import { dataRegionEnd, MAX_FOOTER_SIZE, type Footer } from '../estargz/footer.js';
 import { MAX_CHUNK_SIZE, MAX_CHUNKS_PER_FILE, MAX_INDEX_ENTRIES, maxDecodedBytes } from '../estargz/layer-index.js';
-
-function corrupt(message: string): StargzError {
-  return new StargzError(ErrorCodes.CORRUPT_DATA, message);
-}
+import { checkInt, corrupt, LITTLE_ENDIAN, openRecord, Reader, sealRecord, Writer } from '../util/binary-record.js';
 
 /** As many paths as a TOC may declare (implicit parents included). */
 export const MAX_TAR_INDEX_ENTRIES = 2 * MAX_TOC_ENTRIES;
@@ -103,7 +98,6 @@ function checkChunks(e: IndexEntry): void {
 //    eStargz indexes too. Records of any other version are rebuilt.
 export const INDEX_CODEC_VERSION = 4;
 const MAGIC = 0x58494753; // 'SGIX' read as a little-endian u32
-const HEADER_BYTES = 16;
 const TYPES: readonly NodeType[] = ['dir', 'reg', 'symlink', 'hardlink', 'char', 'block', 'fifo'];
 const TYPE_CODE = new Map(TYPES.map((t, i) => [t, i]));
 const ENTRY_DEVICE = 1;
@@ -113,8 +107,6 @@ const ENTRY_U32 = 6;
 const ENTRY_F64 = 4;
 /** A packed digest (model.ts packDigest) is its raw bytes as a latin1 string: sha256, sha384, sha512. */
 const DIGEST_LENGTHS = new Set([32, 48, 64]);
-/** The typed-array columns are copied as they are: a big-endian host neither writes nor reads records. */
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** What an index was read from: 'tar+gzip' or an eStargz format; an eStargz index keeps its footer. */
 export interface CachedIndex {
@@ -220,20 +212,13 @@ export function encodeLayerIndex(index: LayerIndex, format: string, footer?: Foo
   w.array(Uint32Array.from(chunkDigests));
   w.bytes(Buffer.from([...digests.keys()].join(''), 'latin1'));
   w.bytes(xattrs.finish());
-  const body = w.finish();
-  const header = Buffer.alloc(HEADER_BYTES);
-  header.writeUInt32LE(MAGIC, 0);
-  header.writeUInt32LE(INDEX_CODEC_VERSION, 4);
-  header.writeUInt32LE(body.length, 8);
-  header.writeUInt32LE(crc32(body), 12);
-  return Buffer.concat([header, body]);
+  return sealRecord(MAGIC, INDEX_CODEC_VERSION, w.finish());
 }
 
 /** The decoded index, or undefined when the cached bytes are of another version, damaged or out of bounds. */
 export function decodeLayerIndex(data: Buffer): CachedIndex | undefined {
-  if (!LITTLE_ENDIAN || data.length < HEADER_BYTES || data.readUInt32LE(0) !== MAGIC || data.readUInt32LE(4) !== INDEX_CODEC_VERSION) return undefined;
-  const body = data.subarray(HEADER_BYTES);
-  if (data.readUInt32LE(8) !== body.length || data.readUInt32LE(12) !== crc32(body)) return undefined;
+  const body = openRecord(data, MAGIC, INDEX_CODEC_VERSION);
+  if (!body) return undefined;
   try {
     return decodeBody(new Reader(body));
   } catch {
@@ -304,9 +289,6 @@ function decodeBody(r: Reader): CachedIndex {
   let linkAt = 0;
   let deviceAt = 0;
   let chunkAt = 0;
-  let last: Entry<ChunkRef> | undefined;
-  let lastUser = 0;
-  let lastGroup = 0;
   for (let i = 0; i < count; i++) {
     const t = i * ENTRY_U32;
     const bits = table[t]!;
@@ -329,19 +311,12 @@ function decodeBody(r: Reader): CachedIndex {
     }
     const f = i * ENTRY_F64;
     const reg = type === 'reg';
-    const e = new Entry<ChunkRef>(path, type, mode, nums[f]!, nums[f + 1]!, nums[f + 2]!, reg ? nums[f + 3]! : 0, linkName, NO_CHUNKS);
     const user = table[t + 1]!;
     const group = table[t + 2]!;
     if (user > nNames || group > nNames) throw corrupt('a name out of range');
-    // Entries come in runs of one owner: the previous one's shared owner object, without a lookup.
-    if (last && last.uid === e.uid && last.gid === e.gid && lastUser === user && lastGroup === group) e.sameOwnerAs(last);
-    else {
-      if (user > 0) e.userName = names[user - 1];
-      if (group > 0) e.groupName = names[group - 1];
-      last = e;
-      lastUser = user;
-      lastGroup = group;
-    }
+    // The names go to the constructor: entries come in runs of one owner, and the owner lookup
+    // (model.ts ownerOf) answers a run from the owner it gave last, without building a key.
+    const e = new Entry<ChunkRef>(path, type, mode, nums[f]!, nums[f + 1]!, nums[f + 2]!, reg ? nums[f + 3]! : 0, linkName, NO_CHUNKS, user > 0 ? names[user - 1] : undefined, group > 0 ? names[group - 1] : undefined);
     if (ef & ENTRY_DEVICE) {
       if ((type !== 'char' && type !== 'block') || deviceAt + 2 > devices.length) throw corrupt('device numbers out of place');
       e.devMajor = devices[deviceAt++]!;
@@ -415,117 +390,4 @@ function readXattrs(r: Reader, n: number): Record<string, Buffer> {
     Object.defineProperty(out, name, { value: Buffer.from(r.bytes(MAX_XATTR_VALUE_BYTES)), enumerable: true, writable: true, configurable: true });
   }
   return out;
-}
-
-function checkInt(v: number): number {
-  if (!Number.isSafeInteger(v) || v < 0) throw corrupt('a number out of range');
-  return v;
-}
-
-class Reader {
-  private at = 0;
-  constructor(private readonly buf: Buffer) {}
-  private take(n: number): number {
-    const at = this.at;
-    if (n > this.buf.length - at) throw corrupt('truncated');
-    this.at = at + n;
-    return at;
-  }
-  atEnd(): boolean {
-    return this.at === this.buf.length;
-  }
-  u8(): number {
-    return this.buf[this.take(1)]!;
-  }
-  u32(): number {
-    return this.buf.readUInt32LE(this.take(4));
-  }
-  f64(): number {
-    return this.buf.readDoubleLE(this.take(8));
-  }
-  /** A non-negative safe integer. */
-  int(): number {
-    return checkInt(this.f64());
-  }
-  str(maxBytes: number): string {
-    const n = this.u32();
-    if (n > maxBytes) throw corrupt('a string too long');
-    const at = this.take(n);
-    return this.buf.toString('utf8', at, at + n);
-  }
-  latin1(bytes: number): string {
-    const at = this.take(this.exactly(bytes));
-    return this.buf.toString('latin1', at, at + bytes);
-  }
-  /** A view of the next bytes (copied by whoever keeps them). */
-  bytes(maxBytes: number): Buffer {
-    const n = this.u32();
-    if (n > maxBytes) throw corrupt('a value too long');
-    const at = this.take(n);
-    return this.buf.subarray(at, at + n);
-  }
-  /** A column of `count` values (any count when undefined), copied into an aligned array. */
-  f64s(count: number | undefined): Float64Array {
-    const n = count === undefined ? this.u32() : this.exactly(count * 8);
-    if (n % 8 !== 0) throw corrupt('a column of a wrong length');
-    const out = new Float64Array(n / 8);
-    new Uint8Array(out.buffer).set(this.buf.subarray(this.take(n), this.at));
-    return out;
-  }
-  u32s(count: number): Uint32Array {
-    const n = this.exactly(count * 4);
-    const out = new Uint32Array(count);
-    new Uint8Array(out.buffer).set(this.buf.subarray(this.take(n), this.at));
-    return out;
-  }
-  /** The next u32, which must be `bytes`. */
-  private exactly(bytes: number): number {
-    if (this.u32() !== bytes) throw corrupt('a column of a wrong length');
-    return bytes;
-  }
-}
-
-class Writer {
-  private buf = Buffer.allocUnsafe(1 << 16);
-  private at = 0;
-  private room(n: number): number {
-    if (this.at + n > this.buf.length) {
-      const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
-      this.buf.copy(grown, 0, 0, this.at);
-      this.buf = grown;
-    }
-    const at = this.at;
-    this.at += n;
-    return at;
-  }
-  // room() may grow the buffer: take the offset before naming this.buf.
-  u8(v: number): void {
-    const at = this.room(1);
-    this.buf[at] = v;
-  }
-  u32(v: number): void {
-    const at = this.room(4);
-    this.buf.writeUInt32LE(v, at);
-  }
-  f64(v: number): void {
-    const at = this.room(8);
-    this.buf.writeDoubleLE(v, at);
-  }
-  str(s: string): void {
-    const n = Buffer.byteLength(s);
-    this.u32(n);
-    const at = this.room(n);
-    this.buf.write(s, at, n, 'utf8');
-  }
-  bytes(b: Uint8Array): void {
-    this.u32(b.length);
-    const at = this.room(b.length);
-    this.buf.set(b, at);
-  }
-  array(a: Float64Array | Uint32Array): void {
-    this.bytes(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-  }
-  finish(): Buffer {
-    return this.buf.subarray(0, this.at);
-  }
 }

@@ -3,22 +3,15 @@
 // image. Queued in small batches at the fetch scheduler's lowest priority, so every read and
 // read-ahead goes first, and stopped when its signal fires (unmount).
 import { MOUNT_AHEAD_DEFAULTS } from '../config.js';
-import { ErrorCodes, StargzError, redact, toStargzError } from '../errors.js';
+import { redact, toStargzError } from '../errors.js';
 import { hasExtent, type LazyChunkRef as ChunkRef } from '../file-index/index.js';
 import { cacheable, type Layer } from '../layer/layer.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import { isFile } from '../vfs/node.js';
 
-export type PrefetchMode = 'none' | 'landmark' | 'all';
-export const PREFETCH_MODES: readonly PrefetchMode[] = ['none', 'landmark', 'all'];
+import type { PrefetchMode } from './modes.js';
 
-export function parsePrefetchMode(text: string | undefined): PrefetchMode {
-  const mode = (text ?? 'landmark') as PrefetchMode;
-  if (!PREFETCH_MODES.includes(mode)) {
-    throw new StargzError(ErrorCodes.USAGE, `--prefetch must be one of ${PREFETCH_MODES.join(', ')}, got ${JSON.stringify(text)}`);
-  }
-  return mode;
-}
+export { PREFETCH_MODES, parsePrefetchMode, type PrefetchMode } from './modes.js';
 
 /** Chunks of one layer fetched together (one or a few merged range requests). */
 export interface PrefetchBatch {

@@ -10,6 +10,7 @@ import type { FetchMetrics } from '../metrics/fetch-metrics.js';
 import { allSettledOrThrow } from '../util/concurrent.js';
 import { lowerBound } from '../util/sorted.js';
 import { mergeLayers, type ImageTotals } from './merge.js';
+import { decodeMergedTree, encodeMergedTree } from './merged-tree-codec.js';
 import { statOf, visibleXattrs, type VNode, type VStat } from './node.js';
 
 const MAX_SYMLINK_HOPS = 40; // as Linux's ELOOP limit
@@ -22,15 +23,28 @@ export class MergedFs {
   private readonly byPath: Map<string, VNode>;
   /** Every fetch of this image's bytes: on demand, read-ahead, walk-ahead and prefetch. */
   readonly scheduler: FetchScheduler;
+  /** True when the tree came from `storedTree` rather than from merging the layers. */
+  readonly treeFromStore: boolean;
 
-  /** `connections`: range requests the layers make at once (the default concurrency when unset). */
-  constructor(readonly layers: readonly Layer[], options: { connections?: number; metrics?: FetchMetrics } = {}) {
+  /**
+   * `connections`: range requests the layers make at once (the default concurrency when unset).
+   * `storedTree`: these layers' merged tree as encodeTree() gave it before; used when it decodes
+   * and fits them, else the layers are merged.
+   */
+  constructor(readonly layers: readonly Layer[], options: { connections?: number; metrics?: FetchMetrics; storedTree?: Buffer } = {}) {
     this.scheduler = new FetchScheduler(options.connections, options.metrics);
-    const merged = mergeLayers(layers);
+    const stored = options.storedTree && decodeMergedTree(options.storedTree, layers);
+    this.treeFromStore = stored !== undefined;
+    const merged = stored || mergeLayers(layers);
     this.root = merged.root;
     this.byPath = merged.byPath;
     this.warnings = merged.warnings;
     this.totals = merged.totals;
+  }
+
+  /** The merged tree in its cached form (merged-tree-codec.ts), for the next open of the same layers. */
+  encodeTree(): Buffer {
+    return encodeMergedTree({ root: this.root, byPath: this.byPath, warnings: this.warnings, totals: this.totals }, this.layers);
   }
 
   /** Exact lookup of an absolute, normalized path (no symlink resolution): what FUSE asks. */

@@ -165,3 +165,35 @@ describe('retries, mirrors and notices by level', () => {
     assert.match(r.stderr, /^stargz-get: ERR_PATH_NOT_FOUND: /);
   });
 });
+
+describe('log-level in the configuration file', () => {
+  let reg: TestRegistry;
+  before(async () => {
+    reg = await startRegistry({ mode: 'plain' });
+    await pushLayout(reg, 'edge', 'fixtures/edge:v1');
+  });
+  after(() => reg?.stop());
+
+  const ls = async (level: string, flags: string[]): Promise<CliResult> => {
+    const file = join(work, `config-${n++}.toml`);
+    await import('node:fs/promises').then((fs) => fs.writeFile(file, `log-level = ${JSON.stringify(level)}\n`));
+    return cli(['ls', '--config', file, ...flags, '--plain-http', '--cache-dir', cache(), `${reg.host}/fixtures/edge:v1/etc`]);
+  };
+
+  test('sets the level when no flag does; -v and --log-level win over it', async () => {
+    const fromFile = await ls('info', []);
+    assert.equal(fromFile.code, 0, fromFile.stderr);
+    assert.ok(requests(fromFile.stderr).some((r) => r.path === '/v2/fixtures/edge/manifests/v1'), `the file's info level shows requests: ${fromFile.stderr}`);
+    const flagWins = await ls('info', ['--log-level', 'warn']);
+    assert.equal(flagWins.code, 0, flagWins.stderr);
+    assert.equal(flagWins.stderr, '', '--log-level beats the file');
+    const vWins = await ls('error', ['-v']);
+    assert.ok(requests(vWins.stderr).length > 0, `-v beats the file: ${vWins.stderr}`);
+  });
+
+  test('an unknown level is a configuration error naming the key and the choices', async () => {
+    const r = await ls('loud', []);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /ERR_CONFIG: .*log-level.*must be one of error, warn, info, debug, got string "loud"/);
+  });
+});

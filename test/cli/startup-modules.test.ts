@@ -43,12 +43,12 @@ describe('what start-up loads', () => {
     assert.deepEqual(files.filter((f) => /^undici\/lib\/web\/|^undici\/index\.js|^@opentelemetry\/|^prom-client\/index\.js|^prom-client\/lib\/defaultMetrics/.test(f)), []);
   });
 
-  test('mount -d: the parent loads neither the registry client, SQLite nor fuse-native', async () => {
+  test('mount -d: the parent loads neither the registry client, SQLite, fuse-native nor the format', async () => {
     const mnt = join(work, 'mnt');
     const cacheDir = join(work, 'cache-mount');
     await mkdir(mnt);
     // The child inherits NODE_DEBUG, but its stderr goes to its log: what is here is the parent's.
-    const r = await runCli(['mount', '-d', '--json', '--plain-http', '--cache-dir', cacheDir, `${reg.host}/fixtures/edge:v1`, mnt], { env: { NODE_DEBUG: 'module' } });
+    const r = await runCli(['mount', '-d', '--json', '--plain-http', '--cache-dir', cacheDir, `${reg.host}/fixtures/edge:v1`, mnt], { env: { NODE_DEBUG: 'module,esm' } });
     assert.equal(r.code, 0, r.stderr.slice(-2000));
     const doc = JSON.parse(r.stdout) as MountJson;
     trackPid(doc.pid);
@@ -56,6 +56,9 @@ describe('what start-up loads', () => {
     const files = loaded(r.stderr);
     assert.ok(files.some((f) => f.startsWith('commander/')), 'the module log is the parent CLI');
     assert.deepEqual(files.filter((f) => /^(undici|better-sqlite3|fuse-native|prom-client)\//.test(f)), []);
+    // Nor the eStargz format, the tar reader or the index (ESM, in the esm log): what --prefetch is checked with is apart.
+    assert.ok(/Storing file:\/\/\S+\/dist\/src\/cli\/commands\/mount\.js/.test(r.stderr), 'the esm log is there');
+    assert.deepEqual([...r.stderr.matchAll(/Storing file:\/\/\S+\/dist\/src\/((?:estargz|tar|file-index|layer|vfs)\/\S+\.js)/g)].map((m) => m[1]), []);
     const down = await runCli(['umount', mnt]);
     assert.equal(down.code, 0, down.stderr);
     await waitFor('the server to exit', () => !isAlive(doc.pid));

@@ -7,16 +7,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { startRegistry, pushLayout, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
+import { withVersion } from '../helpers/cache-records.js';
 import { Mounts, run, sha256Tree } from '../fuse/mount-helpers.js';
 import { decodeLayerIndex, INDEX_CODEC_VERSION } from '../../src/layer/index-codec.js';
 
-type Kind = 'toc' | 'toc-index';
+type Kind = 'toc' | 'toc-index' | 'merged-tree';
 
 /** The records of one kind in a cache directory's index, by key (the CLI is not running). */
 function records(cache: string, kind: Kind): Map<string, Buffer> {
@@ -70,12 +70,7 @@ const damages: Array<[string, (data: Buffer) => Buffer]> = [
   ['a truncated record', (d) => Buffer.from(d.subarray(0, Math.floor(d.length / 2)))],
   [
     'another codec version (checksum valid)',
-    (d) => {
-      const out = Buffer.from(d);
-      out.writeUInt32LE(INDEX_CODEC_VERSION + 1, 4);
-      out.writeUInt32LE(crc32(out.subarray(16)), 12);
-      return out;
-    },
+    (d) => withVersion(d, INDEX_CODEC_VERSION + 1),
   ],
 ];
 
@@ -157,7 +152,7 @@ describe('the persistent layer index', () => {
     });
   }
 
-  test('a mount on the stored index fetches no blob byte to mount, and serves the same bytes and metadata', async () => {
+  test('a mount on the stored index and merged tree fetches no blob byte to mount, and serves the same bytes and metadata', async () => {
     const image = `${proxy.host}/fixtures/edge:v1`;
     const cache = await fresh('cache');
     const listing = (mnt: string) => run('sh', ['-c', 'cd "$1" && find . -printf "%p %y %m %U %G %s %T@ %l %n\\n" | sort', 'sh', mnt]);
@@ -170,6 +165,7 @@ describe('the persistent layer index', () => {
     assert.ok(treeA.size > 0);
 
     rewrite(cache, 'toc', () => undefined);
+    assert.equal(records(cache, 'merged-tree').size, 1, 'the first mount stored its merged tree for the second');
     const b = await fresh('mnt');
     proxy.resetStats();
     await mounts.detached(image, b, cache, ['--prefetch', 'none']);

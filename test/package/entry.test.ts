@@ -105,3 +105,22 @@ test('image.diff(other) gives what `stargz-get diff --json` gives', async (t) =>
     await b.close();
   }
 });
+
+test('a logger given to openImage sees each registry request at info and each chunk lookup at debug', async (t) => {
+  const lib = (await import(pathToFileURL(join(projectRoot, pkg.main)).href)) as typeof import('../../src/index.js');
+  const reg = await startRegistry({ mode: 'plain' });
+  t.after(() => reg.stop());
+  await pushLayout(reg, 'edge', 'fixtures/edge:v1');
+  const lines: string[] = [];
+  const image = await lib.openImage(`${reg.host}/fixtures/edge:v1`, { cacheDir: await tempDirFor(t, 'entry-log-'), plainHttp: true, logger: lib.createLogger('debug', (l) => lines.push(l)) });
+  try {
+    assert.equal((await image.readFile('/etc/hostname')).toString(), 'stargz-edge\n');
+  } finally {
+    await image.close();
+  }
+  assert.ok(lines.some((l) => /^info: GET 127\.0\.0\.1:\d+ \/v2\/fixtures\/edge\/manifests\/v1 200 /.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /^debug: chunk sha256:[0-9a-f]{64}: not cached$/.test(l)), lines.join('\n'));
+  // The default stays silent: nothing is written anywhere without a logger.
+  const quiet = await lib.openImage(`${reg.host}/fixtures/edge:v1`, { cacheDir: await tempDirFor(t, 'entry-log-'), plainHttp: true });
+  await quiet.close();
+});

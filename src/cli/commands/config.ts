@@ -1,7 +1,7 @@
 // `stargz-get config`: the effective configuration — the file's values over the defaults —
 // as TOML one could paste into the file. Secrets (a mirror URL's password) are redacted.
 import { stringify } from 'smol-toml';
-import { CLIENT_DEFAULTS, COMMAND_DEFAULTS, DEFAULT_OPTIONS, type Options } from '../../config.js';
+import { CLIENT_DEFAULTS, COMMAND_DEFAULTS, DEFAULT_OPTIONS, LOG_DEFAULTS, type Options } from '../../config.js';
 import { redact } from '../../errors.js';
 import { FILE_KEYS, loadConfigFile, topLevelKeys, REGISTRY_KEYS, type CliFileSettings } from '../../config-file.js';
 import { defaultCacheDir } from '../../cache/defaults.js';
@@ -16,7 +16,7 @@ export interface ConfigFlags {
 }
 
 // hosts-dir: containerd's directory, read when it exists (hosts.ts), so shown as the default.
-const CLI_DEFAULTS: Required<CliFileSettings> = { retries: CLIENT_DEFAULTS.retries, quiet: false, plainHttp: false, insecure: false, hostsDir: DEFAULT_HOSTS_DIR };
+const CLI_DEFAULTS: Required<CliFileSettings> = { retries: CLIENT_DEFAULTS.retries, quiet: false, plainHttp: false, insecure: false, hostsDir: DEFAULT_HOSTS_DIR, logLevel: LOG_DEFAULTS.level };
 
 export function configCommand(flags: ConfigFlags, io: CliIo): void {
   const file = loadConfigFile(flags.config);
