@@ -1,7 +1,8 @@
 // The two ways this project talks to the kernel's FUSE, behind one mount/unmount: libfuse 3's
-// low-level API through our addon (lowlevel.ts: metadata answered in C, the default) and
-// fuse-native's libfuse 2 high-level API (adapter.ts: every request through JS), kept for
-// hosts where the addon could not be built. STARGZ_GET_FUSE_BACKEND picks one by name.
+// low-level API through our addon (lowlevel.ts: metadata answered in C) and fuse-native's
+// libfuse 2 high-level API (adapter.ts: every request through JS), which stays for hosts
+// where the addon could not be built. STARGZ_GET_FUSE_BACKEND picks one by name; the default
+// is FUSE_DEFAULTS.backend.
 import { promisify } from 'node:util';
 import { FUSE_DEFAULTS, type FuseBackendName } from '../config.js';
 import { ErrorCodes, StargzError } from '../errors.js';
