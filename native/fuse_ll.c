@@ -90,7 +90,7 @@ typedef struct session {
   read_slot* slots;
   uint32_t nslots, *free_slots, nfree;
   struct statvfs fs_stat;
-  int no_open, no_opendir;
+  int no_open;
   uint64_t counts[ST_N], nanos[ST_N];
 } session;
 
@@ -237,7 +237,6 @@ static void op_init(void* userdata, struct fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
   s->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
-  s->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -294,12 +293,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi
   (void)ino;
   session* s = of(req);
   s->counts[ST_OPENDIR]++;
-  // ENOSYS tells a kernel that can (5.1+) to stop sending OPENDIR and RELEASEDIR and to
-  // cache listings itself; older ones get a plain success.
-  if (s->no_opendir) {
-    fuse_reply_err(req, ENOSYS);
-    return;
-  }
+  // Answered, not ENOSYS (FUSE_CAP_NO_OPENDIR_SUPPORT): fusermount3's auto_unmount decides
+  // a killed server's mount is dead only when opening its root fails with ENOTCONN, which a
+  // kernel that opens directories by itself never reports. The kernel caches the listings.
   fi->cache_readdir = 1;
   fi->keep_cache = 1;
   fuse_reply_open(req, fi);

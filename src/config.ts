@@ -119,14 +119,10 @@ export const MOUNT_AHEAD_DEFAULTS = {
   readDeadlineMs: 20_000,
 } as const;
 
-/**
- * Which FUSE binding serves a mount (fuse/backend.ts); STARGZ_GET_FUSE_BACKEND=NAME overrides it.
- * Not libfuse3 yet: after a kill -9 of a server whose mount was used, fusermount3's
- * auto_unmount leaves the dead mount behind (the kill -9 test of test/fuse/mount.test.ts).
- */
+/** Which FUSE binding serves a mount (fuse/backend.ts); STARGZ_GET_FUSE_BACKEND=NAME overrides it. */
 export type FuseBackendName = 'libfuse3' | 'fuse-native';
 export const FUSE_DEFAULTS: { backend: FuseBackendName } = {
-  backend: 'fuse-native',
+  backend: 'libfuse3',
 };
 
 /** The registry client's settings that are not Options (the CLI's --retries sets `retries`). */
