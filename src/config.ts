@@ -155,6 +155,12 @@ export const COPY_DEFAULTS = {
   uploadRestarts: 2,
 } as const;
 
+/** Which FUSE binding serves a mount (fuse/backend.ts); STARGZ_GET_FUSE_BACKEND=NAME overrides it. */
+export type FuseBackendName = 'libfuse3' | 'fuse-native';
+export const FUSE_DEFAULTS: { backend: FuseBackendName } = {
+  backend: 'libfuse3',
+};
+
 /** The registry client's settings that are not Options (the CLI's --retries sets `retries`). */
 export const CLIENT_DEFAULTS = {
   /** Retries of a failed request after the first attempt. */

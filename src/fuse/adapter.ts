@@ -1,10 +1,9 @@
 // The FUSE adapter: fuse-native operations over the merged VFS. Boring on purpose — look
 // the path up, call the VFS, map the error to an errno, log why. The image is immutable:
 // every operation that would change it answers EROFS. Reads are reader.ts's business.
-import { redact, toStargzError } from '../errors.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import type { Inode, VNode } from '../vfs/node.js';
-import { Errno, errnoFor, negErrno } from './errno.js';
+import { Errno, failureMapper, negErrno } from './errno.js';
 import { encodeStat, WRITE_OPS, type EncodedDir, type FuseOps, type FuseStatfs } from './fuse-native.js';
 import { createReader, type ReaderOptions } from './reader.js';
 import { parentPath } from './vfs-walk.js';
@@ -43,13 +42,7 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
   const EROFS = negErrno(Errno.EROFS);
   const ENOSYS = negErrno(Errno.ENOSYS);
 
-  /** Maps a thrown error to a negative errno, logging anything that is not a plain ENOENT. */
-  const fail = (op: string, path: string, err: unknown): number => {
-    const e = toStargzError(err);
-    const errno = errnoFor(e);
-    if (errno !== Errno.ENOENT) options.log(`${op} ${path}: ${errnoName(errno)} (${e.code}: ${redact(e.message)})`);
-    return negErrno(errno);
-  };
+  const fail = failureMapper(options.log);
 
   const reader = createReader(fs, { ...options, fail });
 
@@ -166,9 +159,4 @@ export function createFuseAdapter(fs: MergedFs, options: AdapterOptions): FuseAd
   }
 
   return { ops, activeWalks: () => reader.activeWalks(), stop: () => fs.scheduler.clear() };
-}
-
-function errnoName(errno: number): string {
-  for (const [name, value] of Object.entries(Errno)) if (value === errno) return name;
-  return `errno ${errno}`;
 }

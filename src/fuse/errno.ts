@@ -1,6 +1,6 @@
 // Linux errno values the adapter answers with, and the mapping from our error codes.
-// fuse-native wants them negated (-ENOENT); `negErrno` does that in one place.
-import { ErrorCodes, type StargzError } from '../errors.js';
+// Both FUSE backends take them negated (-ENOENT); `negErrno` does that in one place.
+import { ErrorCodes, redact, toStargzError, type StargzError } from '../errors.js';
 
 export const Errno = {
   ENOENT: 2,
@@ -29,4 +29,21 @@ export function errnoFor(err: StargzError): number {
 
 export function negErrno(errno: number): number {
   return -Math.abs(errno);
+}
+
+/** Maps a thrown error to a negative errno, logging anything that is not a plain ENOENT. */
+export type FailureMapper = (op: string, what: string, err: unknown) => number;
+
+export function failureMapper(log: (line: string) => void): FailureMapper {
+  return (op, what, err) => {
+    const e = toStargzError(err);
+    const errno = errnoFor(e);
+    if (errno !== Errno.ENOENT) log(`${op} ${what}: ${errnoName(errno)} (${e.code}: ${redact(e.message)})`);
+    return negErrno(errno);
+  };
+}
+
+function errnoName(errno: number): string {
+  for (const [name, value] of Object.entries(Errno)) if (value === errno) return name;
+  return `errno ${errno}`;
 }

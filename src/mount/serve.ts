@@ -1,12 +1,11 @@
-// Serving an opened image at a mountpoint: mount with fuse-native, start the background
+// Serving an opened image at a mountpoint: mount through a FUSE backend, start the background
 // prefetch, notice when someone else unmounts us, and tear everything down once.
 // Nothing here touches the mount's files: a FUSE server that does deadlocks itself.
-import { promisify } from 'node:util';
 import { ErrorCodes, StargzError, redact } from '../errors.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import { runPrefetch, type PrefetchMode, type PrefetchResult } from '../prefetch/prefetch.js';
-import { createFuseAdapter, DEFAULT_READ_DEADLINE_MS } from '../fuse/adapter.js';
-import { loadFuse, readOnlyTimeouts, type FuseInstance, type FuseNativeOptions } from '../fuse/fuse-native.js';
+import { DEFAULT_READ_DEADLINE_MS } from '../fuse/reader.js';
+import { chooseBackend, mountFuse, type FuseMountOptions, type MountedFuse } from '../fuse/backend.js';
 import { isFuse, mountAt } from './mountinfo.js';
 import { unmountPath } from './unmount.js';
 import type { ReadAheadOptions } from '../fuse/read-ahead.js';
@@ -26,6 +25,8 @@ export interface ServeOptions {
   readAhead?: ReadAheadOptions | false;
   /** Read-ahead across the files of a directory walk; false turns it off. */
   walkAhead?: WalkAheadOptions | false;
+  /** libfuse3 backend: list directories into its table ahead of the kernel's requests; false: only when asked. */
+  listAhead?: boolean;
   /** Ask fusermount to unmount if this process dies (falls back to plain mounting). */
   autoUnmount?: boolean;
   /** libfuse debug output on stderr. */
@@ -41,6 +42,9 @@ export interface ServingMount {
   readonly ended: Promise<'stopped' | 'unmounted'>;
   /** The background prefetch's outcome (mode 'none' resolves at once). */
   readonly prefetched: Promise<PrefetchResult>;
+  /** Which FUSE binding serves it, and its request counts (libfuse3 only). */
+  readonly backend: MountedFuse['backend'];
+  stats: MountedFuse['stats'];
   /** Stops prefetch and unmounts (lazily: open files do not keep us alive). Idempotent. */
   stop(): Promise<void>;
 }
@@ -48,38 +52,32 @@ export interface ServingMount {
 /** Kernel caches of names and attributes: the image never changes while mounted. */
 const CACHE_SECONDS = 3600;
 const UNMOUNT_POLL_MS = 500;
+/** Set: the unmount logs how many requests of each kind the kernel sent (diagnostics, benchmarks). */
+const STATS_ENV = 'STARGZ_GET_FUSE_STATS';
 
 export async function serveImage(image: { fs: MergedFs }, options: ServeOptions): Promise<ServingMount> {
   const { fs } = image;
   const log = options.log;
-  const readDeadlineMs = options.readDeadlineMs ?? DEFAULT_READ_DEADLINE_MS;
-  const adapter = createFuseAdapter(fs, { readDeadlineMs, readAhead: options.readAhead, walkAhead: options.walkAhead, log });
-  const fuseOptions: FuseNativeOptions = {
-    fsname: options.fsName.replace(/[,\s\\]/g, '_').slice(0, 200),
-    subtype: 'stargz-get',
+  const fuseOptions: FuseMountOptions = {
+    mountpoint: options.mountpoint,
+    fsName: options.fsName.replace(/[,\s\\]/g, '_').slice(0, 200),
     allowOther: options.allowOther ?? false,
     autoUnmount: options.autoUnmount ?? true,
-    defaultPermissions: true,
-    kernelCache: true,
-    attrTimeout: CACHE_SECONDS,
-    entryTimeout: CACHE_SECONDS,
     debug: options.debug ?? false,
-    // fuse-native's own last-resort timeout: after ours, so a read answers EIO, not ETIMEDOUT.
-    timeout: readOnlyTimeouts(adapter.ops, readDeadlineMs + 10_000),
-    extraOptions: ['ro', 'use_ino', 'readdir_ino', `negative_timeout=${CACHE_SECONDS}`],
+    cacheSeconds: CACHE_SECONDS,
+    ...(options.listAhead !== undefined ? { listAhead: options.listAhead } : {}),
+    readDeadlineMs: options.readDeadlineMs ?? DEFAULT_READ_DEADLINE_MS,
+    readAhead: options.readAhead,
+    walkAhead: options.walkAhead,
+    log,
+    unmountPath: (mnt) => unmountPath(mnt, { lazy: true }),
   };
-
-  let Fuse;
-  try {
-    Fuse = loadFuse((mnt) => unmountPath(mnt, { lazy: true }));
-  } catch (err) {
-    throw new StargzError(ErrorCodes.FUSE, `cannot load fuse-native: ${(err as Error).message}`, { cause: err });
-  }
+  const backend = chooseBackend(log);
   // Bound before mounting: an address in use fails the mount rather than leaving it unobserved.
   const metricsServer = options.metrics ? await serveMetrics(options.metrics.of, options.metrics.addr) : undefined;
-  let fuse: FuseInstance = new Fuse(options.mountpoint, adapter.ops, fuseOptions);
+  let fuse: MountedFuse;
   try {
-    await promisify(fuse.mount.bind(fuse))();
+    fuse = await mountFuse(fs, backend, fuseOptions);
   } catch (err) {
     if (!fuseOptions.autoUnmount) {
       await metricsServer?.close();
@@ -87,9 +85,8 @@ export async function serveImage(image: { fs: MergedFs }, options: ServeOptions)
     }
     // auto_unmount needs a fusermount that supports it; mount without rather than not at all.
     log(`mounting with auto_unmount failed (${(err as Error).message}); mounting without it`);
-    fuse = new Fuse(options.mountpoint, adapter.ops, { ...fuseOptions, autoUnmount: false });
     try {
-      await promisify(fuse.mount.bind(fuse))();
+      fuse = await mountFuse(fs, backend, { ...fuseOptions, autoUnmount: false });
     } catch (err2) {
       await metricsServer?.close();
       throw mountError(options.mountpoint, err2);
@@ -107,11 +104,10 @@ export async function serveImage(image: { fs: MergedFs }, options: ServeOptions)
   const stop = (how: 'stopped' | 'unmounted' = 'stopped'): Promise<void> => {
     stopping ??= (async () => {
       clearInterval(watch);
-      adapter.stop();
+      if (process.env[STATS_ENV]) log(`FUSE requests (${fuse.backend}): ${JSON.stringify(fuse.stats() ?? 'not counted')}`);
       prefetchAbort.abort(new StargzError(ErrorCodes.ABORTED, 'unmounting'));
       try {
-        // fuse-native's unmount also releases the handle that keeps the event loop alive.
-        await promisify(fuse.unmount.bind(fuse))();
+        await fuse.unmount();
       } catch (err) {
         log(`unmount of ${options.mountpoint} failed: ${redact((err as Error).message)}`);
       }
@@ -122,7 +118,9 @@ export async function serveImage(image: { fs: MergedFs }, options: ServeOptions)
     return stopping;
   };
 
-  // Someone ran `umount`/`fusermount -u` on us: wind down as if told to stop.
+  // Someone ran `umount`/`fusermount -u` on us: wind down as if told to stop. libfuse 3
+  // tells at once; fuse-native cannot, so mountinfo is polled for both.
+  void fuse.ended?.then(() => void stop('unmounted'));
   let polling = false;
   const watch = setInterval(() => {
     if (polling) return;
@@ -135,7 +133,7 @@ export async function serveImage(image: { fs: MergedFs }, options: ServeOptions)
       .finally(() => (polling = false));
   }, UNMOUNT_POLL_MS);
 
-  return { mountpoint: options.mountpoint, ended, prefetched, stop: () => stop('stopped') };
+  return { mountpoint: options.mountpoint, ended, prefetched, backend: fuse.backend, stats: () => fuse.stats(), stop: () => stop('stopped') };
 }
 
 function mountError(mountpoint: string, err: unknown): StargzError {

@@ -37,16 +37,17 @@ let loaded: PosixExtra | null | undefined;
 
 /** The addon, or null when it was not built. */
 export function posixExtra(): PosixExtra | null {
-  if (loaded !== undefined) return loaded;
-  loaded = null;
+  if (loaded === undefined) loaded = loadAddon<PosixExtra>('posix_extra');
+  return loaded;
+}
+
+/** A target of native/binding.gyp (`name`.node, found above this file), or null when it was not built. */
+export function loadAddon<T>(name: string): T | null {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    const candidate = join(dir, 'native', 'build', 'Release', 'posix_extra.node');
-    if (existsSync(candidate)) {
-      loaded = createRequire(import.meta.url)(candidate) as PosixExtra;
-      break;
-    }
+    const candidate = join(dir, 'native', 'build', 'Release', `${name}.node`);
+    if (existsSync(candidate)) return createRequire(import.meta.url)(candidate) as T;
     dir = dirname(dir);
   }
-  return loaded;
+  return null;
 }
