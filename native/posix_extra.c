@@ -6,6 +6,7 @@
 #include "errors.h"
 #include "fs_at.h"
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -123,12 +124,26 @@ static napi_value call(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* Big freed buffers go back to the kernel at once. glibc otherwise keeps them in its heaps
+   (and raises its mmap threshold each time it sees one freed), so a whole-image sync held
+   ~100 MB of chunks it had written long ago. The price is a page fault per page of each new
+   big buffer, a sliver beside inflating it. Process-wide: called by the commands that stream. */
+static napi_value return_freed_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  return undefined;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
-  napi_property_descriptor props[NMETHODS];
+  napi_property_descriptor props[NMETHODS + 1];
   for (size_t i = 0; i < NMETHODS; i++) {
     props[i] = (napi_property_descriptor){METHODS[i].js, NULL, call, NULL, NULL, NULL, napi_default, (void*)&METHODS[i]};
   }
-  napi_define_properties(env, exports, NMETHODS, props);
+  props[NMETHODS] = (napi_property_descriptor){"returnFreedMemory", NULL, return_freed_memory, NULL, NULL, NULL, napi_default, NULL};
+  napi_define_properties(env, exports, NMETHODS + 1, props);
   return exports;
 }
 

@@ -31,6 +31,8 @@ export interface PosixExtra {
   /** Fails on a symlink rather than following it. */
   chmodAt(dirfd: number, name: string, mode: number): void;
   lutimesAt(dirfd: number, name: string, seconds: number): void;
+  /** mallopt: freed buffers of 64 KiB and more are unmapped at once instead of kept by glibc (process-wide). */
+  returnFreedMemory(): void;
 }
 
 let loaded: PosixExtra | null | undefined;
