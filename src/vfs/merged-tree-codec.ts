@@ -28,30 +28,42 @@ const NODE_U32 = 3;
 const MAX_TEXT_BYTES = 64 * 1024;
 
 export function encodeMergedTree(tree: MergeResult, layers: readonly Layer[]): Buffer {
+  // Built for trees of millions of nodes: no string per node (names are the nodes' own, a
+  // path is compared in place), node fields straight into a typed array.
   const layerOf = new Map(layers.map((l, i) => [l, i]));
   const names: string[] = [];
   const entryPaths: string[] = [];
-  const nodes: number[] = [];
+  let nodes = new Uint32Array(NODE_U32 * (tree.byPath.size + 1));
+  let used = 0;
   const seen = new Set<Inode>();
-  const visit = (node: VNode, depth: number, rel: string): void => {
+  const visit = (node: VNode, depth: number): void => {
     names.push(node.name);
     const shared = seen.has(node.inode);
     if (!shared) {
       seen.add(node.inode);
-      entryPaths.push(node.inode.entry.path === rel ? '' : node.inode.entry.path);
+      // '' when the entry's path is the node's own (node.path is '/' + it): the common case.
+      const own = node.inode.entry.path;
+      entryPaths.push(node.path.length === own.length + 1 && node.path.startsWith(own, 1) ? '' : own);
     }
-    nodes.push(depth, shared ? node.inode.ino : 0, shared ? 0 : layerOf.get(node.inode.layer)!);
-    if (node.children) for (const name of [...node.children.keys()].sort()) visit(node.children.get(name)!, depth + 1, rel === '' ? name : `${rel}/${name}`);
+    if (used + NODE_U32 > nodes.length) {
+      const bigger = new Uint32Array(nodes.length * 2);
+      bigger.set(nodes);
+      nodes = bigger;
+    }
+    nodes[used++] = depth;
+    nodes[used++] = shared ? node.inode.ino : 0;
+    nodes[used++] = shared ? 0 : layerOf.get(node.inode.layer)!;
+    if (node.children) for (const name of [...node.children.keys()].sort()) visit(node.children.get(name)!, depth + 1);
   };
-  visit(tree.root, 0, '');
-  const joined = (list: string[]): string => list.map((s) => s + '\0').join('');
+  visit(tree.root, 0);
+  const joined = (list: string[]): string => (list.length === 0 ? '' : list.join('\0') + '\0');
   const w = new Writer();
   w.u32(names.length);
   w.u32(tree.warnings.length);
   w.str(joined(names));
   w.str(joined(entryPaths));
   w.str(joined(tree.warnings));
-  w.array(Uint32Array.from(nodes));
+  w.array(nodes.subarray(0, used));
   return sealRecord(MAGIC, MERGED_TREE_VERSION, w.finish());
 }
 
