@@ -71,15 +71,30 @@ export function defaultConfigPath(): string {
   return join(base, 'stargz-get', 'config.toml');
 }
 
-/** Loads `explicit` (must exist) or the default file (may be missing). */
+/** The files read by this process, by path: a command asks for its file in several places. */
+const loaded = new Map<string, ConfigFile>();
+
+/**
+ * Loads `explicit` (must exist) or the default file (may be missing), once per process: the
+ * CLI runs one command a process, and its log level, quiet flag and options each consult the
+ * file. (A failure is not remembered: it ends the command.)
+ */
 export function loadConfigFile(explicit?: string): ConfigFile {
   const path = explicit ?? defaultConfigPath();
+  const known = loaded.get(path);
+  if (known) return known;
+  const file = readConfigFile(path, explicit !== undefined);
+  loaded.set(path, file);
+  return file;
+}
+
+function readConfigFile(path: string, explicit: boolean): ConfigFile {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = errnoCode(err);
-    if (explicit === undefined && code === 'ENOENT') return { path: undefined, options: {}, cli: {}, registries: {} };
+    if (!explicit && code === 'ENOENT') return { path: undefined, options: {}, cli: {}, registries: {} };
     throw new StargzError(ErrorCodes.CONFIG, `${path}: cannot read the configuration file (${code ?? String(err)})`, { cause: err });
   }
   return parseConfigText(text, path);
