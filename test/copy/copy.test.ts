@@ -5,7 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startRegistry, pushLayout, credsOf, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, pushLayout, credsOf, layoutPath, type TestRegistry } from '../helpers/registry.js';
+import { readFile, writeFile } from 'node:fs/promises';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { oracleUnpack, compareTrees, formatDiffs } from '../helpers/oracle.js';
 import { registryFetch, OCI_ACCEPT, sha256Digest } from '../helpers/registry-fetch.js';
@@ -136,6 +137,27 @@ describe('copy between two registries', () => {
     assert.equal(r.code, 4, r.stderr);
     assert.match(r.stderr, /ERR_REGISTRY_AUTH/);
     assert.doesNotMatch(r.stderr + r.stdout, /wrong-password-123/);
+  });
+
+  test('a source blob whose bytes do not match its digest: ERR_DIGEST_MISMATCH, exit 6, and the target gets neither it nor the manifest', async () => {
+    const manifest = JSON.parse((await manifestOf(src, 'fixtures/edge', 'v1')).bytes.toString()) as { layers: Array<{ digest: string; size: number }> };
+    const victim = [...manifest.layers].sort((a, b) => b.size - a.size)[0]!;
+    const bytes = await readFile(join(layoutPath('edge'), 'blobs', 'sha256', victim.digest.slice(7)));
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff; // one flipped byte, same size
+    const bad = join(work, 'flipped.blob');
+    await writeFile(bad, bytes);
+    const source = await startFaultProxy(src);
+    try {
+      source.rules.push({ match: { pathIncludes: `/blobs/${victim.digest}` }, action: 'serve-file', file: bad });
+      const r = await copy(['--retries', '0', ...dest(), `${source.host}/fixtures/edge:v1`, `${dst.host}/flipped/edge:v1`]);
+      assert.equal(r.code, 6, r.stderr);
+      assert.match(r.stderr, /ERR_DIGEST_MISMATCH/);
+      const auth = { creds: credsOf(dst)! };
+      assert.equal((await registryFetch(dst.url, `/v2/flipped/edge/blobs/${victim.digest}`, { method: 'HEAD', ...auth })).status, 404, 'the bad blob was not completed');
+      assert.equal((await registryFetch(dst.url, '/v2/flipped/edge/manifests/v1', { method: 'HEAD', headers: { accept: OCI_ACCEPT }, ...auth })).status, 404, 'no manifest');
+    } finally {
+      await source.close();
+    }
   });
 
   const refusals: Array<{ name: string; rule: FaultProxy['rules'][number]; code: string }> = [
