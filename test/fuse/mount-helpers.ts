@@ -2,7 +2,7 @@
 // (lazy unmount, SIGKILL of the server) whatever happened in the test. Everything that looks
 // at a mount runs in a child process or in this test process — never in the serving one.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { cliPath } from '../helpers/paths.js';
 import { runCli } from '../helpers/cli.js';
 import { trackPid, untrackPid } from '../helpers/tmp.js';
@@ -57,6 +57,30 @@ export function childrenOf(pid: number): Array<{ pid: number; comm: string }> {
     }
   }
   return out;
+}
+
+/**
+ * The server's fd numbers of /dev/fuse and of its end of the socket the auto_unmount
+ * fusermount3 watches (found as the peer of fusermount3's socket, from `ss -xp`).
+ */
+export function unmountWatchFds(pid: number): { fuse: number; socket: number } {
+  const watcher = childrenOf(pid).find((c) => c.comm.startsWith('fusermount'));
+  if (!watcher) throw new Error(`no fusermount watches server ${pid}`);
+  const linkOf = (p: number, fd: string): string => readlinkSync(`/proc/${p}/fd/${fd}`);
+  const fdsOf = (p: number): string[] => readdirSync(`/proc/${p}/fd`);
+  const fuse = fdsOf(pid).find((fd) => linkOf(pid, fd) === '/dev/fuse');
+  const watcherInodes = new Set(fdsOf(watcher.pid).map((fd) => /^socket:\[(\d+)\]$/.exec(linkOf(watcher.pid, fd))?.[1]).filter(Boolean));
+  // `ss -xpn` lines: u_str ESTAB 0 0 * LOCAL_INODE * PEER_INODE users:(...)
+  const ss = spawnSync('ss', ['-xan'], { encoding: 'utf8' });
+  if (ss.status !== 0) throw new Error(`ss -xan: ${ss.stderr}`);
+  const peers = new Set<string>();
+  for (const line of ss.stdout.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 8 && watcherInodes.has(f[5]!)) peers.add(f[7]!);
+  }
+  const socket = fdsOf(pid).find((fd) => peers.has(/^socket:\[(\d+)\]$/.exec(linkOf(pid, fd))?.[1] ?? ''));
+  if (fuse === undefined || socket === undefined) throw new Error(`server ${pid}: /dev/fuse fd ${fuse}, watch socket fd ${socket}`);
+  return { fuse: Number(fuse), socket: Number(socket) };
 }
 
 export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15_000, stepMs = 50): Promise<void> {

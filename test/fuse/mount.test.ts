@@ -12,7 +12,7 @@ import { ESTARGZ_BOOKKEEPING } from '../helpers/compare-trees.js';
 import { layoutsDir } from '../helpers/paths.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
-import { Mounts, childrenOf, forceDown, isAlive, isMounted, run, sha256Tree, waitFor } from './mount-helpers.js';
+import { Mounts, childrenOf, forceDown, isAlive, isMounted, run, sha256Tree, unmountWatchFds, waitFor } from './mount-helpers.js';
 
 const suiteStart = Math.floor(Date.now() / 1000) - 5;
 const CMP = {};
@@ -328,6 +328,11 @@ describe('stargz-get mount', () => {
     const mnt = await newDir('mnt');
     const cache = join(work, 'cache-kill');
     let m = await mounts.detached(ref('edge'), mnt, cache);
+    // fusermount3 unmounts only if the mount is already dead when it sees its socket close;
+    // a dying process releases its highest fds first, so the socket must sit below /dev/fuse
+    // (otherwise ~1 kill -9 in 20 left a dead mount under load).
+    const fds = unmountWatchFds(m.pid);
+    assert.ok(fds.socket < fds.fuse, `fusermount's socket is fd ${fds.socket}, /dev/fuse fd ${fds.fuse}`);
     process.kill(m.pid, 'SIGKILL');
     await waitFor('the mount to go away', () => !isMounted(mnt), 10_000);
     await forceDown(m);
