@@ -7,7 +7,7 @@
   "targets": [
     {
       "target_name": "posix_extra",
-      "sources": ["posix_extra.c", "fs_at.c"],
+      "sources": ["posix_extra.c", "fs_at.c", "unmount_socket.c"],
       "cflags": ["-O2", "-Wall"]
     }
   ],
@@ -16,7 +16,7 @@
       "targets": [
         {
           "target_name": "fuse_ll",
-          "sources": ["fuse_ll.c"],
+          "sources": ["fuse_ll.c", "unmount_socket.c"],
           "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "<!@(pkg-config --cflags fuse3)"],
           "libraries": ["<!@(pkg-config --libs fuse3)"]
         }

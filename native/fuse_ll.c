@@ -6,22 +6,18 @@
 // Reads go to JS (threadsafe call) and are answered through replyRead with the request's id.
 // The kernel's requests are read by one thread running fuse_session_loop; replies may come
 // from that thread or from node's (fuse_reply_* write to /dev/fuse and are thread-safe).
-#define _GNU_SOURCE  // dup3
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 #include "errors.h"
+#include "unmount_socket.h"
 
 #define ENTRY_HEADER 64    // see SectionWriter in src/fuse/lowlevel.ts (little-endian, 8-aligned)
 #define SECTION_HEADER 16
@@ -845,48 +841,6 @@ static double get_number(napi_env env, napi_value obj, const char* key) {
 }
 
 /**
- * With auto_unmount, fusermount3 stays behind holding one end of a socket and unmounts when
- * it reads EOF, but only if opening the mount point then fails with ENOTCONN. A dying
- * process releases its fds in one batch, and the kernel (6.x: task_work runs last-in first
- * out) releases higher fds first, with reschedule points between them: if the socket goes
- * first and the process is preempted, fusermount3's open races the still-connected /dev/fuse,
- * gets ECONNABORTED when the connection is torn down under it, and leaves a dead mount (seen
- * under load, ~1 kill -9 in 20). So the socket must sit below /dev/fuse: it is moved onto
- * `spare`, an fd reserved before mounting. The socket is the unix stream socket the mount
- * created (libfuse keeps no handle on it).
- */
-#define FD_SCAN 4096
-static void open_fds(unsigned char* seen) {
-  memset(seen, 0, FD_SCAN);
-  DIR* d = opendir("/proc/self/fd");
-  if (!d) return;
-  for (struct dirent* e; (e = readdir(d));) {
-    int fd = atoi(e->d_name);
-    if (fd > 2 && fd < FD_SCAN && fd != dirfd(d)) seen[fd] = 1;
-  }
-  closedir(d);
-}
-
-static void put_unmount_socket_below(const unsigned char* before, int fuse_fd, int spare) {
-  unsigned char after[FD_SCAN];
-  open_fds(after);
-  for (int fd = fuse_fd + 1; fd < FD_SCAN; fd++) {
-    int domain = 0, type = 0;
-    socklen_t len = sizeof domain;
-    if (!after[fd] || before[fd]) continue;
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX) continue;
-    len = sizeof type;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) continue;
-    if (spare < fuse_fd && dup3(fd, spare, O_CLOEXEC) == spare) {
-      close(fd);
-      return;
-    }
-    break;
-  }
-  close(spare);
-}
-
-/**
  * mount({mountpoint, options, debug, maxIno, timeout, root, statfs: {blocks, files, namemax},
  *        onDir(ino), onRead(id, ino, size, offset), onEnd()}) → session.
  * `root` is one encoded entry (the root directory, inode 1). Throws when libfuse cannot mount.
@@ -955,17 +909,17 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     free_session(s);
     return throw_msg(env, "EINVAL", "libfuse refused the mount options (see stderr)");
   }
-  unsigned char fds_before[FD_SCAN];
-  int spare = strstr(options, "auto_unmount") ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
-  if (spare >= 0) open_fds(fds_before);
+  unmount_socket_guard guard;
+  int guarded = strstr(options, "auto_unmount") != NULL;
+  if (guarded) unmount_socket_guard_begin(&guard);
   if (fuse_session_mount(s->se, mountpoint) != 0) {
-    if (spare >= 0) close(spare);
+    if (guarded) unmount_socket_guard_end(&guard, -1);
     fuse_session_destroy(s->se);
     napi_release_threadsafe_function(s->tsfn, napi_tsfn_abort);
     free_session(s);
     return throw_msg(env, "EIO", "libfuse could not mount (see stderr)");
   }
-  if (spare >= 0) put_unmount_socket_below(fds_before, fuse_session_fd(s->se), spare);
+  if (guarded) unmount_socket_guard_end(&guard, fuse_session_fd(s->se));
   if (pthread_create(&s->thread, NULL, loop_thread, s) != 0) {
     fuse_session_unmount(s->se);
     fuse_session_destroy(s->se);

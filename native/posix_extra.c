@@ -5,10 +5,12 @@
 // calls cost microseconds and run synchronously.
 #include "errors.h"
 #include "fs_at.h"
+#include "unmount_socket.h"
 #include <errno.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /** Argument formats: f descriptor, n entry name, t symlink target, u uint32, d double, x xattr name, b Buffer. */
 typedef struct {
@@ -137,13 +139,45 @@ static napi_value return_freed_memory(napi_env env, napi_callback_info info) {
   return undefined;
 }
 
+/* fuse-native mounts through libfuse 2 inside one synchronous call: the guard (see
+   unmount_socket.c) is taken before it and ended after it, held by JS as a Buffer. */
+static napi_value unmount_socket_guard_js(napi_env env, napi_callback_info info) {
+  (void)info;
+  unmount_socket_guard g;
+  unmount_socket_guard_begin(&g);
+  napi_value out;
+  void* data;
+  napi_create_buffer_copy(env, sizeof g, &g, &data, &out);
+  return out;
+}
+
+static napi_value place_unmount_socket_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], undefined;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_get_undefined(env, &undefined);
+  void* data;
+  size_t len = 0;
+  if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok || len != sizeof(unmount_socket_guard)) {
+    napi_throw_type_error(env, "EINVAL", "placeUnmountSocket: expected the Buffer unmountSocketGuard returned");
+    return undefined;
+  }
+  unmount_socket_guard g;  // copied: a Buffer's bytes carry no alignment promise
+  memcpy(&g, data, sizeof g);
+  unmount_socket_guard_end(&g, -1);
+  memcpy(data, &g, sizeof g);
+  return undefined;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
-  napi_property_descriptor props[NMETHODS + 1];
+  napi_property_descriptor props[NMETHODS + 3];
   for (size_t i = 0; i < NMETHODS; i++) {
     props[i] = (napi_property_descriptor){METHODS[i].js, NULL, call, NULL, NULL, NULL, napi_default, (void*)&METHODS[i]};
   }
   props[NMETHODS] = (napi_property_descriptor){"returnFreedMemory", NULL, return_freed_memory, NULL, NULL, NULL, napi_default, NULL};
-  napi_define_properties(env, exports, NMETHODS + 1, props);
+  props[NMETHODS + 1] = (napi_property_descriptor){"unmountSocketGuard", NULL, unmount_socket_guard_js, NULL, NULL, NULL, napi_default, NULL};
+  props[NMETHODS + 2] = (napi_property_descriptor){"placeUnmountSocket", NULL, place_unmount_socket_js, NULL, NULL, NULL, napi_default, NULL};
+  napi_define_properties(env, exports, NMETHODS + 3, props);
   return exports;
 }
 

@@ -8,6 +8,7 @@ import { FUSE_DEFAULTS, type FuseBackendName } from '../config.js';
 import { ErrorCodes, StargzError } from '../errors.js';
 import type { MergedFs } from '../vfs/merged-fs.js';
 import { createFuseAdapter } from './adapter.js';
+import { posixExtra } from '../util/native.js';
 import { loadFuse, readOnlyTimeouts, type FuseNativeOptions } from './fuse-native.js';
 import { fuseLowLevel, mountLowLevel, type SessionStats } from './lowlevel.js';
 import type { ReaderOptions } from './reader.js';
@@ -112,7 +113,14 @@ async function mountThroughFuseNative(fs: MergedFs, o: FuseMountOptions): Promis
     throw new StargzError(ErrorCodes.FUSE, `cannot load fuse-native: ${(err as Error).message}`, { cause: err });
   }
   const fuse = new Fuse(o.mountpoint, adapter.ops, fuseOptions);
-  await promisify(fuse.mount.bind(fuse))();
+  // libfuse 2 leaves fusermount's socket above /dev/fuse, where a kill -9 can leave a dead mount.
+  const extra = o.autoUnmount ? posixExtra() : null;
+  const guard = extra?.unmountSocketGuard();
+  try {
+    await promisify(fuse.mount.bind(fuse))();
+  } finally {
+    if (guard) extra!.placeUnmountSocket(guard);
+  }
   return {
     backend: 'fuse-native',
     stats: () => undefined,

@@ -33,6 +33,10 @@ export interface PosixExtra {
   lutimesAt(dirfd: number, name: string, seconds: number): void;
   /** mallopt: freed buffers of 64 KiB and more are unmapped at once instead of kept by glibc (process-wide). */
   returnFreedMemory(): void;
+  /** Before a libfuse mount with auto_unmount: reserves a low fd, notes the open ones (native/unmount_socket.c). */
+  unmountSocketGuard(): Buffer;
+  /** After it: moves fusermount's socket below /dev/fuse, so a killed server's mount is cleaned up. */
+  placeUnmountSocket(guard: Buffer): void;
 }
 
 let loaded: PosixExtra | null | undefined;
