@@ -5,7 +5,7 @@
 // by itself after close(); a TypeScript consumer type-checks against the installed .d.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -125,6 +125,10 @@ test('npm pack, npm install of the tarball, and the API used from the installed 
   console.log(`# npm install of the tarball: ${(install.ms / 1000).toFixed(0)} s`);
   const installed = join(proj, 'node_modules', 'stargz-get');
   assert.ok(existsSync(join(installed, 'native', 'build', 'Release', 'posix_extra.node')), 'the install script built the native addon');
+  // Every source the addons need is in the tarball: the libfuse 3 one too, where its headers are.
+  if (spawnSync('pkg-config', ['--exists', 'fuse3']).status === 0) {
+    assert.ok(existsSync(join(installed, 'native', 'build', 'Release', 'fuse_ll.node')), 'the install script built the libfuse 3 addon');
+  }
   assert.ok(existsSync(join(installed, 'dist', 'src', 'index.d.ts')));
   assert.ok(!existsSync(join(installed, 'dist', 'test')), 'tests are not shipped');
 
