@@ -20,6 +20,7 @@ import { InflatePool } from '../layer/inflate-pool.js';
 import { MergedFs } from '../vfs/merged-fs.js';
 import { INDEX_CODEC_VERSION } from '../layer/index-codec.js';
 import type { Logger } from '../util/log.js';
+import { startHeadStart, type HeadStart } from './head-start.js';
 
 export interface OpenImageOptions extends Partial<Options> {
   registry?: RegistryClientOptions;
@@ -32,6 +33,8 @@ export interface OpenImageOptions extends Partial<Options> {
   warmInflater?: boolean;
   /** false: chunks fetched by range are not written to the disk cache (sync --no-cache; see LayerContext). */
   cacheFetchedChunks?: boolean;
+  /** sync into a new DEST: PATH's chunks of the top layer fetched as soon as its index is in (head-start.ts). */
+  headStart?: HeadStart;
 }
 
 export interface OpenedImage {
@@ -110,13 +113,14 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       cacheFetchedChunks: options.cacheFetchedChunks ?? true,
       notice,
     };
-    const layers = await Promise.all(
-      manifest.layers.map((desc: Descriptor) =>
-        openLayer(desc, opts.offline ? undefined : new RegistryBlobSource(client, ref.repository, desc.digest, desc.size), ctx, {
-          probePlainLayers: options.probePlainLayers,
-        }),
-      ),
+    const opening = manifest.layers.map((desc: Descriptor) =>
+      openLayer(desc, opts.offline ? undefined : new RegistryBlobSource(client, ref.repository, desc.digest, desc.size), ctx, {
+        probePlainLayers: options.probePlainLayers,
+      }),
     );
+    const { headStart } = options;
+    if (headStart && !opts.offline) opening.at(-1)?.then((top) => startHeadStart(top, headStart), () => undefined);
+    const layers = await Promise.all(opening);
     // The merged tree is stored only where the layers are what they were the last time: each
     // verified by digest (not probed, not on an unverified TOC) and read the same way.
     const treeKey = options.probePlainLayers || opts.insecureSkipTocVerify ? undefined : mergedTreeKey(manifestDigest, layers);
