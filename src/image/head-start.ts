@@ -7,6 +7,7 @@
 // directories made. Lower layers wait for the walk: an upper layer may hide their files.
 import { cacheable, type Layer } from '../layer/layer.js';
 import type { ChunkRef } from '../estargz/index.js';
+import { parentEntryName } from '../file-index/names.js';
 
 /** What to fetch early: an absolute, normalized image path and a bound on the inflated bytes. */
 export interface HeadStart {
@@ -16,23 +17,28 @@ export interface HeadStart {
 
 /**
  * The chunks of the top layer's regular files at or below `path`, in the layer's order, as many
- * files as fit in `maxBytes` (inflated). None when a component of `path` is not a directory of
- * the layer: the merged tree may then resolve `path` elsewhere (a symlink, another layer).
+ * files as fit in `maxBytes` (inflated). Only files whose every parent is a directory of the
+ * layer: below a non-directory (a symlink on `path`, say) the merge resolves or drops them.
  */
 export function headStartChunks(top: Layer, { path, maxBytes }: HeadStart): ChunkRef[] {
   const entries = top.index.entries;
   const rel = path.slice(1);
-  const parts = rel === '' ? [] : rel.split('/');
-  for (let i = 1; i < parts.length; i++) {
-    if (entries.get(parts.slice(0, i).join('/'))?.type !== 'dir') return [];
-  }
+  const dirs = new Map<string, boolean>([['', true]]);
+  const underDirs = (dir: string): boolean => {
+    let known = dirs.get(dir);
+    if (known === undefined) {
+      known = entries.get(dir)?.type === 'dir' && underDirs(parentEntryName(dir));
+      dirs.set(dir, known);
+    }
+    return known;
+  };
   const out: ChunkRef[] = [];
   let bytes = 0;
   for (const [name, entry] of entries) {
     if (entry.type !== 'reg' || entry.size === 0) continue;
     if (rel !== '' && name !== rel && !name.startsWith(rel + '/')) continue;
     // Only cacheable chunks: the walk reads the rest itself, and would fetch them twice.
-    if (!entry.chunks.every(cacheable) || bytes + entry.size > maxBytes) continue;
+    if (!entry.chunks.every(cacheable) || bytes + entry.size > maxBytes || !underDirs(parentEntryName(name))) continue;
     bytes += entry.size;
     out.push(...entry.chunks);
   }
