@@ -71,11 +71,21 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
   const opts = resolveOptions(options);
   const notice = options.notice ?? (() => undefined);
   const platform = opts.platform ? parsePlatform(opts.platform) : defaultPlatform();
-  const disk = DiskCache.open({ dir: opts.cacheDir ?? defaultCacheDir(), maxBytes: opts.cacheMaxBytes });
-  const inflater = new InflatePool();
-  if (options.warmInflater) inflater.warm();
   const metrics = new FetchMetrics();
   const client = registryClientFor(ref, options, metrics);
+  // The manifest request goes out first: opening the disk cache (SQLite) and starting the
+  // inflate workers take tens of milliseconds, spent while it is on the wire.
+  const resolving = opts.offline ? undefined : client.resolveImage(ref, platform);
+  resolving?.catch(() => undefined); // awaited below: a failure meanwhile is not unhandled
+  let disk: DiskCache;
+  try {
+    disk = DiskCache.open({ dir: opts.cacheDir ?? defaultCacheDir(), maxBytes: opts.cacheMaxBytes });
+  } catch (err) {
+    await client.close().catch(() => undefined);
+    throw err;
+  }
+  const inflater = new InflatePool();
+  if (options.warmInflater) inflater.warm();
   try {
     const resolutionKey = `${formatReference(ref)}|${formatPlatform(platform)}`;
     let manifestDigest: string;
@@ -93,7 +103,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       manifestDigest = known;
       manifest = parsed.manifest;
     } else {
-      const resolved = await client.resolveImage(ref, platform);
+      const resolved = await resolving!;
       manifestDigest = resolved.manifestDigest;
       manifest = resolved.manifest;
       disk.putManifest(manifestDigest, resolved.manifestBytes);
