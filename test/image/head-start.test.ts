@@ -1,9 +1,11 @@
-// A sync into a new DEST fetches PATH's chunks of the top layer as soon as that layer's TOC is
-// in, while a lower layer's TOC is still on its way (image/head-start.ts) — with no byte fetched
-// twice and the merged result exact; over an existing DEST, nothing is fetched ahead of the reuse check.
+// Fetches start early. A sync into a new DEST fetches PATH's chunks of the top layer as soon as
+// that layer's TOC is in, while a lower layer's TOC is still on its way (image/head-start.ts) —
+// with no byte fetched twice and the merged result exact; over an existing DEST, nothing is
+// fetched ahead of the reuse check. And openImage sends the manifest request before it opens the
+// disk cache (SQLite): a cache that cannot be opened fails the command after the registry was asked.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRegistry, pushLayout, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultLogEntry, type FaultProxy } from '../helpers/fault-proxy.js';
@@ -16,7 +18,7 @@ const MIDDLE = 'sha256:c5e4a3cc121f3d03e1c566372a11782f97ac049ff3b0518ca8a3faf8f
 const TOP = 'sha256:694863fcea43cd33908308feccfd9957660b2d49e4999d2cfe816c963181711a';
 const HOLD_MS = 3000;
 
-describe('sync head start', () => {
+describe('early fetches', () => {
   let reg: TestRegistry;
   let proxy: FaultProxy;
   let work: string;
@@ -65,5 +67,15 @@ describe('sync head start', () => {
     const log = await syncEtc(dest, join(work, 'cache-second'));
     assert.equal(ofBlob(log, TOP).length, 1, 'the TOC request alone');
     assert.ok(ofBlob(log, MIDDLE).length >= 1);
+  });
+
+  test('the manifest request goes out before the disk cache is opened', async () => {
+    const notADir = join(work, 'file');
+    writeFileSync(notADir, 'not a directory');
+    proxy.resetStats();
+    proxy.rules.splice(0, proxy.rules.length);
+    const r = await runCli(['ls', '--plain-http', '--cache-dir', join(notADir, 'cache'), `${proxy.host}/fixtures/edge:v1/`]);
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.deepEqual(proxy.stats.log.map((e) => e.path), ['/v2/fixtures/edge/manifests/v1']);
   });
 });
