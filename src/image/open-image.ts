@@ -77,6 +77,8 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
   // inflate workers take tens of milliseconds, spent while it is on the wire.
   const resolving = opts.offline ? undefined : client.resolveImage(ref, platform);
   resolving?.catch(() => undefined); // awaited below: a failure meanwhile is not unhandled
+  // The request is written once its chain of promises has run: let it, before SQLite's synchronous open.
+  if (resolving) await new Promise((resolve) => setImmediate(resolve));
   let disk: DiskCache;
   try {
     disk = DiskCache.open({ dir: opts.cacheDir ?? defaultCacheDir(), maxBytes: opts.cacheMaxBytes });
