@@ -117,6 +117,13 @@ export const COMMAND_DEFAULTS = {
   },
 } as const satisfies Record<string, Partial<Options>>;
 
+/**
+ * sync into a new DEST: inflated bytes of PATH's chunks in the top layer fetched as soon as its
+ * TOC is in, before the layers are merged (image/head-start.ts). At most half the memory cache,
+ * so that they are still there when the walk asks for them, with --no-cache too.
+ */
+export const SYNC_HEAD_START_BYTES = 8 * 1024 ** 2;
+
 /** export --rootfs (export/rootfs.ts). */
 export const EXPORT_DEFAULTS = {
   // The next files' chunks queued ahead of the tar writer: small files share range requests

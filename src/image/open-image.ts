@@ -20,6 +20,7 @@ import { InflatePool } from '../layer/inflate-pool.js';
 import { MergedFs } from '../vfs/merged-fs.js';
 import { INDEX_CODEC_VERSION } from '../layer/index-codec.js';
 import type { Logger } from '../util/log.js';
+import { startHeadStart, type HeadStart } from './head-start.js';
 
 export interface OpenImageOptions extends Partial<Options> {
   registry?: RegistryClientOptions;
@@ -32,6 +33,8 @@ export interface OpenImageOptions extends Partial<Options> {
   warmInflater?: boolean;
   /** false: chunks fetched by range are not written to the disk cache (sync --no-cache; see LayerContext). */
   cacheFetchedChunks?: boolean;
+  /** sync into a new DEST: PATH's chunks of the top layer fetched as soon as its index is in (head-start.ts). */
+  headStart?: HeadStart;
 }
 
 export interface OpenedImage {
@@ -68,11 +71,23 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
   const opts = resolveOptions(options);
   const notice = options.notice ?? (() => undefined);
   const platform = opts.platform ? parsePlatform(opts.platform) : defaultPlatform();
-  const disk = DiskCache.open({ dir: opts.cacheDir ?? defaultCacheDir(), maxBytes: opts.cacheMaxBytes });
-  const inflater = new InflatePool();
-  if (options.warmInflater) inflater.warm();
   const metrics = new FetchMetrics();
   const client = registryClientFor(ref, options, metrics);
+  // The manifest request goes out first: opening the disk cache (SQLite) and starting the
+  // inflate workers take tens of milliseconds, spent while it is on the wire.
+  const resolving = opts.offline ? undefined : client.resolveImage(ref, platform);
+  resolving?.catch(() => undefined); // awaited below: a failure meanwhile is not unhandled
+  // The request is written once its chain of promises has run: let it, before SQLite's synchronous open.
+  if (resolving) await new Promise((resolve) => setImmediate(resolve));
+  let disk: DiskCache;
+  try {
+    disk = DiskCache.open({ dir: opts.cacheDir ?? defaultCacheDir(), maxBytes: opts.cacheMaxBytes });
+  } catch (err) {
+    await client.close().catch(() => undefined);
+    throw err;
+  }
+  const inflater = new InflatePool();
+  if (options.warmInflater) inflater.warm();
   try {
     const resolutionKey = `${formatReference(ref)}|${formatPlatform(platform)}`;
     let manifestDigest: string;
@@ -90,7 +105,7 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       manifestDigest = known;
       manifest = parsed.manifest;
     } else {
-      const resolved = await client.resolveImage(ref, platform);
+      const resolved = await resolving!;
       manifestDigest = resolved.manifestDigest;
       manifest = resolved.manifest;
       disk.putManifest(manifestDigest, resolved.manifestBytes);
@@ -110,13 +125,14 @@ export async function openImage(ref: ImageReference, options: OpenImageOptions =
       cacheFetchedChunks: options.cacheFetchedChunks ?? true,
       notice,
     };
-    const layers = await Promise.all(
-      manifest.layers.map((desc: Descriptor) =>
-        openLayer(desc, opts.offline ? undefined : new RegistryBlobSource(client, ref.repository, desc.digest, desc.size), ctx, {
-          probePlainLayers: options.probePlainLayers,
-        }),
-      ),
+    const opening = manifest.layers.map((desc: Descriptor) =>
+      openLayer(desc, opts.offline ? undefined : new RegistryBlobSource(client, ref.repository, desc.digest, desc.size), ctx, {
+        probePlainLayers: options.probePlainLayers,
+      }),
     );
+    const { headStart } = options;
+    if (headStart && !opts.offline) opening.at(-1)?.then((top) => startHeadStart(top, headStart), () => undefined);
+    const layers = await Promise.all(opening);
     // The merged tree is stored only where the layers are what they were the last time: each
     // verified by digest (not probed, not on an unverified TOC) and read the same way.
     const treeKey = options.probePlainLayers || opts.insecureSkipTocVerify ? undefined : mergedTreeKey(manifestDigest, layers);

@@ -20,7 +20,7 @@ import {
   type ImageManifest,
   type Platform,
 } from './manifest.js';
-import { ping, type PingResult } from './ping.js';
+import { ping, unpingedBaseUrl, type PingResult } from './ping.js';
 import { proxyFromEnv, type ProxySettings } from './proxy.js';
 import { withRetry, type RetryOptions } from './retry.js';
 import { hostTlsLookup, type LoadedTls, type TlsSettings } from './tls.js';
@@ -312,16 +312,30 @@ export class RegistryClient {
     }
   }
 
-  /** The host's base URL: a configured one as is, the registry itself by pinging it once (shared by concurrent callers). */
-  private async baseUrl(ep: Endpoint): Promise<string> {
+  /**
+   * The host's base URL: a configured one as is, the registry itself by pinging it once (shared
+   * by concurrent callers). With `pull`, a registry whose scheme is not in doubt (unpingedBaseUrl)
+   * is not pinged: its first answer's 401, if any, brings the challenge (authorized), as
+   * containerd pulls. That saves a round trip per command where anyone may pull. Pushes and
+   * login still ping: an upload's streamed body cannot be sent again after a 401.
+   */
+  private async baseUrl(ep: Endpoint, pull = false): Promise<string> {
     if (ep.host.origin !== undefined) return ep.host.origin;
     if (ep.pinged) return ep.pinged.baseUrl;
+    const known = pull ? unpingedBaseUrl(this.apiHost, this.opts.plainHttp) : undefined;
+    if (known !== undefined) return known;
+    return (await this.ping(ep)).baseUrl;
+  }
+
+  /** GET /v2/ once (shared by concurrent callers): the scheme, and the challenges the authenticator starts from. */
+  private async ping(ep: Endpoint): Promise<PingResult> {
+    if (ep.pinged) return ep.pinged;
     const result = await ep.pingFlight.run('ping', () => ping(ep.transport, this.apiHost, this.opts.plainHttp, this.signal));
     if (!ep.pinged) {
       ep.pinged = result;
       ep.auth.setChallenges(result.challenges);
     }
-    return result.baseUrl;
+    return result;
   }
 
   /**
@@ -329,7 +343,7 @@ export class RegistryClient {
    * registry with `?ns=REGISTRY`, as containerd sends it (pull-through caches key on it).
    */
   private async urlFor(ep: Endpoint, repository: string, rest: string): Promise<URL> {
-    const url = new URL(`${ep.host.path}/${repository}/${rest}`, await this.baseUrl(ep));
+    const url = new URL(`${ep.host.path}/${repository}/${rest}`, await this.baseUrl(ep, true));
     if (!ep.host.isOrigin) url.searchParams.set('ns', this.registry);
     return url;
   }
@@ -357,12 +371,23 @@ export class RegistryClient {
    * as a redirect would be.
    */
   private async authorized(ep: Endpoint, req: HttpRequest, scope: string, what: string): Promise<HttpResponse> {
-    const base = new URL(await this.baseUrl(ep));
+    const base = new URL(await this.baseUrl(ep, true));
     if (req.url.origin !== base.origin) return ep.transport.request(req);
     const { signal } = req;
     const used = await ep.auth.authorization(scope, signal);
     const res = await ep.transport.request(used ? { ...req, headers: { ...req.headers, authorization: used } } : req);
-    if (res.status !== 401 || res.crossOrigin) return res;
+    if (res.crossOrigin) return res;
+    if ((res.status === 403 || res.status === 404) && used === undefined && !ep.pinged && ep.host.origin === undefined) {
+      // Quirk: a registry may refuse an anonymous pull with 403 or 404 instead of the 401 that
+      // names its scheme, and tell only /v2/. Not pinged yet (baseUrl): ask it now, and send
+      // the request again with credentials if it wants some; if not, the refusal stands.
+      const text = await readBoundedText(res.body);
+      await this.ping(ep);
+      const retry = await ep.auth.authorization(scope, signal);
+      if (retry === undefined) throw this.errorFor(ep, res, text, what);
+      return ep.transport.request({ ...req, headers: { ...req.headers, authorization: retry } });
+    }
+    if (res.status !== 401) return res;
     const text = await readBoundedText(res.body);
     const next = await ep.auth.retryAuthorization(scope, parseWwwAuthenticate(res.headers['www-authenticate']), used, signal);
     if (next === undefined) throw this.errorFor(ep, res, text, what);

@@ -1,5 +1,5 @@
 // GET /v2/ once per registry: learns which scheme answers and which auth the registry wants
-// (go-containerregistry transport/ping.go).
+// (go-containerregistry transport/ping.go). Pulls skip it where the scheme is known (client.ts baseUrl).
 import { isLoopbackRegistry } from '../reference/reference.js';
 import { ErrorCodes, isStargzError } from '../errors.js';
 import { parseWwwAuthenticate, type Challenge } from './challenge.js';
@@ -27,6 +27,15 @@ async function pingOnce(transport: Transport, baseUrl: string, signal?: AbortSig
   }
   const text = await readBoundedText(res.body);
   throw httpStatusError(res.status, `ping ${baseUrl}/v2/`, text, header(res.headers, 'retry-after'));
+}
+
+/**
+ * The base URL of `apiHost` where no ping is needed to choose the scheme: HTTP with plainHttp,
+ * HTTPS for a registry not on loopback. Undefined for loopback without plainHttp (ping decides).
+ */
+export function unpingedBaseUrl(apiHost: string, plainHttp: boolean): string | undefined {
+  if (plainHttp) return `http://${apiHost}`;
+  return isLoopbackRegistry(apiHost) ? undefined : `https://${apiHost}`;
 }
 
 /**

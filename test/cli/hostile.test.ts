@@ -142,7 +142,7 @@ describe('bounded under hostile servers', () => {
 
   test('a token answer that trickles fails with ERR_TIMEOUT within its deadline', async () => {
     const s = await hostile([
-      { match: { path: '/v2/' }, action: 'bearer-challenge' },
+      { match: { pathIncludes: '/v2/' }, action: 'bearer-challenge' },
       { match: { pathIncludes: '/token' }, action: 'trickle', intervalMs: 200, body: JSON.stringify({ token: 'x'.repeat(64) }) },
     ]);
     const r = await timed(['info', ...FAST, `${s.host}/fixtures/edge:v1`]);
@@ -153,7 +153,7 @@ describe('bounded under hostile servers', () => {
 
   test('Ctrl-C during a trickling token fetch (shared by every request, so no caller signal) exits 130 within a second', async () => {
     const s = await hostile([
-      { match: { path: '/v2/' }, action: 'bearer-challenge' },
+      { match: { pathIncludes: '/v2/' }, action: 'bearer-challenge' },
       { match: { pathIncludes: '/token' }, action: 'trickle', intervalMs: 500, body: JSON.stringify({ token: 'x'.repeat(64) }) },
     ]);
     const cli = startCli(['info', '--plain-http', '--cache-dir', fresh('cache'), `${s.host}/fixtures/edge:v1`]);

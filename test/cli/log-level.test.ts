@@ -63,7 +63,7 @@ describe('-v and -vv against a token-auth registry', () => {
     assert.equal(first.code, 0, first.stderr);
     assert.equal(first.stdout, 'stargz-edge\n');
     const reqs = requests(first.stderr);
-    assert.ok(reqs.some((r) => r.path === '/v2/' && r.status === 401), 'the ping and its challenge');
+    assert.ok(reqs.some((r) => r.path === '/v2/fixtures/edge/manifests/v1' && r.status === 401), 'the manifest, unpinged, and its challenge');
     assert.ok(reqs.some((r) => r.path === '/token' && r.status === 200 && r.bytes > 0), 'the token fetch');
     assert.ok(reqs.some((r) => r.path === '/v2/fixtures/edge/manifests/v1' && r.status === 200 && r.bytes > 0), 'the manifest');
     const ranges = reqs.filter((r) => r.path.includes('/blobs/sha256:') && r.status === 206);

@@ -56,6 +56,7 @@ export interface FaultLogEntry {
   status: number; // 0 when the connection was reset before a status was sent
   bytes: number; // body bytes sent to the client
   requestBytes: number; // request body bytes forwarded to the registry
+  at: number; // performance.now() when the request arrived (before any delay rule held it)
   cdn?: boolean; // served by the CDN listener
   rule?: FaultRule['action'];
 }
@@ -313,7 +314,7 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
       }
       const rule = proxy.rules.find((r) => ruleMatches(r, req, cdn, blobGet));
       if (rule?.times !== undefined) rule.times--;
-      const entry: FaultLogEntry = { method: req.method ?? '', path, status: 0, bytes: 0, requestBytes: 0 };
+      const entry: FaultLogEntry = { method: req.method ?? '', path, status: 0, bytes: 0, requestBytes: 0, at: performance.now() };
       if (range !== undefined) entry.range = range;
       if (cdn) entry.cdn = true;
       if (rule) entry.rule = rule.action;

@@ -9,7 +9,7 @@ import { formatBytes } from '../format.js';
 import type { CliIo } from '../io.js';
 import { writeStatsFile } from '../stats-file.js';
 import { loadConfigFile } from '../../config-file.js';
-import { COMMAND_DEFAULTS } from '../../config.js';
+import { COMMAND_DEFAULTS, SYNC_HEAD_START_BYTES } from '../../config.js';
 import { dryRunSync, type DryRunReport } from '../../sync/dry-run.js';
 import { escapeControl } from '../../errors.js';
 import type { ReuseCounts } from '../../sync/reuse.js';
@@ -63,7 +63,10 @@ export async function syncCommand(source: string, dest: string, flags: SyncFlags
   // the TOC fetch; over an existing one only once the pre-pass left something to fetch (an
   // identical re-sync inflates nothing, and on a busy machine their start-up cost it 10% of its CPU).
   const destExists = await stat(resolvePath(dest)).then(() => true, () => false);
-  const image = await openImage(ref, { ...options, warmInflater: !destExists, cacheFetchedChunks: flags.cache !== false });
+  // A new DEST has no file to reuse: what PATH holds in the top layer is fetched while the
+  // image opens (a dry run fetches no chunk).
+  const headStart = destExists || flags.dryRun ? undefined : { path, maxBytes: Math.min(SYNC_HEAD_START_BYTES, options.memoryCacheBytes / 2) };
+  const image = await openImage(ref, { ...options, warmInflater: !destExists, cacheFetchedChunks: flags.cache !== false, ...(headStart ? { headStart } : {}) });
   const written = { done: 0, total: 0, note: '' };
   progress = new TransferProgress({ quiet, images: [{ metrics: image.metrics, layers: image.manifest.layers.map((l) => l.digest) }], total: () => written }, io.errStream);
   try {
