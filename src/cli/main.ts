@@ -8,6 +8,7 @@ import { ErrorCodes, StargzError, escapeControl, redact, scrub, toStargzError } 
 import { exitStatusFor, hintFor } from './exit-codes.js';
 import { addImageOptions } from './common.js';
 import { formatDuration } from './format.js';
+import { errnoCode } from '../util/errno-code.js';
 import type { CliIo } from './io.js';
 // Commands are loaded when they run: a start-up that loads only what it uses is faster
 // (a detached mount starts the CLI twice).
@@ -242,6 +243,13 @@ export function buildProgram(io: CliIo, result: CommandResult = { status: 0 }, j
   return program;
 }
 
+/** stdout could not be written any more; its `cause` is the stream's error. */
+class StdoutFailed extends StargzError {
+  constructor(cause: Error) {
+    super(ErrorCodes.IO, `cannot write to stdout: ${cause.message}`, { cause });
+  }
+}
+
 /** After a signal, the command gets this long to clean up (unmount, remove temporaries) before we exit anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
 /** Once the command has returned after a signal, what still holds the event loop gets this long. */
@@ -267,8 +275,16 @@ export async function main(argv: string[]): Promise<void> {
   // Messages carry text from images and servers: no secret and no control character reaches
   // stderr or a mount log. stdout is data (listings, JSON): escaped on a terminal only.
   const outIsTTY = Boolean(process.stdout.isTTY);
+  // `ls | head`: once stdout fails (EPIPE when the reader went away), the next line ends the
+  // command: quietly with status 0 for EPIPE, as ls(1) ends under SIGPIPE. Byte streams (cat,
+  // export -) see the error themselves (util/stdout.ts) and decide.
+  let stdoutFailed: Error | undefined;
+  process.stdout.on('error', (err) => (stdoutFailed ??= err));
   const io: CliIo = {
-    out: (line) => process.stdout.write((outIsTTY ? escapeControl(line) : line) + '\n'),
+    out: (line) => {
+      if (stdoutFailed) throw new StdoutFailed(stdoutFailed);
+      process.stdout.write((outIsTTY ? escapeControl(line) : line) + '\n');
+    },
     err: (line) => process.stderr.write(scrub(line) + '\n'),
     notice: (line) => process.stderr.write(`stargz-get: ${scrub(line)}\n`),
     errStream: process.stderr,
@@ -280,10 +296,17 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const result: CommandResult = { status: 0 };
     await buildProgram(io, result, json).parseAsync(argv);
+    // Lines written last may fail after the command returned (a full disk under `> FILE`).
+    await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+    if (stdoutFailed) throw new StdoutFailed(stdoutFailed);
     process.exitCode = result.status;
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (err instanceof StdoutFailed && errnoCode(err.cause) === 'EPIPE') {
+      process.exitCode = 0;
       return;
     }
     const e = (err as { usage?: boolean }).usage ? new StargzError(ErrorCodes.USAGE, (err as Error).message) : toStargzError(err);
