@@ -169,7 +169,7 @@ class StoredEntry implements IndexEntry {
     // The first layer's root may be implied (merge.ts).
     const e = layer.index.entries.get(this.path) ?? (this.ino === 1 ? implicitDir('') : undefined);
     if (!e || e.type !== this.type || (this.type === 'reg' && (e.size !== this.size || Boolean(e.sparse) !== Boolean(this.sparse)))) {
-      throw new StargzError(ErrorCodes.CORRUPT_DATA, `the cached merged tree names /${this.path}, which its layer does not have as it says: run \`stargz-get cache clean\``);
+      throw new StargzError(ErrorCodes.CORRUPT_DATA, `the cached merged tree names /${this.path}, which its layer does not have as it says: run \`stargz-get cache clear\``);
     }
     return (this.layerEntry = e);
   }
