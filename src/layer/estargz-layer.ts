@@ -28,7 +28,7 @@ import { isChunkDigest } from '../cache/digest-key.js';
 import { sha256Digest } from '../util/digest.js';
 import { cacheable, chunkKey, inCache, peekMemory, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
 import { layerRule, needsWholeFile, uncoveredFile, verifyToc, type LayerRule } from './trust.js';
-import { decodeLayerIndex, encodeLayerIndex } from './index-codec.js';
+import { encodeLayerIndex, openLayerIndex, type StoredIndex } from './index-codec.js';
 import { deliverFromFile, streamChunkToFile } from './huge-chunk.js';
 import { STREAM_PIECE_BYTES, STREAMED_CHUNK_SHARE } from '../config.js';
 import { errnoCode } from '../util/errno-code.js';
@@ -77,10 +77,12 @@ export class EstargzLayer implements Layer {
   private readonly streamedFlight = new SingleFlight<string, string>();
   /** Opened on a TOC just read, whose index is not in the cache yet (storeIndex). */
   private indexUnstored = false;
+  /** The index, or (fromIndexCache) what decodes it when it is first asked for. */
+  private indexOrDecode: LayerIndex | (() => LayerIndex);
 
   constructor(
     readonly descriptor: Descriptor,
-    readonly index: LayerIndex,
+    index: LayerIndex | (() => LayerIndex),
     private readonly footer: Footer,
     private readonly source: BlobSource | undefined,
     private readonly ctx: LayerContext,
@@ -88,6 +90,26 @@ export class EstargzLayer implements Layer {
     private readonly verifiedBy: string | 'unverified',
   ) {
     this.format = formatOf(footer);
+    this.indexOrDecode = index;
+    if (typeof index !== 'function') this.learnWholeFiles(index);
+  }
+
+  /**
+   * Decoded on first use: a warm open that finds its merged tree stored reads no layer index
+   * until a read, a digest or a chunk list needs it (issue 13).
+   */
+  get index(): LayerIndex {
+    const known = this.indexOrDecode;
+    if (typeof known !== 'function') return known;
+    const index = known();
+    this.indexOrDecode = index;
+    this.learnWholeFiles(index);
+    return index;
+  }
+
+  /** Which digest-less chunks wait for their file's digest, unless an earlier run verified the file. */
+  private learnWholeFiles(index: LayerIndex): void {
+    const ctx = this.ctx;
     for (const e of index.entries.values()) {
       if (!needsWholeFile(e)) continue;
       // Verified by an earlier run: the file's chunks are known by their content digests.
@@ -125,11 +147,29 @@ export class EstargzLayer implements Layer {
   static fromIndexCache(descriptor: Descriptor, source: BlobSource | undefined, ctx: LayerContext, rule: LayerRule): EstargzLayer | undefined {
     if (rule.kind !== 'toc') return undefined;
     const data = ctx.disk?.getTocIndex(rule.tocDigest);
-    const cached = data && decodeLayerIndex(data);
-    if (!cached || !cached.footer) return undefined;
-    const index = cached.index as LayerIndex;
-    if (uncoveredFile(index)) return undefined;
-    return new EstargzLayer(descriptor, index, cached.footer, source, ctx, rule.tocDigest);
+    const stored = data && openLayerIndex(data);
+    const footer = stored && stored.footer;
+    if (!footer) return undefined;
+    const layer: EstargzLayer = new EstargzLayer(descriptor, () => layer.decodeStored(stored, footer, rule.tocDigest), footer, source, ctx, rule.tocDigest);
+    return layer;
+  }
+
+  /**
+   * The stored index's entries, checked as fromIndexCache checked them before they were
+   * decoded lazily. A record whose header passed but whose entries do not (out of bounds, or a
+   * file that would need reading whole) is rebuilt from the cached TOC, verified by its digest,
+   * and stored again; without that TOC the layer cannot be read (CORRUPT_DATA).
+   */
+  private decodeStored(stored: StoredIndex, footer: Footer, tocDigest: string): LayerIndex {
+    const decoded = stored.decode() as LayerIndex | undefined;
+    if (decoded && !uncoveredFile(decoded)) return decoded;
+    const loaded = cachedToc(this.ctx, tocDigest);
+    if (!loaded || uncoveredFile(loaded.index) || JSON.stringify(loaded.footer) !== JSON.stringify(footer)) {
+      throw new StargzError(ErrorCodes.CORRUPT_DATA, `the cached index of layer ${this.descriptor.digest.slice(0, 19)} is damaged and its TOC is not cached: open the image again`);
+    }
+    this.ctx.notice(`the cached index of layer ${this.descriptor.digest.slice(0, 19)} is damaged: rebuilt from its TOC`);
+    this.indexUnstored = true;
+    return loaded.index;
   }
 
   /** The layer on a TOC just loaded; under rule 'toc' its index is to be stored for the next open (storeIndex). */
@@ -162,13 +202,8 @@ export class EstargzLayer implements Layer {
    */
   static async loadToc(descriptor: Descriptor, source: BlobSource | undefined, ctx: LayerContext, rule: LayerRule): Promise<LoadedToc> {
     const expected = rule.kind === 'toc' ? rule.tocDigest : undefined;
-    const cached = expected ? ctx.disk?.getToc(expected) : undefined;
-    if (cached && expected) {
-      const parsed = decodeCachedToc(cached);
-      if (parsed && tocDigest(parsed.json) === expected) {
-        return { ...parsed, index: buildLayerIndexFromJson(parsed.json, parsed.footer) };
-      }
-    }
+    const cached = expected ? cachedToc(ctx, expected) : undefined;
+    if (cached) return cached;
     if (!source || ctx.offline) {
       throw new StargzError(ErrorCodes.OFFLINE_MISS, `the TOC of layer ${descriptor.digest} is not in the cache`);
     }
@@ -565,6 +600,13 @@ export async function fetchUntrustedToc(
 // The cached TOC keeps its footer in front (one JSON line), since chunk extents depend on it.
 function encodeCachedToc(footer: Footer, json: Buffer): Buffer {
   return Buffer.concat([Buffer.from(JSON.stringify(footer) + '\n'), json]);
+}
+
+/** The TOC cached under `expected` when it still matches that digest, with its index built again. */
+function cachedToc(ctx: LayerContext, expected: string): LoadedToc | undefined {
+  const data = ctx.disk?.getToc(expected);
+  const parsed = data && decodeCachedToc(data);
+  return parsed && tocDigest(parsed.json) === expected ? { ...parsed, index: buildLayerIndexFromJson(parsed.json, parsed.footer) } : undefined;
 }
 
 function decodeCachedToc(data: Buffer): { footer: Footer; json: Buffer } | undefined {

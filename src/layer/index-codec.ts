@@ -3,7 +3,7 @@
 import { MAX_NAME_BYTES, normalizeEntryName } from '../file-index/names.js';
 import { Entry, hasExtent, IndexBuilder, LazyChunk, NO_CHUNKS, NO_XATTRS, packDigest, Piece, type ChunkRef, type IndexEntry, type LayerIndex, type NodeType } from '../file-index/index.js';
 import { MAX_TOC_ENTRIES, MAX_XATTR_NAME_BYTES, MAX_XATTR_VALUE_BYTES, MAX_XATTRS_PER_ENTRY } from '../estargz/toc.js';
-import { dataRegionEnd, MAX_FOOTER_SIZE, type Footer } from '../estargz/footer.js';
+import { dataRegionEnd, MAX_FOOTER_SIZE, type Compression, type Footer } from '../estargz/footer.js';
 import { MAX_CHUNK_SIZE, MAX_CHUNKS_PER_FILE, MAX_INDEX_ENTRIES, maxDecodedBytes } from '../estargz/layer-index.js';
 import { checkInt, corrupt, LITTLE_ENDIAN, openRecord, Reader, sealRecord, Writer } from '../util/binary-record.js';
 
@@ -215,19 +215,64 @@ export function encodeLayerIndex(index: LayerIndex, format: string, footer?: Foo
   return sealRecord(MAGIC, INDEX_CODEC_VERSION, w.finish());
 }
 
-/** The decoded index, or undefined when the cached bytes are of another version, damaged or out of bounds. */
-export function decodeLayerIndex(data: Buffer): CachedIndex | undefined {
-  const body = openRecord(data, MAGIC, INDEX_CODEC_VERSION);
-  if (!body) return undefined;
-  try {
-    return decodeBody(new Reader(body));
-  } catch {
-    // Out of bounds, or refused by the builder: not an index we would have written.
-    return undefined;
-  }
+/**
+ * A cached index whose record is intact (magic, version, length, CRC-32) and whose header is
+ * read: what the blob was and, for a lazy layer, its footer. Its entries are decoded only when
+ * `decode` is first called (a warm open that finds the merged tree needs none of them: issue 13).
+ */
+export interface StoredIndex {
+  format: string;
+  footer?: Footer;
+  /** The index, or undefined when its entries are out of bounds (or on a second call): the bytes are let go. */
+  decode(): LayerIndex | undefined;
 }
 
-function decodeBody(r: Reader): CachedIndex {
+/** The record's header, or undefined when the cached bytes are of another version, damaged or out of bounds. */
+export function openLayerIndex(data: Buffer): StoredIndex | undefined {
+  const body = openRecord(data, MAGIC, INDEX_CODEC_VERSION);
+  if (!body) return undefined;
+  let r: Reader | undefined = new Reader(body);
+  let header: IndexHeader;
+  try {
+    header = decodeHeader(r);
+  } catch {
+    return undefined;
+  }
+  return {
+    format: header.format,
+    ...(header.footer ? { footer: header.footer } : {}),
+    decode() {
+      const entries = r;
+      r = undefined;
+      if (!entries) return undefined;
+      try {
+        return decodeEntries(entries, header);
+      } catch {
+        // Out of bounds, or refused by the builder: not an index we would have written.
+        return undefined;
+      }
+    },
+  };
+}
+
+/** The decoded index, or undefined when the cached bytes are of another version, damaged or out of bounds. */
+export function decodeLayerIndex(data: Buffer): CachedIndex | undefined {
+  const stored = openLayerIndex(data);
+  const index = stored?.decode();
+  return index && { index, format: stored!.format, ...(stored!.footer ? { footer: stored!.footer } : {}) };
+}
+
+interface IndexHeader {
+  lazy: boolean;
+  format: string;
+  compression: Compression;
+  flags: number;
+  tocOffset: number;
+  prefetchEnd: number | undefined;
+  footer: Footer | undefined;
+}
+
+function decodeHeader(r: Reader): IndexHeader {
   const kind = r.u8();
   if (kind > 1) throw corrupt('unknown index kind');
   const lazy = kind === 1;
@@ -244,6 +289,10 @@ function decodeBody(r: Reader): CachedIndex {
     if (uncompressed !== -1) footer.uncompressedTocLength = checkInt(uncompressed);
     if (footer.tocOffset !== tocOffset || footer.footerSize > MAX_FOOTER_SIZE) throw corrupt('the footer does not match the index');
   }
+  return { lazy, format, compression, flags, tocOffset, prefetchEnd, footer };
+}
+
+function decodeEntries(r: Reader, { lazy, compression, flags, tocOffset, prefetchEnd, footer }: IndexHeader): LayerIndex {
   const maxEntries = lazy ? MAX_INDEX_ENTRIES : MAX_TAR_INDEX_ENTRIES;
   const count = r.u32();
   const nChunks = r.u32();
@@ -371,7 +420,7 @@ function decodeBody(r: Reader): CachedIndex {
     throw corrupt('columns of different lengths');
   }
   const meta = { noPrefetch: (flags & 1) !== 0, compression, tocOffset } as const;
-  return { index: builder.finish(prefetchEnd === undefined ? meta : { ...meta, prefetchEnd }), format, ...(footer ? { footer } : {}) };
+  return builder.finish(prefetchEnd === undefined ? meta : { ...meta, prefetchEnd });
 }
 
 /** Normalized entry names (names.ts), each ended by NUL: no empty, '.' or '..' parts, no leading or trailing '/'. */
@@ -380,7 +429,8 @@ function checkPaths(text: string): void {
 }
 const NOT_NORMALIZED = /(^|\0)\/|\/(\0|\/)|(^|\0|\/)\.\.?(\/|\0)/;
 
-function readXattrs(r: Reader, n: number): Record<string, Buffer> {
+/** `n` xattrs as encodeXattrs wrote them, checked as toc.ts checks a TOC's. */
+export function readXattrs(r: Reader, n: number): Record<string, Buffer> {
   if (n > MAX_XATTRS_PER_ENTRY) throw corrupt('xattr count out of range');
   const out: Record<string, Buffer> = {};
   for (let i = 0; i < n; i++) {

@@ -20,7 +20,6 @@ export class MergedFs {
   readonly warnings: string[];
   /** What `df` shows: bytes of regular files and inodes, counted once each while merging. */
   readonly totals: ImageTotals;
-  private readonly byPath: Map<string, VNode>;
   /** Every fetch of this image's bytes: on demand, read-ahead, walk-ahead and prefetch. */
   readonly scheduler: FetchScheduler;
   /** True when the tree came from `storedTree` rather than from merging the layers. */
@@ -28,8 +27,9 @@ export class MergedFs {
 
   /**
    * `connections`: range requests the layers make at once (the default concurrency when unset).
-   * `storedTree`: these layers' merged tree as encodeTree() gave it before; used when it decodes
-   * and fits them, else the layers are merged.
+   * `storedTree`: these layers' merged tree as encodeTree() gave it before; used when it decodes,
+   * else the layers are merged. A stored tree decodes no layer index: nodes and their stat come
+   * from it, and a layer's index is decoded when one of its files is first read (stored-tree.ts).
    */
   constructor(readonly layers: readonly Layer[], options: { connections?: number; metrics?: FetchMetrics; storedTree?: Buffer } = {}) {
     this.scheduler = new FetchScheduler(options.connections, options.metrics);
@@ -37,19 +37,24 @@ export class MergedFs {
     this.treeFromStore = stored !== undefined;
     const merged = stored || mergeLayers(layers);
     this.root = merged.root;
-    this.byPath = merged.byPath;
     this.warnings = merged.warnings;
     this.totals = merged.totals;
   }
 
   /** The merged tree in its cached form (merged-tree-codec.ts), for the next open of the same layers. */
   encodeTree(): Buffer {
-    return encodeMergedTree({ root: this.root, byPath: this.byPath, warnings: this.warnings, totals: this.totals }, this.layers);
+    return encodeMergedTree(this, this.layers);
   }
 
   /** Exact lookup of an absolute, normalized path (no symlink resolution): what FUSE asks. */
   get(path: string): VNode | undefined {
-    return this.byPath.get(path);
+    if (path === '/') return this.root;
+    let node: VNode | undefined = this.root;
+    for (const part of path.slice(1).split('/')) {
+      node = node.children?.get(part);
+      if (!node) return undefined;
+    }
+    return path.startsWith('/') ? node : undefined;
   }
 
   /**

@@ -9,3 +9,11 @@ export function withVersion(record: Buffer, version: number): Buffer {
   out.writeUInt32LE(crc32(out.subarray(16)), 12);
   return out;
 }
+
+/** The record with its body's last byte cut off, its length and checksum made right again: its header still reads. */
+export function withBodyTruncated(record: Buffer): Buffer {
+  const out = Buffer.from(record.subarray(0, record.length - 1));
+  out.writeUInt32LE(out.length - 16, 8);
+  out.writeUInt32LE(crc32(out.subarray(16)), 12);
+  return out;
+}

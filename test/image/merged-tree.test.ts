@@ -1,9 +1,10 @@
 // Issue 13, the stored merged tree, through the CLI as a user runs it: the first open of an
 // image stores what merging its layers gave (by manifest digest), and the next open names its
 // nodes from that record instead of merging again — with the same listing, inode numbers and
-// link counts. A record that is damaged, of another version, or that names what the layers do
-// not have is never served: the layers are merged again and the record replaced. A tag moved
-// to another manifest is listed as that manifest.
+// link counts. A record that is damaged, of another version, or out of order is never served: the
+// layers are merged again and the record replaced. One that names what a layer does not have is
+// found out when that entry is first needed, and nothing of it is read. A tag moved to another
+// manifest is listed as that manifest.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
@@ -111,6 +112,25 @@ describe('the stored merged tree', () => {
       assert.deepEqual(trees(cache), good, 'the record is rewritten from the merge');
     });
   }
+
+  test('a tree naming a file its layer does not have, in order and checksum valid: listed from the tree, never read (ERR_CORRUPT_DATA)', async () => {
+    // Whether each inode's entry is in its layer is checked when the entry is first needed:
+    // a warm listing decodes no layer index. What only the layer has then fails, with a code.
+    const image = 'fixtures/edge:v1';
+    const cache = await fresh('cache');
+    assert.equal((await ls(image, cache)).code, 0);
+    // /etc/hostname becomes /etc/hostnamZ: it still sorts between its neighbours.
+    rewriteTrees(cache, (d) => reseal(d, (body) => body.indexOf('\0hostname\0') + 8));
+    const names = await runCli(['ls', '--plain-http', '--cache-dir', cache, `${reg.host}/${image}/etc`]);
+    assert.equal(names.code, 0, names.stderr);
+    assert.match(names.stdout, /^hostnamZ$/m);
+    for (const args of [['cat'], ['ls', '--json']]) {
+      const r = await runCli([...args, '--plain-http', '--cache-dir', cache, `${reg.host}/${image}/etc/hostnamZ`]);
+      assert.equal(r.code, 6, r.stderr);
+      assert.match(r.stderr, /ERR_CORRUPT_DATA.*the cached merged tree names \/etc\/hostnamZ, .*cache clear/);
+      assert.equal(r.stdout, '');
+    }
+  });
 
   test('a tag moved to another manifest is listed as that manifest, not from the tree stored for the old one', async () => {
     const cache = await fresh('cache');

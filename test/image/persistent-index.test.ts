@@ -12,7 +12,7 @@ import { startRegistry, pushLayout, type TestRegistry } from '../helpers/registr
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
-import { withVersion } from '../helpers/cache-records.js';
+import { withBodyTruncated, withVersion } from '../helpers/cache-records.js';
 import { Mounts, run, sha256Tree } from '../fuse/mount-helpers.js';
 import { decodeLayerIndex, INDEX_CODEC_VERSION } from '../../src/layer/index-codec.js';
 
@@ -151,6 +151,44 @@ describe('the persistent layer index', () => {
       assert.deepEqual(records(cache, 'toc-index'), good);
     });
   }
+
+  test('a warm ls / decodes no layer index: entries that do not decode behind a valid header go unseen until a read, which rebuilds them from the TOC', async () => {
+    const image = `${proxy.host}/fixtures/edge:v1`;
+    const cache = await fresh('cache');
+    const root = () => runCli(['ls', '--plain-http', '--cache-dir', cache, `${image}/`]);
+    const cat = () => runCli(['cat', '--plain-http', '--cache-dir', cache, `${image}/etc/hostname`]);
+    const first = await root();
+    assert.equal(first.code, 0, first.stderr);
+    const good = records(cache, 'toc-index');
+    const expected = await runCli(['cat', '--plain-http', '--cache-dir', await fresh('cache'), `${image}/etc/hostname`]);
+    assert.equal(expected.code, 0, expected.stderr);
+
+    // The header and checksum pass, the entries do not: only decoding them can tell.
+    rewrite(cache, 'toc-index', withBodyTruncated);
+    const damaged = /the cached index of layer sha256:[0-9a-f]{12} is damaged/;
+    const warm = await root();
+    assert.equal(warm.code, 0, warm.stderr);
+    assert.equal(warm.stdout, first.stdout);
+    assert.doesNotMatch(warm.stderr, damaged, 'ls / decoded a layer index');
+
+    // A read needs its layer's chunks: that index is decoded, found damaged, rebuilt from the cached TOC and stored again.
+    const read = await cat();
+    assert.equal(read.code, 0, read.stderr);
+    assert.match(read.stderr, /is damaged: rebuilt from its TOC/);
+    assert.equal(read.stdout, expected.stdout);
+    assert.equal(records(cache, 'toc-index').size, good.size);
+
+    // Without the TOC the listing still answers from the tree; the read fails with a coded error, printing nothing.
+    rewrite(cache, 'toc-index', withBodyTruncated);
+    rewrite(cache, 'toc', () => undefined);
+    const listed = await root();
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.equal(listed.stdout, first.stdout);
+    const failed = await cat();
+    assert.equal(failed.code, 6, failed.stderr);
+    assert.match(failed.stderr, /ERR_CORRUPT_DATA/);
+    assert.equal(failed.stdout, '');
+  });
 
   test('a mount on the stored index and merged tree fetches no blob byte to mount, and serves the same bytes and metadata', async () => {
     const image = `${proxy.host}/fixtures/edge:v1`;
