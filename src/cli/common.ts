@@ -41,7 +41,7 @@ export interface CommonFlags extends CredentialFlags {
 }
 
 export function addImageOptions(cmd: Command): Command {
-  return cmd
+  cmd
     .option('-u, --username <user>', 'registry user name')
     .option('-p, --password <password>', 'registry password (prefer --password-stdin)')
     .option('--password-stdin', 'read the registry password from standard input')
@@ -52,24 +52,46 @@ export function addImageOptions(cmd: Command): Command {
     .option('--plain-http', 'talk HTTP, not HTTPS, to the registry')
     .option('--insecure', 'do not verify the registry TLS certificate')
     .option('--cert-dir <dir>', 'TLS for the registry: *.crt CA certificates (added to the system ones), NAME.cert + NAME.key client certificate (default: its certs.d directory)')
-    .option('--concurrency <n>', `parallel range requests (default ${D.concurrency}; mount: ${M.concurrency})`)
-    .option('--retries <n>', `retries of a failed request before giving up (default ${CLIENT_DEFAULTS.retries})`)
-    .option('--timeout <duration>', `deadline for response headers and for a whole manifest or token, e.g. 30s (default ${formatDuration(D.requestTimeoutMs)}; mount: ${formatDuration(M.requestTimeoutMs)})`)
-    .option('--min-rate <size>', `slowest blob transfer accepted, per second, e.g. 10K (default ${formatSize(D.minTransferRate)})`)
-    .option('--rate-window <duration>', `how long a transfer may stay below --min-rate, e.g. 30s (default ${formatDuration(D.rateWindowMs)})`)
+    .option('--concurrency <n>', `parallel range requests (default ${D.concurrency}; mount: ${M.concurrency})`);
+  addTransferOptions(cmd)
     .addOption(new Option('--max-range <size>', `upper bound of one merged range request (default ${formatSize(D.maxRangeBytes)})`).hideHelp())
     .option('--cache-dir <dir>', 'on-disk chunk cache (default $XDG_CACHE_HOME/stargz-get)')
     .option('--cache-size <size>', `bound of the on-disk cache, e.g. 10G (default ${formatSize(D.cacheMaxBytes)})`)
     .option('--memory-cache <size>', `bound of the in-memory chunk cache, e.g. 256M (default ${formatSize(D.memoryCacheBytes)}; sync: ${formatSize(COMMAND_DEFAULTS.sync.memoryCacheBytes)}; cat: ${formatSize(COMMAND_DEFAULTS.cat.memoryCacheBytes)}; export: ${formatSize(COMMAND_DEFAULTS.export.memoryCacheBytes)})`)
     .option('--memory-budget <size>', `bound of chunk data and TOC in flight, on top of --memory-cache (default ${formatSize(D.memoryBudgetBytes)}; sync: ${formatSize(COMMAND_DEFAULTS.sync.memoryBudgetBytes)})`)
     .option('--offline', 'use only the cache: the last resolution of the tag, cached TOCs and chunks')
-    .option('--insecure-skip-toc-verify', 'read layers without a TOC-digest annotation lazily, trusting the registry (unsafe)')
+    .option('--insecure-skip-toc-verify', 'read layers without a TOC-digest annotation lazily, trusting the registry (unsafe)');
+  return addOutputOptions(addMirrorOptions(cmd));
+}
+
+/** How long and how slowly a registry may answer: every command that talks to one (copy too: both sides). */
+export function addTransferOptions(cmd: Command): Command {
+  return cmd
+    .option('--retries <n>', `retries of a failed request before giving up (default ${CLIENT_DEFAULTS.retries})`)
+    .option('--timeout <duration>', `deadline for response headers and for a whole manifest or token, e.g. 30s (default ${formatDuration(D.requestTimeoutMs)}; mount: ${formatDuration(M.requestTimeoutMs)})`)
+    .option('--min-rate <size>', `slowest blob transfer accepted, per second, e.g. 10K (default ${formatSize(D.minTransferRate)})`)
+    .option('--rate-window <duration>', `how long a transfer may stay below --min-rate, e.g. 30s (default ${formatDuration(D.rateWindowMs)})`);
+}
+
+/** Mirrors of the registry an image is pulled from (copy: its source). */
+export function addMirrorOptions(cmd: Command): Command {
+  return cmd
     .option('--hosts-dir <dir>', "containerd hosts.toml directories: mirrors per registry (default /etc/containerd/certs.d when it exists)")
-    .option('--mirror <url>', 'a mirror tried before the registry (pull and resolve); repeatable', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--mirror <url>', 'a mirror tried before the registry (pull and resolve); repeatable', (v: string, acc: string[] = []) => [...acc, v]);
+}
+
+/** The configuration file and what a command prints on stderr. */
+export function addOutputOptions(cmd: Command): Command {
+  return cmd
     .option('--config <file>', 'configuration file (default $XDG_CONFIG_HOME/stargz-get/config.toml)')
     .addOption(new Option('-q, --quiet', 'no progress display and no summary'))
     .option('-v, --verbose', 'more detail on stderr: -v each registry request and retry (info), -vv also each chunk looked up in the cache (debug)', (_: string, n: number | undefined) => (n ?? 0) + 1)
     .addOption(new Option('--log-level <level>', `what is printed on stderr besides errors (default ${LOG_DEFAULTS.level}: notices only)`).choices(LOG_LEVELS));
+}
+
+/** --quiet, else the configuration file's `quiet`. */
+export function quietFrom(flags: Pick<CommonFlags, 'quiet' | 'config'>): boolean {
+  return flags.quiet ?? loadConfigFile(flags.config).cli.quiet ?? false;
 }
 
 /**
@@ -110,9 +132,7 @@ export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, s
     memoryBudgetBytes: flags.memoryBudget !== undefined ? parseSize(flags.memoryBudget) : undefined,
     offline: flags.offline,
     platform: flags.platform,
-    requestTimeoutMs: flags.timeout !== undefined ? parseDuration(flags.timeout) : undefined,
-    minTransferRate: flags.minRate !== undefined ? parseSize(flags.minRate) : undefined,
-    rateWindowMs: flags.rateWindow !== undefined ? parseDuration(flags.rateWindow) : undefined,
+    ...transferFlags(flags),
     maxRangeBytes: flags.maxRange !== undefined ? parseSize(flags.maxRange) : undefined,
     insecureSkipTocVerify: flags.insecureSkipTocVerify,
   };
@@ -121,6 +141,32 @@ export async function openOptionsFrom(flags: CommonFlags, ref: ImageReference, s
   for (const [k, v] of Object.entries(fromFlags)) if (v !== undefined) (options as Record<string, unknown>)[k] = v;
   const registry = await registryOptionsFrom(flags, ref.registry, file, log, signal);
   return { ...options, notice: registry.notice!, log, registry };
+}
+
+type TransferOptions = Pick<Options, 'requestTimeoutMs' | 'minTransferRate' | 'rateWindowMs'>;
+type TransferFlags = Pick<CommonFlags, 'timeout' | 'minRate' | 'rateWindow'>;
+
+function transferFlags(flags: TransferFlags): { [K in keyof TransferOptions]: TransferOptions[K] | undefined } {
+  return {
+    requestTimeoutMs: flags.timeout !== undefined ? parseDuration(flags.timeout) : undefined,
+    minTransferRate: flags.minRate !== undefined ? parseSize(flags.minRate) : undefined,
+    rateWindowMs: flags.rateWindow !== undefined ? parseDuration(flags.rateWindow) : undefined,
+  };
+}
+
+/**
+ * --timeout, --min-rate and --rate-window over the file's `timeout`, `min-rate`, `rate-window`,
+ * for a command that builds its registry clients itself (copy); what neither sets is left to
+ * the client's defaults (config.ts). Image commands get them through openOptionsFrom.
+ */
+export function transferOptionsFrom(flags: TransferFlags, file: ConfigFile): Partial<TransferOptions> {
+  const out: Partial<TransferOptions> = {};
+  const fromFlags = transferFlags(flags);
+  for (const k of Object.keys(fromFlags) as Array<keyof TransferOptions>) {
+    const v = fromFlags[k] ?? file.options[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
 }
 
 /**

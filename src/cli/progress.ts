@@ -1,7 +1,8 @@
 // The transfer display on a terminal: one bar per layer being read plus a total line, each with
 // bytes, rate and ETA, drawn by cli-progress's MultiBar at most PROGRESS_DEFAULTS.redrawsPerSecond
 // times a second. Layer bars read the image's metrics (inflated bytes on-demand reads asked of the
-// layer, and delivered so far, plus the compressed bytes fetched for it); the total line is what
+// layer, and delivered so far or stood for by the compressed bytes of reads in flight, plus the
+// compressed bytes fetched for it); the total line is what
 // the command says it has done (bytes written of bytes to write). Not on a terminal, or with
 // --quiet, it draws nothing at all: piped output gets only the summary.
 import cliProgress from 'cli-progress';
@@ -128,7 +129,8 @@ export class TransferProgress {
       shown = { bar: this.bars!.create(1, 0, this.payload(label, 0, 0, 0, '')), rate: new Rate() };
       this.layerBars.set(key, shown);
     }
-    const done = Math.min(c.readDeliveredBytes, c.readRequestedBytes);
+    // Delivered bytes, and what the compressed bytes of reads in flight stand for (a big chunk moves as it arrives).
+    const done = Math.min(c.readProgressBytes, c.readRequestedBytes);
     shown.bar.setTotal(Math.max(1, c.readRequestedBytes));
     shown.bar.update(done, this.payload(label, done, c.readRequestedBytes, shown.rate.add(now, done), `${formatBytes(c.blobBytes)} fetched`));
   }

@@ -4,7 +4,7 @@
 // COPY_DEFAULTS.chunkBytes each, so memory holds a piece of a body per blob in flight, not the
 // blob nor a chunk, whatever the size. Manifests go last, children before their index, so the
 // target never names a blob or manifest it lacks.
-import { COPY_DEFAULTS } from '../config.js';
+import { CLIENT_DEFAULTS, COPY_DEFAULTS } from '../config.js';
 import { ErrorCodes, StargzError } from '../errors.js';
 import { formatReference, type ImageReference } from '../reference/reference.js';
 import type { RegistryClient } from '../registry/client.js';
@@ -45,7 +45,7 @@ export interface CopyOptions {
   /** Upload PATCH size (default COPY_DEFAULTS.chunkBytes). */
   chunkBytes?: number;
   parallelBlobs?: number;
-  /** Times a broken source body is reopened where it broke (the client's --retries). */
+  /** Times a broken source body is reopened where it broke (default: the client's, CLIENT_DEFAULTS.retries). */
   sourceReopens?: number;
   signal?: AbortSignal;
   observer?: CopyObserver;
@@ -90,7 +90,7 @@ export async function copyImage(o: CopyOptions): Promise<CopySummary> {
 
   /** Streams the blob into `upload` from byte 0, one PATCH per chunk, and completes it. */
   const transfer = async (blob: Descriptor, upload: Upload): Promise<void> => {
-    const reader = new BlobReader(o.source, o.from.repository, blob, o.sourceReopens ?? 0, signal);
+    const reader = new BlobReader(o.source, o.from.repository, blob, o.sourceReopens ?? CLIENT_DEFAULTS.retries, signal);
     try {
       while (upload.offset < blob.size) {
         const start = upload.offset;

@@ -7,14 +7,14 @@
 // The chunk cache cannot stand in for a blob: it holds inflated chunks, and an eStargz blob's
 // compressed bytes (gzip or zstd, as its builder's compressor wrote them) cannot be rebuilt
 // byte for byte from them, so every layer is fetched.
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { ErrorCodes, StargzError } from '../errors.js';
 import type { ImageReference } from '../reference/reference.js';
 import type { RegistryClient, ResolvedImage } from '../registry/client.js';
 import type { Descriptor, Platform } from '../registry/manifest.js';
 import type { FetchMetrics } from '../metrics/fetch-metrics.js';
 import type { ArchiveWriter } from './output.js';
+import { verifyingStream } from '../blob/verifying-stream.js';
 
 import type { ExportFormat } from './formats.js';
 
@@ -46,31 +46,6 @@ export interface ImageArchiveOptions {
 export function blobPath(digest: string): string {
   const [algorithm, hex] = digest.split(':');
   return `blobs/${algorithm}/${hex}`;
-}
-
-/**
- * Passes a blob's bytes through, hashing and counting them: at the end, a digest or size that
- * differs from the descriptor's fails the stream with DIGEST_MISMATCH (so its consumer fails
- * too), and more bytes than the size fail as soon as they arrive.
- */
-export function verifyingStream(desc: Descriptor, what: string, onBytes: (n: number) => void): Transform {
-  const hash = createHash('sha256');
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      seen += chunk.length;
-      if (seen > desc.size) return cb(new StargzError(ErrorCodes.DIGEST_MISMATCH, `${what}: more than the ${desc.size} bytes its descriptor gives`));
-      hash.update(chunk);
-      onBytes(chunk.length);
-      cb(null, chunk);
-    },
-    flush(cb: TransformCallback) {
-      const got = 'sha256:' + hash.digest('hex');
-      if (seen !== desc.size) return cb(new StargzError(ErrorCodes.DIGEST_MISMATCH, `${what}: ${seen} bytes, its descriptor gives ${desc.size}`));
-      if (got !== desc.digest) return cb(new StargzError(ErrorCodes.DIGEST_MISMATCH, `${what}: the registry sent bytes that hash to ${got}`));
-      cb();
-    },
-  });
 }
 
 /** A layer blob from the registry, verified as it streams; counted per layer for the progress bars. */

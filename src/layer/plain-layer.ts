@@ -7,7 +7,6 @@
 // must agree with the tar it came in.
 import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCodes, StargzError, toStargzError } from '../errors.js';
 import {
@@ -20,6 +19,7 @@ import {
 import type { ChunkRef, IndexEntry, LayerIndex, NodeType } from '../file-index/index.js';
 import type { Descriptor } from '../registry/manifest.js';
 import type { BlobSource } from '../blob/blob-source.js';
+import { verifyingStream } from '../blob/verifying-stream.js';
 import { SingleFlight } from '../util/single-flight.js';
 import { chunkKey, inCache, peekMemory, type ChunkSink, type Layer, type LayerContext, type ReadOptions } from './layer.js';
 import { LayerIndexBuilder, decodeLayerIndex, encodeLayerIndex } from './index-codec.js';
@@ -141,13 +141,8 @@ async function streamLayer(descriptor: Descriptor, source: BlobSource, ctx: Laye
   const { index, seen } = await source.verified(async (from) => {
     const builder = new LayerIndexBuilder();
     const seen: StreamedTocEvidence = { json: undefined, chunkDigests: new Map() };
-    const blobHash = createHash('sha256');
-    const hashing = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        blobHash.update(chunk);
-        cb(null, chunk);
-      },
-    });
+    // Verified as it streams: the end of the blob fails the pipeline unless it is the layer's.
+    const hashing = verifyingStream(descriptor, `layer blob ${descriptor.digest}`);
     const extract = tarSink((entry) => {
       const path = shape.estargz ? normalizeEntryName(entry.name) : '';
       if (!shape.estargz || !BOOKKEEPING.has(path)) return addEntry(builder, entry, ctx, shape.toc, seen);
@@ -161,10 +156,6 @@ async function streamLayer(descriptor: Descriptor, source: BlobSource, ctx: Laye
     } catch (err) {
       const e = toStargzError(err, ErrorCodes.CORRUPT_DATA);
       throw e.code === ErrorCodes.IO ? new StargzError(ErrorCodes.CORRUPT_DATA, `layer ${descriptor.digest}: ${e.message}`, { cause: err }) : e;
-    }
-    const actual = 'sha256:' + blobHash.digest('hex');
-    if (actual !== descriptor.digest) {
-      throw new StargzError(ErrorCodes.DIGEST_MISMATCH, `layer blob has digest ${actual}, the manifest says ${descriptor.digest}`);
     }
     return { index: builder.finish(), seen };
   }, signal);

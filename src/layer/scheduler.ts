@@ -62,7 +62,8 @@ export class FetchScheduler {
     const options: ReadOptions = { priority: 'high' };
     if (signal) options.signal = signal;
     if (window) options.window = window;
-    const counted = this.metrics.readStarted(layer.descriptor.digest, bytesOf(refs));
+    // A lazy layer's chunks say what they fetch, so the read's progress can follow its compressed bytes.
+    const counted = this.metrics.readStarted(layer.descriptor.digest, bytesOf(refs), layer.lazy ? compressedBytesOf(refs) : 0);
     return layer.readChunks(refs, (ref, data, at) => (counted.delivered(data.length), sink(ref, data, at)), options).then(
       () => counted.done(),
       (err: unknown) => {
@@ -170,6 +171,13 @@ function atHand(layer: Layer, ref: ChunkRef, kind: BackgroundKind): boolean {
 function bytesOf(refs: readonly ChunkRef[]): number {
   let n = 0;
   for (const r of refs) n += r.size;
+  return n;
+}
+
+/** The compressed extents of `refs` (those that have one). */
+function compressedBytesOf(refs: readonly ChunkRef[]): number {
+  let n = 0;
+  for (const r of refs) if (r.offset !== undefined && r.end !== undefined) n += r.end - r.offset;
   return n;
 }
 

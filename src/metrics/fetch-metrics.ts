@@ -65,6 +65,20 @@ export interface LayerCounts {
   /** Inflated bytes readers asked for on demand, and of those delivered so far. */
   readRequestedBytes: number;
   readDeliveredBytes: number;
+  /**
+   * readDeliveredBytes, plus for each on-demand read in flight the share of its inflated bytes
+   * that its compressed bytes received so far stand for: a read of one big chunk moves as the
+   * chunk arrives, not only once it is inflated and verified (the progress bars).
+   */
+  readProgressBytes: number;
+}
+
+/** An on-demand read in flight whose compressed extent is known: blob bytes of its layer arriving meanwhile are credited to it. */
+interface ReadInFlight {
+  requested: number;
+  delivered: number;
+  compressed: number;
+  credited: number;
 }
 
 /** Latency buckets of an on-demand read, seconds: a memory hit is sub-millisecond, a WAN fetch seconds. */
@@ -90,6 +104,8 @@ export class FetchMetrics {
   // Set by cacheBytes's collect, which a scrape runs first (registration order).
   private readonly cacheChunks: Gauge<'tier'> = new Gauge({ name: 'stargz_get_cache_chunks', help: 'Chunks held by the cache, by tier', labelNames: ['tier'], registers: [this.registry] });
 
+  /** By layer, in start order. Not a metric family: only the progress bars read it. */
+  private readonly readsInFlight = new Map<string, Set<ReadInFlight>>();
   private queueProbe: (() => number) | undefined;
   private cacheProbe: (() => CacheSizes) | undefined;
 
@@ -138,7 +154,16 @@ export class FetchMetrics {
 
   /** Blob body bytes arrived. */
   blobReceived(layer: string, bytes: number): void {
-    if (bytes > 0) this.blobBytes.inc({ layer }, bytes);
+    if (bytes <= 0) return;
+    this.blobBytes.inc({ layer }, bytes);
+    // Credited to the reads waiting on this layer, oldest first, each up to its compressed extent.
+    let left = bytes;
+    for (const read of this.readsInFlight.get(layer) ?? []) {
+      const take = Math.min(left, read.compressed - read.credited);
+      read.credited += take;
+      left -= take;
+      if (left === 0) break;
+    }
   }
 
   /** `count` chunks reached readers from `source`. */
@@ -150,16 +175,29 @@ export class FetchMetrics {
     this.cacheMisses.inc({ layer });
   }
 
-  /** An on-demand read of `bytes` inflated bytes starts; call the result as bytes arrive, then with `done`. */
-  readStarted(layer: string, bytes: number): { delivered(bytes: number): void; done(error?: { code: string }): void } {
+  /**
+   * An on-demand read of `bytes` inflated bytes starts; call the result as bytes arrive, then
+   * with `done`. `compressedBytes`: the compressed extent it may fetch, when known (chunks of a
+   * lazy layer), so that its progress counts as that many blob bytes of the layer arrive.
+   */
+  readStarted(layer: string, bytes: number, compressedBytes = 0): { delivered(bytes: number): void; done(error?: { code: string }): void } {
     const end = this.readSeconds.startTimer({ layer });
     if (bytes > 0) this.readRequested.inc({ layer }, bytes);
+    const read: ReadInFlight = { requested: bytes, delivered: 0, compressed: compressedBytes, credited: 0 };
+    let reads = this.readsInFlight.get(layer);
+    if (compressedBytes > 0 && bytes > 0) {
+      if (!reads) this.readsInFlight.set(layer, (reads = new Set()));
+      reads.add(read);
+    }
     return {
       delivered: (n) => {
-        if (n > 0) this.readDelivered.inc({ layer }, n);
+        if (n <= 0) return;
+        this.readDelivered.inc({ layer }, n);
+        read.delivered += n;
       },
       done: (error) => {
         end();
+        if (reads?.delete(read) && reads.size === 0) this.readsInFlight.delete(layer);
         if (error) this.failed('read', error.code);
       },
     };
@@ -216,7 +254,7 @@ export class FetchMetrics {
     const out = new Map<string, LayerCounts>();
     const at = (layer: string): LayerCounts => {
       let c = out.get(layer);
-      if (!c) out.set(layer, (c = { blobBytes: 0, blobRequests: 0, readRequestedBytes: 0, readDeliveredBytes: 0 }));
+      if (!c) out.set(layer, (c = { blobBytes: 0, blobRequests: 0, readRequestedBytes: 0, readDeliveredBytes: 0, readProgressBytes: 0 }));
       return c;
     };
     const fields: Array<[Counter<'layer'>, keyof LayerCounts]> = [
@@ -227,6 +265,10 @@ export class FetchMetrics {
     ];
     for (const [counter, field] of fields) {
       for (const v of (await counter.get()).values) at(String(v.labels.layer))[field] += v.value;
+    }
+    for (const c of out.values()) c.readProgressBytes = c.readDeliveredBytes;
+    for (const [layer, reads] of this.readsInFlight) {
+      for (const r of reads) at(layer).readProgressBytes += Math.max(0, Math.floor((r.requested * r.credited) / r.compressed) - r.delivered);
     }
     return out;
   }

@@ -5,12 +5,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startRegistry, pushLayout, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeTempDir, removeDir, trackPid, untrackPid } from '../helpers/tmp.js';
-import { runCli } from '../helpers/cli.js';
-import { cliPath } from '../helpers/paths.js';
+import { execOk, runCli } from '../helpers/cli.js';
+import { cliPath, esgzRefPath } from '../helpers/paths.js';
+import { tarHeader } from '../helpers/big-tar.js';
 
 /** Delay of each range request: the edge image's sync then takes a few seconds. */
 const DELAY_MS = 150;
@@ -117,5 +120,27 @@ describe('progress', () => {
     const plain = r.output.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '\n');
     assert.match(plain, /^layer [1-3]\/3 [0-9a-f]{8} +\[/m);
     assert.match(plain, /^total +\[[=-]+\] +\d+% [\d.]+ (B|KiB|MiB)\/s .*\/976\.6 KiB/m);
+  });
+
+  // One chunk of 3 MiB (incompressible, so ~3 MiB on the wire) trickled at 1 MiB/s: its layer
+  // bar must move while the chunk arrives, not jump from 0% to done once it is inflated.
+  test('cat of a file that is one big chunk: the layer bar moves as its compressed bytes arrive', { skip: esgzRefPath ? false : 'esgz-ref not built (scripts/tools/esgz-ref/build.sh)' }, async () => {
+    const MiB = 1024 * 1024;
+    const src = join(work, 'one-chunk');
+    await mkdir(src);
+    const size = 3 * MiB;
+    await writeFile(join(src, 'layer.tar'), Buffer.concat([tarHeader('big', size), randomBytes(size), Buffer.alloc(1024)]));
+    await execOk(esgzRefPath!, ['layout', '-out', join(src, 'layout'), '-tag', 'v1', '-chunk', String(4 * MiB), join(src, 'layer.tar')]);
+    await pushLayout(reg, join(src, 'layout'), 'progress/one-chunk:v1', { tag: 'v1', all: false });
+    proxy.rules.unshift({ match: { hasRange: true, pathIncludes: '/progress/one-chunk/blobs/' }, action: 'throttle', bytesPerSecond: MiB });
+    try {
+      const r = await underPty(['cat', '--plain-http', '--cache-dir', join(work, 'cache-one-chunk'), '-o', join(src, 'out'), `${proxy.host}/progress/one-chunk:v1/big`]);
+      assert.equal(r.code, 0, r.output);
+      const plain = r.output.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '\n');
+      const percents = plain.split('\n').flatMap((l) => /^layer 1\/1 [0-9a-f]{8} +\[[=-]+\] +(\d+)% /.exec(l)?.[1] ?? []).map(Number);
+      assert.ok(percents.some((p) => p > 0 && p < 100), `the layer bar showed only ${[...new Set(percents)].join('%, ')}%\n${plain.slice(0, 2000)}`);
+    } finally {
+      proxy.rules.shift();
+    }
   });
 });

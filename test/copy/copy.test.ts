@@ -160,6 +160,29 @@ describe('copy between two registries', () => {
     }
   });
 
+  test("the configuration file's quiet and timeout reach copy, on both sides", async () => {
+    const config = join(work, 'copy.toml');
+    await writeFile(config, 'quiet = true\ntimeout = "1s"\nretries = 0\n');
+    const edge = `${src.host}/fixtures/edge:v1`;
+    let r = await copy(['--config', config, ...dest(), edge, `${dst.host}/config-quiet/edge:v1`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '', 'quiet: no notice per blob, no summary');
+    // An answer 5 s late: within the default timeout, past the file's 1 s.
+    const late = { action: 'delay' as const, delayMs: 5000 };
+    proxy.rules = [{ match: { method: 'PUT', pathIncludes: '/manifests/' }, ...late }];
+    r = await copy(['--config', config, ...dest(), edge, `${proxy.host}/config-slow-target/edge:v1`]);
+    proxy.rules = [];
+    assert.match(r.stderr, /ERR_TIMEOUT/, 'the target side');
+    const source = await startFaultProxy(src);
+    try {
+      source.rules.push({ match: { method: 'GET', pathIncludes: '/manifests/' }, ...late });
+      r = await copy(['--config', config, ...dest(), `${source.host}/fixtures/edge:v1`, `${dst.host}/config-slow-source/edge:v1`]);
+      assert.match(r.stderr, /ERR_TIMEOUT/, 'the source side');
+    } finally {
+      await source.close();
+    }
+  });
+
   const refusals: Array<{ name: string; rule: FaultProxy['rules'][number]; code: string }> = [
     { name: 'a PATCH answered 413', rule: { match: { method: 'PATCH' }, action: 'status', status: 413, body: '{"errors":[{"code":"SIZE_INVALID","message":"blob too large"}]}' }, code: 'ERR_BLOB_REFUSED' },
     {

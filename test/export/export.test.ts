@@ -9,48 +9,18 @@ import { mkdir, readFile, readdir, writeFile, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startRegistry, pushLayout, layoutPath, type TestRegistry } from '../helpers/registry.js';
-import { oracleUnpack, compareTrees, formatDiffs, type TreeDiff } from '../helpers/oracle.js';
+import { oracleUnpack, formatDiffs } from '../helpers/oracle.js';
+import { diffFromOracle as diff, fixtureLayout, umociUnpack, type FixtureLayout } from './export-helpers.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
 
 const run = promisify(execFile);
-const suiteStart = Math.floor(Date.now() / 1000) - 5;
 const IMAGES = ['edge', 'mixed'] as const;
-
-/** As sync-oracle.test.ts: mtimes umoci took from its own clock (directories no layer lists) say nothing about the image. */
-async function diff(expected: string, actual: string): Promise<TreeDiff[]> {
-  const all = await compareTrees(expected, actual, {});
-  return all.filter((d) => !(d.field === 'mtime' && typeof d.expected === 'number' && d.expected >= suiteStart));
-}
-
-interface Layout {
-  manifestDigest: string;
-  layers: Array<{ digest: string; size: number }>;
-  diffIds: string[];
-}
-
-/** The fixture's own manifest: what every archive must carry, digest for digest. */
-async function fixtureLayout(name: string): Promise<Layout> {
-  const dir = layoutPath(name);
-  const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
-  const manifestDigest = index.manifests[0]!.digest;
-  const blob = async <T>(digest: string): Promise<T> => JSON.parse(await readFile(join(dir, 'blobs', 'sha256', digest.slice(7)), 'utf8')) as T;
-  const manifest = await blob<{ config: { digest: string }; layers: Layout['layers'] }>(manifestDigest);
-  const config = await blob<{ rootfs: { diff_ids: string[] } }>(manifest.config.digest);
-  return { manifestDigest, layers: manifest.layers, diffIds: config.rootfs.diff_ids };
-}
 
 async function skopeoInspect(transport: string): Promise<{ Digest: string; Layers: string[] }> {
   const { stdout } = await run('skopeo', ['--insecure-policy', 'inspect', transport], { maxBuffer: 16 << 20 });
   return JSON.parse(stdout) as { Digest: string; Layers: string[] };
-}
-
-async function umociUnpack(layoutTag: string, dest: string): Promise<string> {
-  const rootfs = join(dest, 'rootfs');
-  await mkdir(dest, { recursive: true });
-  await run('umoci', ['raw', 'unpack', '--image', layoutTag, rootfs], { maxBuffer: 16 << 20 });
-  return rootfs;
 }
 
 async function untar(file: string, dest: string): Promise<void> {
@@ -68,7 +38,7 @@ describe('export', () => {
   let proxy: FaultProxy;
   let work: string;
   const oracle: Record<string, string> = {};
-  const layout: Record<string, Layout> = {};
+  const layout: Record<string, FixtureLayout> = {};
   let n = 0;
 
   before(async () => {

@@ -1,5 +1,5 @@
 // An HTTP proxy in front of a TestRegistry that injects faults (error statuses, resets,
-// truncated bodies, ignored Range headers, redirects to a "CDN", delays) and counts requests
+// truncated bodies, ignored Range headers, redirects to a "CDN", delays, slow bodies) and counts requests
 // and bytes, so tests can check a client's retries, fallbacks and traffic.
 //
 // Layout: the proxy listener forwards /v2/... to the registry and /token... to the registry's
@@ -25,12 +25,13 @@ export interface FaultRule {
     multiRange?: boolean; // Range header lists more than one range
     minContentLength?: number; // request bodies of at least this many bytes (upload chunks, not a config blob's)
   };
-  action: 'status' | 'reset' | 'truncate' | 'ignore-range' | 'redirect' | 'delay' | 'serve-file' | 'drop-request' | 'cut-request' | 'rewrite';
+  action: 'status' | 'reset' | 'truncate' | 'ignore-range' | 'redirect' | 'delay' | 'throttle' | 'serve-file' | 'drop-request' | 'cut-request' | 'rewrite';
   status?: number; // 'status' (default 503)
   retryAfter?: number; // 'status': Retry-After seconds
   body?: string; // 'status'
   truncateAfterBytes?: number; // 'truncate': headers + N body bytes, then the socket is destroyed
   delayMs?: number; // 'delay' before forwarding (default 1000)
+  bytesPerSecond?: number; // 'throttle': the response body passed on at about this rate, in 20 slices a second (default 64 KiB/s)
   /** 'serve-file': answer with this file's bytes instead (single Range honoured): a registry swapping a blob or manifest. */
   file?: string;
   contentType?: string; // 'serve-file' (default application/octet-stream)
@@ -128,8 +129,22 @@ function singleRange(h: string | undefined, size: number): { start: number; end:
   return { start, end };
 }
 
-/** Copies src to res counting body bytes; with limit, stops after limit bytes and kills the connection. */
-function relay(src: Readable, res: ServerResponse, count: (n: number) => void, limit?: number): void {
+/** Writes `chunk` to res in slices of rate/20 bytes, one each 50 ms, counting each; then `next`. */
+function trickle(chunk: Buffer, res: ServerResponse, count: (n: number) => void, rate: number, next: () => void): void {
+  const slice = Math.max(1, Math.floor(rate / 20));
+  const step = (at: number): void => {
+    if (res.destroyed) return;
+    if (at >= chunk.length) return next();
+    const part = chunk.subarray(at, at + slice);
+    count(part.length);
+    res.write(part);
+    setTimeout(() => step(at + part.length), 50);
+  };
+  step(0);
+}
+
+/** Copies src to res counting body bytes; with limit, stops after limit bytes and kills the connection; with rate, at about that many bytes a second. */
+function relay(src: Readable, res: ServerResponse, count: (n: number) => void, limit?: number, rate?: number): void {
   let sent = 0;
   const cut = (): void => {
     src.destroy();
@@ -142,6 +157,11 @@ function relay(src: Readable, res: ServerResponse, count: (n: number) => void, l
     return;
   }
   src.on('data', (chunk: Buffer) => {
+    if (rate !== undefined) {
+      src.pause();
+      trickle(chunk, res, count, rate, () => src.resume());
+      return;
+    }
     if (limit !== undefined && sent + chunk.length >= limit) {
       const part = chunk.subarray(0, limit - sent);
       sent += part.length;
@@ -186,6 +206,8 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
   interface Serve {
     stripRange?: boolean;
     limit?: number;
+    /** Response body bytes per second. */
+    rate?: number;
     path?: string;
     /** Counts request body bytes forwarded upstream. */
     sent?: (n: number) => void;
@@ -213,7 +235,7 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
       if (typeof wa === 'string' && tokenUrl) h['www-authenticate'] = wa.replace(`realm="${tokenUrl.href}"`, `realm="${proxy.url}/token"`);
       res.writeHead(ures.statusCode ?? 502, h);
       ures.on('end', () => (done = true));
-      relay(ures, res, count, o.limit);
+      relay(ures, res, count, o.limit, o.rate);
     });
     up.on('error', () => {
       if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end('bad gateway: upstream unreachable');
@@ -385,6 +407,8 @@ export async function startFaultProxy(upstream: TestRegistry, opts: { cdn?: bool
           return serve({ cutAfter: rule.cutAfterRequestBytes ?? 0 });
         case 'rewrite':
           return serve({ path: rule.rewritePath ? rule.rewritePath(path) : path });
+        case 'throttle':
+          return serve({ rate: rule.bytesPerSecond ?? 64 * 1024 });
         case 'delay': {
           const t = setTimeout(() => serve({}), rule.delayMs ?? 1000);
           res.on('close', () => clearTimeout(t));

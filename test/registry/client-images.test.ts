@@ -152,7 +152,7 @@ describe('RegistryClient on a plain registry', () => {
       assert.equal(t.blobBytesReceived, 4096);
       assert.equal(t.requests, 1); // the GET alone: a plain-HTTP registry is not pinged
       assert.ok(t.bytesReceived >= 4096);
-      assert.deepEqual((await c.metrics.layers()).get(BIG_LAYER), { blobBytes: 4096, blobRequests: 1, readRequestedBytes: 0, readDeliveredBytes: 0 });
+      assert.deepEqual((await c.metrics.layers()).get(BIG_LAYER), { blobBytes: 4096, blobRequests: 1, readRequestedBytes: 0, readDeliveredBytes: 0, readProgressBytes: 0 });
     } finally {
       await c.close();
     }

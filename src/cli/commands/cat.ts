@@ -11,12 +11,11 @@ import { openImage, type OpenedImage } from '../../image/open-image.js';
 import { formatReference, parseReferenceWithPath } from '../../reference/reference.js';
 import { createFileReadStream, resolveRegularFile } from '../../api/read-stream.js';
 import type { VNode } from '../../vfs/node.js';
-import { openOptionsFrom, type CommonFlags } from '../common.js';
+import { openOptionsFrom, quietFrom, type CommonFlags } from '../common.js';
 import type { CliIo } from '../io.js';
 import { TransferProgress } from '../progress.js';
 import { writeFileAtomically } from '../../util/atomic-file.js';
 import { writeToStdout } from '../../util/stdout.js';
-import { loadConfigFile } from '../../config-file.js';
 
 export interface CatFlags extends CommonFlags {
   output?: string;
@@ -50,7 +49,7 @@ export async function catCommand(sources: string[], flags: CatFlags, io: CliIo):
     // Progress when the bytes go to a file (-o, or stdout redirected), not between them on a terminal.
     const written = { done: 0, total: parts.reduce((n, p) => n + p.node.inode.entry.size, 0) };
     if (flags.output !== undefined || !io.outIsTTY) {
-      const quiet = flags.quiet ?? loadConfigFile(flags.config).cli.quiet ?? false;
+      const quiet = quietFrom(flags);
       const shown = [...images.values()].map((image) => ({ metrics: image.metrics, layers: image.manifest.layers.map((l) => l.digest) }));
       progress = new TransferProgress({ quiet, images: shown, total: () => written }, io.errStream);
       progress.start();

@@ -1,13 +1,11 @@
 // `stargz-get copy SRC_REF DST_REF`: the options (named per side as skopeo names them) and the
 // command. Registered by main.ts; the copy itself (src/copy/) and the registry client load
 // only when it runs.
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { resolve } from 'node:path';
-import { CLIENT_DEFAULTS, DEFAULT_OPTIONS as D, LOG_DEFAULTS, parseDuration, parseSize } from '../../config.js';
 import { ErrorCodes, StargzError } from '../../errors.js';
-import { LOG_LEVELS, type LogLevel } from '../../util/log.js';
-import { loggerFrom, registryOptionsFrom } from '../common.js';
-import { formatBytes, formatDuration, formatSize } from '../format.js';
+import { addMirrorOptions, addOutputOptions, addTransferOptions, loggerFrom, quietFrom, registryOptionsFrom, transferOptionsFrom, type CommonFlags } from '../common.js';
+import { formatBytes } from '../format.js';
 import type { CliIo } from '../io.js';
 
 /** One side's flags: --src-* or --dest-*. */
@@ -19,7 +17,8 @@ interface SideFlags {
   plainHttp?: boolean;
 }
 
-export interface CopyFlags {
+/** The transfer, mirror and output flags are the image commands' own (common.ts). */
+export interface CopyFlags extends Pick<CommonFlags, 'retries' | 'timeout' | 'minRate' | 'rateWindow' | 'mirror' | 'hostsDir' | 'config' | 'quiet' | 'verbose' | 'logLevel'> {
   allPlatforms?: boolean;
   platform?: string;
   srcCreds?: string;
@@ -33,17 +32,7 @@ export interface CopyFlags {
   destCertDir?: string;
   srcPlainHttp?: boolean;
   destPlainHttp?: boolean;
-  retries?: string;
-  timeout?: string;
-  minRate?: string;
-  rateWindow?: string;
-  mirror?: string[];
-  hostsDir?: string;
-  config?: string;
   json?: boolean;
-  quiet?: boolean;
-  verbose?: number;
-  logLevel?: LogLevel;
 }
 
 /** skopeo's `--src-tls-verify=false`: a boolean option that also takes `=true` / `=false`. */
@@ -78,19 +67,10 @@ export function addCopyCommand(program: Command, io: CliIo): void {
     .option('--platform <os/arch[/variant]>', 'which manifest of an index to copy (default: this host)');
   sideOptions(cmd, 'src', 'source');
   sideOptions(cmd, 'dest', 'destination');
-  cmd
-    .option('--authfile <file>', "containers' auth.json for both registries (the --src-/--dest- ones win)", (v: string) => resolve(v))
-    .option('--retries <n>', `retries of a failed request before giving up (default ${CLIENT_DEFAULTS.retries}); an upload resumes from what the target acknowledged`)
-    .option('--timeout <duration>', `deadline for response headers and small answers, e.g. 30s (default ${formatDuration(D.requestTimeoutMs)})`)
-    .option('--min-rate <size>', `slowest transfer accepted, per second, either way, e.g. 10K (default ${formatSize(D.minTransferRate)})`)
-    .option('--rate-window <duration>', `how long a transfer may stay below --min-rate (default ${formatDuration(D.rateWindowMs)})`)
-    .option('--mirror <url>', 'a mirror of the source registry tried first; repeatable', (v: string, acc: string[] = []) => [...acc, v])
-    .option('--hosts-dir <dir>', 'containerd hosts.toml directories (default /etc/containerd/certs.d when it exists)')
-    .option('--config <file>', 'configuration file (default $XDG_CONFIG_HOME/stargz-get/config.toml)')
+  cmd.option('--authfile <file>', "containers' auth.json for both registries (the --src-/--dest- ones win)", (v: string) => resolve(v));
+  // Both sides' clients take the transfer options; mirrors serve the source only.
+  addOutputOptions(addMirrorOptions(addTransferOptions(cmd)))
     .option('--json', 'print the summary as one JSON document on stdout')
-    .addOption(new Option('-q, --quiet', 'no progress and no summary'))
-    .option('-v, --verbose', 'more detail on stderr: -v each registry request and retry', (_: string, n: number | undefined) => (n ?? 0) + 1)
-    .addOption(new Option('--log-level <level>', `what is printed on stderr besides errors (default ${LOG_DEFAULTS.level})`).choices(LOG_LEVELS))
     .action(async (src: string, dst: string, flags: CopyFlags) => copyCommand(src, dst, flags, io));
 }
 
@@ -114,12 +94,8 @@ export async function copyCommand(src: string, dst: string, flags: CopyFlags, io
   if (flags.allPlatforms && flags.platform !== undefined) throw new StargzError(ErrorCodes.USAGE, '--all-platforms copies every platform: it contradicts --platform');
   const log = loggerFrom(flags, io.notice);
   const file = loadConfigFile(flags.config);
-  const transfer = {
-    requestTimeoutMs: flags.timeout !== undefined ? parseDuration(flags.timeout) : (file.options.requestTimeoutMs ?? D.requestTimeoutMs),
-    minTransferRate: flags.minRate !== undefined ? parseSize(flags.minRate) : (file.options.minTransferRate ?? D.minTransferRate),
-    rateWindowMs: flags.rateWindow !== undefined ? parseDuration(flags.rateWindow) : (file.options.rateWindowMs ?? D.rateWindowMs),
-  };
-  const client = async (s: 'src' | 'dest', registry: string, mirrors: string[] | undefined): Promise<InstanceType<typeof RegistryClient>> => {
+  const transfer = transferOptionsFrom(flags, file);
+  const client = async (s: 'src' | 'dest', registry: string, mirrors: string[] | undefined) => {
     const f = side(flags, s);
     const options = await registryOptionsFrom(
       {
@@ -138,11 +114,11 @@ export async function copyCommand(src: string, dst: string, flags: CopyFlags, io
       io.signal,
     );
     // Pushes go to the registry itself: its mirrors (from the file) serve pulls only.
-    return new RegistryClient(registry, { ...options, ...transfer, ...(s === 'dest' ? { hosts: undefined } : {}) });
+    return { client: new RegistryClient(registry, { ...options, ...transfer, ...(s === 'dest' ? { hosts: undefined } : {}) }), retries: options.retries };
   };
-  const source = await client('src', from.registry, flags.mirror);
-  const target = await client('dest', to.registry, undefined);
-  const quiet = flags.quiet ?? false;
+  const { client: source, retries: sourceRetries } = await client('src', from.registry, flags.mirror);
+  const { client: target } = await client('dest', to.registry, undefined);
+  const quiet = quietFrom(flags);
   const blobs: string[] = [];
   const moved = { done: 0, total: 0, note: '' };
   const progress = new TransferProgress({ quiet, images: [{ metrics: source.metrics, layers: blobs, noun: 'blob' }], total: () => moved }, io.errStream);
@@ -161,7 +137,7 @@ export async function copyCommand(src: string, dst: string, flags: CopyFlags, io
       to,
       allPlatforms: flags.allPlatforms ?? false,
       ...(flags.platform !== undefined ? { platform: parsePlatform(flags.platform) } : {}),
-      sourceReopens: Number(flags.retries ?? file.cli.retries ?? CLIENT_DEFAULTS.retries),
+      ...(sourceRetries !== undefined ? { sourceReopens: sourceRetries } : {}),
       signal: io.signal,
       observer: {
         uploadStarted: (b) => {

@@ -12,8 +12,7 @@ import { writeImageArchive, type ImageArchiveSummary } from '../../export/image-
 import type { ExportFormat } from '../../export/formats.js';
 import { STDOUT, tarArchive, writeDirectory, writeTar } from '../../export/output.js';
 import { writeRootfs, type RootfsSummary } from '../../export/rootfs.js';
-import { loadConfigFile } from '../../config-file.js';
-import { openOptionsFrom, type CommonFlags } from '../common.js';
+import { openOptionsFrom, quietFrom, type CommonFlags } from '../common.js';
 import { formatBytes } from '../format.js';
 import type { CliIo } from '../io.js';
 import { TransferProgress } from '../progress.js';
@@ -39,7 +38,7 @@ export async function exportCommand(source: string, output: string, flags: Expor
   if (flags.rootfs && flags.format !== undefined) throw usage('--rootfs writes a plain tar of the files: it takes no --format');
   if (!flags.rootfs && path !== '/') throw usage(`${source}: a path inside the image needs --rootfs (an image archive holds whole layers)`);
   if (!flags.rootfs && flags.offline) throw usage('--offline: the cache holds inflated chunks, not the blobs an image archive is made of; only --rootfs works offline');
-  const quiet = flags.quiet ?? loadConfigFile(flags.config).cli.quiet ?? false;
+  const quiet = quietFrom(flags);
   const target = output === STDOUT ? STDOUT : resolve(output);
   if (flags.rootfs) await exportRootfs(ref, path, target, flags, io, quiet);
   else await exportImage(ref, target, formatFor(output, flags.format), flags, io, quiet);

@@ -3,12 +3,11 @@ import { resolve as resolvePath } from 'node:path';
 import { parseReferenceWithPath, formatReference } from '../../reference/reference.js';
 import { openImage } from '../../image/open-image.js';
 import { syncPath, type SyncSummary } from '../../sync/sync.js';
-import { openOptionsFrom, type CommonFlags } from '../common.js';
+import { openOptionsFrom, quietFrom, type CommonFlags } from '../common.js';
 import { TransferProgress } from '../progress.js';
 import { formatBytes } from '../format.js';
 import type { CliIo } from '../io.js';
 import { writeStatsFile } from '../stats-file.js';
-import { loadConfigFile } from '../../config-file.js';
 import { COMMAND_DEFAULTS, SYNC_HEAD_START_BYTES } from '../../config.js';
 import { dryRunSync, type DryRunReport } from '../../sync/dry-run.js';
 import { escapeControl } from '../../errors.js';
@@ -47,7 +46,7 @@ export interface SyncJson extends Omit<SyncSummary, 'dest'> {
 
 export async function syncCommand(source: string, dest: string, flags: SyncFlags, io: CliIo): Promise<void> {
   const { ref, path } = parseReferenceWithPath(source);
-  const quiet = flags.quiet ?? loadConfigFile(flags.config).cli.quiet ?? false;
+  const quiet = quietFrom(flags);
   let progress: TransferProgress | undefined;
   const notice = (m: string): void => {
     if (!progress?.notice(m)) io.notice(m);
