@@ -11,7 +11,7 @@ import { writeStatsFile } from '../stats-file.js';
 import { loadConfigFile } from '../../config-file.js';
 import { COMMAND_DEFAULTS } from '../../config.js';
 import { dryRunSync, type DryRunReport } from '../../sync/dry-run.js';
-import { escapeControl } from '../../errors.js';
+import { ErrorCodes, StargzError, escapeControl } from '../../errors.js';
 import type { ReuseCounts } from '../../sync/reuse.js';
 import { writeMetricsFile } from '../../metrics/export.js';
 import { posixExtra } from '../../util/native.js';
@@ -47,6 +47,10 @@ export interface SyncJson extends Omit<SyncSummary, 'dest'> {
 
 export async function syncCommand(source: string, dest: string, flags: SyncFlags, io: CliIo): Promise<void> {
   const { ref, path } = parseReferenceWithPath(source);
+  // A dry run fetches no chunk: its metrics would count the TOCs alone, as if nothing were needed.
+  if (flags.dryRun && flags.metricsFile !== undefined) {
+    throw new StargzError(ErrorCodes.USAGE, '--metrics-file records what a sync fetched, and --dry-run fetches nothing: use one or the other');
+  }
   const quiet = flags.quiet ?? loadConfigFile(flags.config).cli.quiet ?? false;
   let progress: TransferProgress | undefined;
   const notice = (m: string): void => {
