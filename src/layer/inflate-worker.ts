@@ -28,10 +28,11 @@ parentPort?.on('message', (job: InflateJob) => {
       const data = inflateChunkSync(compressed, job.compression, item.innerOffset, item.size);
       if (!data) return { fallback: compressed };
       verifyChunk(data, item.digest, item.what);
-      // Hand the bytes over without a copy when they own their whole buffer.
-      if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !transfer.includes(data.buffer as ArrayBuffer)) {
-        transfer.push(data.buffer as ArrayBuffer);
-      }
+      // Hand the bytes over without a copy: a view is sent with its whole buffer, which is the
+      // inflater's own (zlib's output keeps its tail slack, so the chunk is rarely all of it).
+      // A copy would be a second allocation on the main thread, and garbage here until V8
+      // collects it (issue 13: every chunk of a whole-image sync was copied).
+      if (transferable(data, range) && !transfer.includes(data.buffer as ArrayBuffer)) transfer.push(data.buffer as ArrayBuffer);
       return { data };
     } catch (err) {
       return { error: { code: isStargzError(err) ? err.code : undefined, message: (err as Error).message } };
@@ -39,3 +40,13 @@ parentPort?.on('message', (job: InflateJob) => {
   });
   parentPort!.postMessage({ id: job.id, outcomes } satisfies InflateReply, transfer);
 });
+
+/**
+ * Whether `data`'s buffer may leave this thread: only one allocated for this chunk alone, not
+ * the range the other chunks are inflated from, nor node's pool that small Buffers share
+ * (Buffer.poolSize), and mostly the chunk (compact() copies a small result out of a big one).
+ */
+function transferable(data: Buffer, range: Buffer): boolean {
+  const buffer = data.buffer;
+  return buffer !== range.buffer && !(buffer instanceof SharedArrayBuffer) && buffer.byteLength > Buffer.poolSize && data.byteLength * 2 >= buffer.byteLength;
+}

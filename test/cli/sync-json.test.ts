@@ -103,4 +103,15 @@ describe('sync --json', () => {
     assert.ok(plan.items.filter((i) => i.action === 'fetch').length >= 19);
     await assert.rejects(lstat(dest));
   });
+
+  // Issue 13: a dry run's metrics file would count only the TOCs read, as if the plan fetched nothing.
+  test('--dry-run with --metrics-file is a usage error, and neither file nor DEST is made', async () => {
+    const dest = join(work, 'dry-metrics');
+    const metrics = join(work, 'dry.prom');
+    const r = await cli(['sync', '-n', '--metrics-file', metrics, `${reg.host}/f/sync:v1`, dest]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /ERR_USAGE/);
+    await assert.rejects(lstat(metrics));
+    await assert.rejects(lstat(dest));
+  });
 });

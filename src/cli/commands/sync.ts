@@ -10,7 +10,7 @@ import type { CliIo } from '../io.js';
 import { writeStatsFile } from '../stats-file.js';
 import { COMMAND_DEFAULTS, SYNC_HEAD_START_BYTES } from '../../config.js';
 import { dryRunSync, type DryRunReport } from '../../sync/dry-run.js';
-import { escapeControl } from '../../errors.js';
+import { ErrorCodes, StargzError, escapeControl } from '../../errors.js';
 import type { ReuseCounts } from '../../sync/reuse.js';
 import { writeMetricsFile } from '../../metrics/export.js';
 import { posixExtra } from '../../util/native.js';
@@ -46,6 +46,10 @@ export interface SyncJson extends Omit<SyncSummary, 'dest'> {
 
 export async function syncCommand(source: string, dest: string, flags: SyncFlags, io: CliIo): Promise<void> {
   const { ref, path } = parseReferenceWithPath(source);
+  // A dry run fetches no chunk: its metrics would count the TOCs alone, as if nothing were needed.
+  if (flags.dryRun && flags.metricsFile !== undefined) {
+    throw new StargzError(ErrorCodes.USAGE, '--metrics-file records what a sync fetched, and --dry-run fetches nothing: use one or the other');
+  }
   const quiet = quietFrom(flags);
   let progress: TransferProgress | undefined;
   const notice = (m: string): void => {
