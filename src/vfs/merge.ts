@@ -12,8 +12,6 @@ export const OPAQUE_WHITEOUT = '.wh..wh..opq';
 
 export interface MergeResult {
   root: VNode;
-  /** Every node by absolute path. */
-  byPath: Map<string, VNode>;
   /** Hardlinks whose target was missing: skipped, reported once. */
   warnings: string[];
   totals: ImageTotals;
@@ -119,9 +117,8 @@ export function mergeLayers(layers: readonly Layer[]): MergeResult {
     }
   }
 
-  const byPath = new Map<string, VNode>();
-  const totals = numberInodes(root, byPath);
-  return { root, byPath, warnings, totals };
+  const totals = numberInodes(root);
+  return { root, warnings, totals };
 }
 
 /**
@@ -130,11 +127,10 @@ export function mergeLayers(layers: readonly Layer[]): MergeResult {
  * link count is counted as its names are met (no side table: at millions of entries a Map
  * of every inode would be one of the largest things a merge holds).
  */
-function numberInodes(root: VNode, byPath: Map<string, VNode>): ImageTotals {
+function numberInodes(root: VNode): ImageTotals {
   let next = 1;
   let bytes = 0;
   const visit = (node: VNode): void => {
-    byPath.set(node.path, node);
     const first = node.inode.ino === 0;
     if (first) {
       node.inode.ino = next++;

@@ -48,13 +48,14 @@ export class MergedFs {
 
   /** Exact lookup of an absolute, normalized path (no symlink resolution): what FUSE asks. */
   get(path: string): VNode | undefined {
+    if (!path.startsWith('/')) return undefined;
     if (path === '/') return this.root;
     let node: VNode | undefined = this.root;
     for (const part of path.slice(1).split('/')) {
       node = node.children?.get(part);
       if (!node) return undefined;
     }
-    return path.startsWith('/') ? node : undefined;
+    return node;
   }
 
   /**

@@ -22,7 +22,7 @@ import { MAX_TAR_INDEX_ENTRIES, readXattrs } from '../layer/index-codec.js';
 import { MAX_NAME_BYTES } from '../file-index/names.js';
 import { NO_XATTRS, type NodeType } from '../file-index/index.js';
 import { corrupt, openRecord, Reader, sealRecord, Writer } from '../util/binary-record.js';
-import type { ImageTotals } from './merge.js';
+import type { MergeResult } from './merge.js';
 import type { Inode, VNode } from './node.js';
 import { FLAG_IMPLICIT, FLAG_SPARSE, StoredTree } from './stored-tree.js';
 
@@ -36,12 +36,6 @@ const MAX_TEXT_BYTES = 64 * 1024;
 const TYPES: readonly NodeType[] = ['dir', 'reg', 'symlink', 'hardlink', 'char', 'block', 'fifo'];
 const TYPE_CODE = new Map(TYPES.map((t, i) => [t, i]));
 const DEVICE_BIT = 4; // of the flags: FLAG_SPARSE, FLAG_IMPLICIT, then this
-
-export interface StoredMergeResult {
-  root: VNode;
-  warnings: string[];
-  totals: ImageTotals;
-}
 
 /** A growable column of u32 or f64. */
 class Column<T extends Uint32Array | Float64Array> {
@@ -117,7 +111,7 @@ export function encodeMergedTree(tree: { root: VNode; warnings: readonly string[
 }
 
 /** The merged tree of `layers` as stored, or undefined when the record is of another version, damaged, or out of bounds. */
-export function decodeMergedTree(data: Buffer, layers: readonly Layer[]): StoredMergeResult | undefined {
+export function decodeMergedTree(data: Buffer, layers: readonly Layer[]): MergeResult | undefined {
   const body = openRecord(data, MAGIC, MERGED_TREE_VERSION);
   if (!body) return undefined;
   try {
@@ -127,7 +121,7 @@ export function decodeMergedTree(data: Buffer, layers: readonly Layer[]): Stored
   }
 }
 
-function decodeBody(r: Reader, layers: readonly Layer[]): StoredMergeResult {
+function decodeBody(r: Reader, layers: readonly Layer[]): MergeResult {
   // Every visible name is one entry of some layer (the root may be implied).
   const maxNodes = layers.length * MAX_TAR_INDEX_ENTRIES + 1;
   const count = r.u32();
